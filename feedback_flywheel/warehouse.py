@@ -1,0 +1,104 @@
+"""The DuckDB file: connecting to it and creating the tables that dbt does not own.
+
+dbt owns ``staging``, ``intermediate`` and ``marts``. The ``raw`` tables (append-only, what users
+load) and the ``ml`` tables (what the Python stage writes: batch runs, later drift results and
+decisions) are created here, idempotently, so that ``flywheel init`` can be run any number of times.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import duckdb
+
+from feedback_flywheel import paths
+from feedback_flywheel.contract import BOOKKEEPING_COLUMNS, RAW_TABLES, RawTable
+
+RAW_SCHEMA = "raw"
+ML_SCHEMA = "ml"
+
+LOAD_LEDGER_DDL = f"""
+create table if not exists {RAW_SCHEMA}.load_ledger (
+    load_id varchar primary key,
+    table_name varchar not null,
+    file_path varchar not null,
+    file_name varchar not null,
+    file_format varchar not null,
+    content_sha256 varchar not null,
+    row_count bigint not null,
+    loaded_at timestamp not null
+)
+"""
+
+BATCH_RUNS_DDL = f"""
+create table if not exists {ML_SCHEMA}.batch_runs (
+    batch_id varchar not null,
+    attempt integer not null,
+    window_start timestamp not null,
+    window_end timestamp not null,
+    status varchar not null,
+    feedback_in bigint,
+    feedback_accepted bigint,
+    feedback_quarantined bigint,
+    feedback_held bigint,
+    quarantined_by_reason varchar,
+    inferences_in bigint,
+    training_examples_added bigint,
+    dataset_version varchar,
+    error_message varchar,
+    dbt_seconds double,
+    started_at timestamp not null,
+    finished_at timestamp,
+    primary key (batch_id, attempt)
+)
+"""
+
+
+def raw_table_ddl(table: RawTable) -> str:
+    """``create table if not exists`` for one raw table: contract columns plus bookkeeping columns."""
+    columns = [*table.columns, *BOOKKEEPING_COLUMNS]
+    body = ",\n    ".join(f"{column.name} {column.type}" for column in columns)
+    return f"create table if not exists {RAW_SCHEMA}.{table.name} (\n    {body}\n)"
+
+
+def init_warehouse(con: duckdb.DuckDBPyConnection) -> None:
+    """Create the ``raw`` and ``ml`` schemas and tables if they are missing. Safe to repeat."""
+    con.execute(f"create schema if not exists {RAW_SCHEMA}")
+    con.execute(f"create schema if not exists {ML_SCHEMA}")
+    for table in RAW_TABLES.values():
+        con.execute(raw_table_ddl(table))
+    con.execute(LOAD_LEDGER_DDL)
+    con.execute(BATCH_RUNS_DDL)
+
+
+@contextmanager
+def connect(db_path: Path | None = None, *, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+    """Open the warehouse (creating its folder when writing) and close it on exit.
+
+    DuckDB allows one writer process at a time; a lock error is turned into a message that says
+    what to do instead of a bare ``IOException``.
+    """
+    db_path = Path(db_path) if db_path else paths.database_path()
+    if not read_only:
+        db_path.parent.mkdir(parents=True, exist_ok=True)
+    elif not db_path.exists():
+        raise FileNotFoundError(
+            f"no warehouse at {db_path}: run `flywheel init` (or `make run`) first, "
+            "or point FLYWHEEL_DUCKDB at an existing file"
+        )
+    try:
+        con = duckdb.connect(str(db_path), read_only=read_only)
+    except duckdb.IOException as error:
+        if "lock" in str(error).lower():
+            raise RuntimeError(
+                f"{db_path} is open in another process (DuckDB allows one writer). Wait for the "
+                "running build to finish, or read the published copy "
+                f"{paths.published_path(db_path)} instead."
+            ) from error
+        raise
+    try:
+        yield con
+    finally:
+        con.close()
