@@ -1,0 +1,271 @@
+{{
+    config(
+        materialized='incremental',
+        unique_key='feedback_row_id',
+        incremental_strategy=feedback_flywheel.flywheel_incremental_strategy(),
+        on_schema_change='fail',
+    )
+}}
+
+-- The Feedback Validation Service: every raw feedback row gets exactly one status, accepted,
+-- quarantined (with a reason_code from seeds/quarantine_reason_codes.csv) or held (its inference
+-- is not in the log yet; it is re-tried each batch for var lookback_days, then quarantined).
+-- "New" for this model: rows that arrived inside the batch window, rows still held, and rows
+-- loaded after the newest row already here. A decided row is never decided again, so its outcome
+-- and batch_id are stable, and re-running the latest batch reproduces it exactly.
+
+{%- set batch_start = feedback_flywheel.var_timestamp('batch_start') %}
+{%- set batch_end = feedback_flywheel.var_timestamp('batch_end') %}
+
+with
+
+feedback as (
+
+    select
+        *,
+        coalesce(received_at, loaded_at) as arrived_at
+    from {{ ref('stg_raw__feedback_events') }}
+    where
+        coalesce(received_at, loaded_at) < {{ batch_end }}
+        {%- if is_incremental() %}
+            and (
+                coalesce(received_at, loaded_at) >= {{ batch_start }}
+                or feedback_row_id in (
+                    select held.feedback_row_id from {{ this }} as held
+                    where held.status = 'held'
+                )
+                or loaded_at > (select max(this_batch.loaded_at) from {{ this }} as this_batch)
+            )
+        {%- endif %}
+
+),
+
+event_types as (
+
+    select * from {{ ref('feedback_event_types') }}
+
+),
+
+inferences as (
+
+    select
+        inference_id,
+        model_name,
+        model_version,
+        predicted_label,
+        logged_at
+    from {{ ref('int_inferences_validated') }}
+    where is_accepted and logged_at < {{ batch_end }}
+
+),
+
+known_labels as (
+
+    select distinct
+        model_name,
+        predicted_label as label
+    from inferences
+
+),
+
+previously_accepted as (
+
+    {%- if is_incremental() %}
+    select
+        event_id,
+        inference_id,
+        event_type
+    from {{ this }}
+    where
+        status = 'accepted'
+        and feedback_row_id not in (select feedback.feedback_row_id from feedback)
+    {%- else %}
+    select
+        cast(null as {{ dbt.type_string() }}) as event_id,
+        cast(null as {{ dbt.type_string() }}) as inference_id,
+        cast(null as {{ dbt.type_string() }}) as event_type
+    where 1 = 0
+    {%- endif %}
+
+),
+
+row_checked as (
+
+    -- Checks that need nothing but the row itself, in the order of the reason-code seed.
+    select
+        feedback.*,
+        event_types.value_kind,
+        case
+            when
+                feedback.event_id is null or feedback.inference_id is null
+                or feedback.event_type is null or feedback.occurred_at is null
+                or feedback.received_at is null
+                then 'missing_required_field'
+            when
+                feedback.schema_version is null
+                or feedback.schema_version not in
+                {{ feedback_flywheel.string_list(var('supported_schema_versions')) }}
+                then 'unsupported_schema_version'
+            when event_types.event_type is null then 'unknown_event_type'
+            when
+                feedback.raw_payload is not null
+                and not {{ feedback_flywheel.json_is_object('feedback.raw_payload') }}
+                then 'malformed_payload'
+            when
+                (
+                    event_types.value_kind in ('integer', 'number', 'binary', 'sign')
+                    and (
+                        feedback.value_numeric is null
+                        or feedback.value_numeric < event_types.min_value
+                        or feedback.value_numeric > event_types.max_value
+                    )
+                )
+                or (
+                    event_types.value_kind in ('integer', 'binary', 'sign')
+                    and feedback.value_numeric <> floor(feedback.value_numeric)
+                )
+                or (event_types.value_kind = 'sign' and feedback.value_numeric = 0)
+                or (
+                    event_types.value_kind in ('label', 'event_ref')
+                    and coalesce(feedback.value_text, '') = ''
+                )
+                then 'value_out_of_range'
+            when
+                feedback.occurred_at > {{ dbt.dateadd(
+                    'second', var('clock_skew_seconds'), 'feedback.received_at'
+                ) }}
+                then 'occurred_in_future'
+        end as row_reason
+    from feedback
+    left join event_types
+        on feedback.event_type = event_types.event_type
+
+),
+
+deduplicated as (
+
+    -- The first copy of an event_id (by arrival) counts; later copies are duplicates, as are
+    -- copies of an event accepted in an earlier batch.
+    select
+        row_checked.*,
+        previously_accepted.event_id is not null as was_accepted_before,
+        case
+            when row_checked.row_reason is null
+                then row_number() over (
+                    partition by row_checked.event_id, row_checked.row_reason
+                    order by
+                        row_checked.received_at,
+                        row_checked.loaded_at,
+                        row_checked.load_id,
+                        row_checked.file_row
+                )
+        end as event_rank
+    from row_checked
+    left join previously_accepted
+        on row_checked.event_id = previously_accepted.event_id
+
+),
+
+joined as (
+
+    select
+        deduplicated.*,
+        inferences.model_name,
+        inferences.model_version,
+        inferences.logged_at as inference_logged_at,
+        known_labels.label is not null as is_known_label
+    from deduplicated
+    left join inferences
+        on deduplicated.inference_id = inferences.inference_id
+    left join known_labels
+        on
+            inferences.model_name = known_labels.model_name
+            and deduplicated.value_text = known_labels.label
+
+),
+
+retraction_targets as (
+
+    -- Events a retraction may withdraw: accepted before, or passing every check in this batch.
+    select
+        event_id,
+        inference_id
+    from previously_accepted
+    where event_type <> 'retraction'
+
+    union all
+
+    select
+        event_id,
+        inference_id
+    from joined
+    where
+        row_reason is null
+        and event_rank = 1
+        and not was_accepted_before
+        and event_type <> 'retraction'
+        and inference_logged_at is not null
+
+),
+
+classified as (
+
+    select
+        joined.*,
+        case
+            when joined.row_reason is not null then joined.row_reason
+            when joined.was_accepted_before or joined.event_rank > 1 then 'duplicate_event_id'
+            when
+                joined.inference_logged_at is null
+                and joined.arrived_at < {{ dbt.dateadd('day', -var('lookback_days'), batch_end) }}
+                then 'unknown_inference_id'
+            when joined.inference_logged_at is null then null
+            when joined.occurred_at < joined.inference_logged_at then 'occurred_before_inference'
+            when joined.value_kind = 'label' and not joined.is_known_label
+                then 'value_out_of_range'
+            when
+                joined.event_type = 'retraction'
+                and not exists (
+                    select 1 from retraction_targets
+                    where
+                        retraction_targets.event_id = joined.value_text
+                        and retraction_targets.inference_id = joined.inference_id
+                )
+                then 'unknown_retraction_target'
+        end as reason_code
+    from joined
+
+),
+
+final as (
+
+    select
+        feedback_row_id,
+        event_id,
+        inference_id,
+        event_type,
+        case
+            when reason_code is not null then 'quarantined'
+            when inference_logged_at is null then 'held'
+            else 'accepted'
+        end as status,
+        reason_code,
+        model_name,
+        model_version,
+        value_text,
+        raw_payload,
+        feedback_source,
+        schema_version,
+        load_id,
+        '{{ var("batch_id") }}' as batch_id,
+        value_numeric,
+        file_row,
+        inference_logged_at,
+        occurred_at,
+        received_at,
+        loaded_at
+    from classified
+
+)
+
+select * from final

@@ -1,0 +1,99 @@
+{{
+    config(
+        materialized='incremental',
+        unique_key='dataset_version',
+        incremental_strategy=feedback_flywheel.flywheel_incremental_strategy(),
+        on_schema_change='fail',
+    )
+}}
+
+-- The catalogue of dataset versions: one row per batch, with the size of the Incremental Dataset
+-- as of that batch, what the batch added and superseded, an order-independent fingerprint of its
+-- rows, and the sampling settings its training sample was drawn with (so it can be rebuilt).
+-- "New" for this model: the current batch's version.
+
+{%- set batch_id = var('batch_id') %}
+
+with
+
+examples as (
+
+    select * from {{ ref('fct_training_examples') }}
+
+),
+
+sample as (
+
+    select * from {{ ref('fct_training_sample') }}
+    where batch_id = '{{ batch_id }}'
+
+),
+
+version_rows as (
+
+    select
+        count(*) as example_count,
+        sum(case when batch_id = '{{ batch_id }}' then 1 else 0 end) as examples_added,
+        count(distinct label) as label_count,
+        sum({{ feedback_flywheel.hex8_to_bigint(
+            'substr(' ~ dbt.hash('training_example_id') ~ ', 1, 8)'
+        ) }}) as example_fingerprint
+    from examples
+    where
+        batch_id <= '{{ batch_id }}'
+        and (superseded_in_batch_id is null or superseded_in_batch_id > '{{ batch_id }}')
+
+),
+
+superseded as (
+
+    select count(*) as examples_superseded
+    from examples
+    where superseded_in_batch_id = '{{ batch_id }}'
+
+),
+
+sampled as (
+
+    select
+        count(*) as sample_count,
+        sum(case when sampling_strategy = 'stratified' then 1 else 0 end) as stratified_count,
+        sum(
+            case when sampling_strategy like 'uncertainty%' then 1 else 0 end
+        ) as uncertainty_count,
+        sum({{ feedback_flywheel.hex8_to_bigint(
+            'substr(' ~ dbt.hash('training_sample_id') ~ ', 1, 8)'
+        ) }}) as sample_fingerprint
+    from sample
+
+),
+
+final as (
+
+    select
+        'ds-{{ batch_id }}' as dataset_version,
+        '{{ batch_id }}' as batch_id,
+        '{{ var("stratify_by") }}' as stratify_by,
+        '{{ var("uncertainty_method") }}' as uncertainty_method,
+        version_rows.example_count,
+        version_rows.examples_added,
+        superseded.examples_superseded,
+        version_rows.label_count,
+        sampled.sample_count,
+        sampled.stratified_count,
+        sampled.uncertainty_count,
+        {{ var('sampling_seed') }} as sampling_seed,
+        {{ var('stratified_quota_per_cell') }} as stratified_quota_per_cell,
+        {{ var('uncertainty_budget') }} as uncertainty_budget,
+        cast(coalesce(version_rows.example_fingerprint, 0) as {{ dbt.type_string() }})
+            as example_fingerprint,
+        cast(coalesce(sampled.sample_fingerprint, 0) as {{ dbt.type_string() }})
+            as sample_fingerprint,
+        {{ feedback_flywheel.var_timestamp('batch_end') }} as as_of_at
+    from version_rows
+    cross join superseded
+    cross join sampled
+
+)
+
+select * from final

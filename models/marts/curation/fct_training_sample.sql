@@ -1,0 +1,14 @@
+{{
+    config(
+        materialized='incremental',
+        unique_key='training_sample_id',
+        incremental_strategy=feedback_flywheel.flywheel_incremental_strategy(),
+        on_schema_change='fail',
+    )
+}}
+
+-- The sampled training set for the next retraining, one sample per dataset version (= batch).
+-- "New" for this model: the sample of the current batch's dataset version; samples of earlier
+-- versions stay as they were (and can be rebuilt exactly: analyses/training_sample_for_version).
+
+{{ feedback_flywheel.training_sample(var('batch_id')) }}

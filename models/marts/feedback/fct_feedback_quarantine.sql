@@ -1,0 +1,67 @@
+{{
+    config(
+        materialized='incremental',
+        unique_key='feedback_row_id',
+        incremental_strategy=feedback_flywheel.flywheel_incremental_strategy(),
+        on_schema_change='fail',
+    )
+}}
+
+-- Every raw feedback row that was refused, with its reason code, the raw value and payload kept
+-- verbatim, and the file and row it came from, so it can be fixed and re-sent.
+-- "New" for this model: rows quarantined in this batch.
+
+with
+
+quarantined as (
+
+    select * from {{ ref('int_feedback_events_classified') }}
+    where
+        status = 'quarantined'
+        {%- if is_incremental() %}
+            and batch_id = '{{ var("batch_id") }}'
+        {%- endif %}
+
+),
+
+ledger as (
+
+    select * from {{ ref('stg_raw__load_ledger') }}
+
+),
+
+reason_codes as (
+
+    select * from {{ ref('quarantine_reason_codes') }}
+
+),
+
+final as (
+
+    select
+        quarantined.feedback_row_id,
+        quarantined.event_id,
+        quarantined.inference_id,
+        quarantined.event_type,
+        quarantined.reason_code,
+        reason_codes.description as reason_description,
+        quarantined.value_text as raw_value,
+        quarantined.raw_payload,
+        quarantined.feedback_source,
+        quarantined.schema_version,
+        quarantined.load_id,
+        ledger.file_name,
+        quarantined.batch_id,
+        quarantined.file_row,
+        quarantined.occurred_at,
+        quarantined.received_at,
+        quarantined.loaded_at
+    from quarantined
+    left join ledger
+        on quarantined.load_id = ledger.load_id
+    left join reason_codes
+        on quarantined.reason_code = reason_codes.reason_code
+
+)
+
+select * from final

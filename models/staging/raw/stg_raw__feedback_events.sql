@@ -1,0 +1,33 @@
+-- One row per raw feedback_events row, typed; the text value is also offered as a number. The
+-- payload stays raw text here: validation (intermediate) decides whether it is usable.
+with
+
+source as (
+
+    select * from {{ source('raw', 'feedback_events') }}
+
+),
+
+renamed as (
+
+    select
+        _load_id || ':' || cast(_file_row as {{ dbt.type_string() }}) as feedback_row_id,
+        event_id,
+        inference_id,
+        lower(trim(event_type)) as event_type,
+        trim(value) as value_text,
+        payload as raw_payload,
+        source as feedback_source,
+        trim(schema_version) as schema_version,
+        _load_id as load_id,
+        {{ feedback_flywheel.try_to_double('trim(value)') }} as value_numeric,
+        _file_row as file_row,
+        occurred_at,
+        received_at,
+        _loaded_at as loaded_at
+
+    from source
+
+)
+
+select * from renamed
