@@ -46,6 +46,7 @@ loading) come back as a ``refused`` :class:`LoadResult`; anything else is rolled
 from __future__ import annotations
 
 import contextlib
+import csv
 import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -254,30 +255,38 @@ def ingest_file(
         return refused(f"{path}: could not be read ({error}); nothing loaded")
     load_id = f"{table}-{sha[:16]}"
 
+    def already_loaded(previous: tuple[str, str, int, datetime]) -> LoadResult:
+        prev_id, prev_name, prev_rows, prev_at = previous
+        same = "" if prev_name == path.name else f"; same bytes as {prev_name}"
+        message = (
+            f"{table}: {path} already loaded on {prev_at:%Y-%m-%d %H:%M:%S} UTC as {prev_id} "
+            f"({_rows(prev_rows)}{same}); nothing added"
+        )
+        return LoadResult(table, path, ALREADY_LOADED, 0, prev_id, message, sha)
+
+    previous = _previous_load(con, table, sha)  # cheap early exit before reading the file
+    if previous is not None:
+        return already_loaded(previous)
+
     settings = _override_settings(con, {"TimeZone": "UTC", "preserve_insertion_order": "true"})
     try:
+        # The stage is a connection-local temporary table, filled *before* the transaction: rows
+        # inserted inside a transaction get provisional rowids, and CSV/JSON row numbers are the
+        # stage's committed rowids (see _stage).
+        try:
+            sources, row_expr = _stage(con, path, file_format)
+        except _Refusal as refusal:
+            return refused(str(refusal), sha)
         con.execute("begin transaction")
         try:
             previous = _previous_load(con, table, sha)
             if previous is not None:
                 con.execute("rollback")
-                prev_id, prev_name, prev_rows, prev_at = previous
-                same = "" if prev_name == path.name else f"; same bytes as {prev_name}"
-                return LoadResult(
-                    table,
-                    path,
-                    ALREADY_LOADED,
-                    0,
-                    prev_id,
-                    f"{table}: {path} already loaded on {prev_at:%Y-%m-%d %H:%M:%S} UTC as "
-                    f"{prev_id} ({prev_rows:,} rows{same}); nothing added",
-                    sha,
-                )
+                return already_loaded(previous)
             rows, notes = _load(
-                con, raw_table, path, file_format, load_id, stamp, allow_extra_columns
+                con, raw_table, path, sources, row_expr, load_id, stamp, allow_extra_columns
             )
             _record_ledger(con, load_id, table, path, file_format, sha, rows, stamp)
-            con.execute(f"drop table if exists {_STAGE}")
             con.execute("commit")
         except _Refusal as refusal:
             _rollback(con)
@@ -290,26 +299,28 @@ def ingest_file(
             _rollback(con)
             raise
     finally:
+        with contextlib.suppress(duckdb.Error):
+            con.execute(f"drop table if exists {_STAGE}")
         _restore_settings(con, settings)
 
-    message = f"{table}: loaded {rows:,} rows from {path} as {load_id}"
+    message = f"{table}: loaded {_rows(rows)} from {path} as {load_id}"
     return LoadResult(table, path, LOADED, rows, load_id, "; ".join([message, *notes]), sha)
 
 
-# --- one file, inside the transaction ---------------------------------------------------------
+# --- one file: stage, then check and insert inside the transaction ---------------------------
 
 
 def _load(
     con: duckdb.DuckDBPyConnection,
     table: RawTable,
     path: Path,
-    file_format: str,
+    sources: list[_SourceColumn],
+    row_expr: str,
     load_id: str,
     loaded_at: datetime,
     allow_extra_columns: bool,
 ) -> tuple[int, list[str]]:
-    """Stage, check, convert and insert one file; return (rows inserted, notes for the message)."""
-    sources, row_expr = _stage(con, path, file_format)
+    """Check, convert and insert the staged file; return (rows inserted, notes for the message)."""
     # Only a file without any rows may also be without columns (zero-byte CSV, empty JSON lines):
     # there is nothing to check and nothing to insert. JSON records of `{}` are still refused.
     no_columns_ok = not sources and _stage_is_empty(con)
@@ -343,7 +354,14 @@ _BOOKKEEPING_NAMES = ("_load_id", "_file_row", "_loaded_at")
 def _stage(
     con: duckdb.DuckDBPyConnection, path: Path, file_format: str
 ) -> tuple[list[_SourceColumn], str]:
-    """Read the file into the temporary stage table; return its columns and the row-number SQL."""
+    """Read the file into the temporary stage table; return its columns and the row-number SQL.
+
+    Parquet row numbers come from ``read_parquet(file_row_number = true)``. CSV and JSON readers
+    have no such column, so their row number is ``rowid + 1`` of the stage: with
+    ``preserve_insertion_order`` on (ingest_file sets it), DuckDB appends the rows of a
+    ``create table as select`` in scan order, also when the scan is parallel. That holds only for
+    committed rows, which is why this runs outside the load transaction.
+    """
     try:
         if file_format == "parquet":
             con.execute(
@@ -356,12 +374,23 @@ def _stage(
         if file_format == "csv":
             if path.stat().st_size == 0:
                 return _empty_stage(con), "rowid + 1"
+            header = _csv_header(path)
+            # A fixed dialect instead of DuckDB's sniffer: the sniffer may pick another delimiter,
+            # skip leading rows or treat `#` lines as comments when rows are ragged, and its
+            # errors do not say which line is wrong. Stage columns are positional (c0, c1, ...)
+            # so that header names DuckDB would reject or merge (case-insensitive duplicates,
+            # quotes, blanks) reach the contract check exactly as written.
+            columns = ", ".join(f"'c{index}': 'VARCHAR'" for index in range(len(header)))
             con.execute(
-                f"create or replace temp table {_STAGE_NAME} as select * from "
-                "read_csv(?, header = true, all_varchar = true, auto_detect = true)",
+                f"create or replace temp table {_STAGE_NAME} as select * from read_csv(?, "
+                f"columns = {{{columns}}}, header = true, auto_detect = false, delim = ',', "
+                "quote = '\"', escape = '\"', comment = '', skip = 0, strict_mode = true)",
                 [str(path)],
             )
-            return _described_columns(con, exclude=set()), "rowid + 1"
+            sources = [
+                _SourceColumn(name, f"c{index}", "VARCHAR") for index, name in enumerate(header)
+            ]
+            return sources, "rowid + 1"
         reader_format = "auto" if path.suffix.lower() == ".json" else "newline_delimited"
         con.execute(
             f"create or replace temp table {_STAGE_NAME} as "
@@ -374,6 +403,29 @@ def _stage(
         raise _Refusal(
             f"{path}: could not be read as {kind}: {_first_line(error)}; nothing loaded"
         ) from error
+
+
+def _csv_header(path: Path) -> list[str]:
+    """The names in the CSV header row (the first record; a UTF-8 byte order mark is ignored)."""
+    # Decoding errors are replaced, not raised: the text layer decodes ahead of the header, and
+    # a bad byte further down is DuckDB's to report, with its line number.
+    try:
+        with path.open(newline="", encoding="utf-8-sig", errors="replace") as handle:
+            header = next(csv.reader(handle), [])
+    except csv.Error as error:
+        raise _Refusal(
+            f"{path}: could not be read as CSV: bad header row ({error}); nothing loaded"
+        ) from error
+    if any("\ufffd" in name for name in header):
+        raise _Refusal(
+            f"{path}: could not be read as CSV: the header row is not UTF-8 text; nothing loaded"
+        )
+    if not any(name.strip() for name in header):
+        raise _Refusal(
+            f"{path}: could not be read as CSV: the first line must be a header row naming the "
+            "columns; nothing loaded"
+        )
+    return header
 
 
 def _empty_stage(con: duckdb.DuckDBPyConnection) -> list[_SourceColumn]:
@@ -576,7 +628,7 @@ def _check_values(
             [first_row],
         ).fetchone()
         value = _show(value_row[0] if value_row else None)
-        more = f" (and {count - 1:,} more rows)" if count > 1 else ""
+        more = f" (and {count - 1:,} more row{'s' if count > 2 else ''})" if count > 1 else ""
         expected = table.column(name).type
         problems.append(f"column `{name}` expects {expected}, row {first_row} has {value}{more}")
     if problems:
@@ -658,6 +710,11 @@ def _literal(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
+def _rows(count: int) -> str:
+    """``"1 row"``, ``"1,234 rows"``."""
+    return f"{count:,} row" + ("" if count == 1 else "s")
+
+
 def _names(names: list[str]) -> str:
     """Backticked, comma-separated column names, shortened when there are very many."""
     shown = ", ".join(f"`{name}`" for name in names[:_MAX_LISTED_COLUMNS])
@@ -677,6 +734,17 @@ def _show(value: object) -> str:
 
 
 def _first_line(error: BaseException) -> str:
-    """The first non-empty line of a DuckDB error, which carries the useful part."""
-    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-    return lines[0] if lines else type(error).__name__
+    """The useful part of a DuckDB error: its lines up to the generic advice, joined.
+
+    DuckDB's CSV errors span many lines ("CSV Error on Line: 3", the original line, the cause, then
+    "Possible fixes" and the reader options); the first line alone would drop the cause. The echoed
+    original line is left out: it can be long, and the line number already points at it.
+    """
+    kept = []
+    for raw_line in str(error).splitlines():
+        line = raw_line.strip()
+        if line.startswith(("Possible fix", "Possible Solution", "LINE ", "* ", "file = ")):
+            break
+        if line and not line.startswith("Original Line:"):
+            kept.append(line)
+    return "; ".join(kept) if kept else type(error).__name__

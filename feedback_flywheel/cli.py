@@ -1,0 +1,385 @@
+"""The ``flywheel`` command.
+
+Exit codes scripts can trust: 0 success, 1 a batch or check failed, 2 bad usage, bad input or bad
+configuration (the message says which and what to do).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import click
+
+from feedback_flywheel import paths, prefect_env  # noqa: F401  (configures Prefect first)
+from feedback_flywheel.settings import SettingsError, parse_overrides
+
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+
+
+def _echo_progress(message: str) -> None:
+    click.echo(f"  {message}", err=True)
+
+
+def _db_option(function):
+    return click.option(
+        "--db",
+        "db_path",
+        type=click.Path(dir_okay=False, path_type=Path),
+        default=None,
+        help="DuckDB file (default: $FLYWHEEL_DUCKDB, else data/flywheel.duckdb in the project).",
+    )(function)
+
+
+def _resolve_db(db_path: Path | None) -> Path:
+    if db_path is not None:
+        os.environ["FLYWHEEL_DUCKDB"] = str(db_path.resolve())
+    return paths.database_path()
+
+
+def _parse_timestamp(value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise click.BadParameter(
+            f"{value!r} is not an ISO 8601 timestamp, e.g. 2026-03-01 or 2026-03-01T06:00:00Z"
+        ) from None
+    if parsed.tzinfo is not None:
+        parsed = parsed.astimezone(UTC).replace(tzinfo=None)
+    return parsed
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="feedback_flywheel")
+def main() -> None:
+    """feedback_flywheel: turn logged predictions and their feedback into curated datasets,
+    KPIs and retraining decisions, one auditable batch at a time."""
+
+
+@main.command()
+@_db_option
+def init(db_path: Path | None) -> None:
+    """Create the warehouse file with its raw and ml tables (safe to repeat)."""
+    from feedback_flywheel import warehouse
+
+    database = _resolve_db(db_path)
+    with warehouse.connect(database) as con:
+        warehouse.init_warehouse(con)
+    click.echo(f"warehouse ready: {database}")
+
+
+@main.command()
+@click.option("--format", "fmt", type=click.Choice(["text", "markdown"]), default="text")
+def contract(fmt: str) -> None:
+    """Print the raw input contract: every table and column users load."""
+    from feedback_flywheel.contract import RAW_TABLES
+
+    for table in RAW_TABLES.values():
+        if fmt == "markdown":
+            click.echo(f"### `{table.name}`\n\n{table.description}\n")
+            click.echo("| column | type | required | meaning |\n|---|---|---|---|")
+            for column in table.columns:
+                required = "yes" if column.required else "no"
+                click.echo(
+                    f"| `{column.name}` | {column.type} | {required} | {column.description} |"
+                )
+            click.echo("")
+        else:
+            click.echo(f"{table.name}: {table.description}")
+            for column in table.columns:
+                flag = "required" if column.required else "optional"
+                click.echo(f"  {column.name:<16} {column.type:<10} {flag:<9} {column.description}")
+            click.echo("")
+
+
+@main.command("demo-data")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Folder to write to (default: data/demo in the project).")
+@click.option("--seed", type=int, default=7, show_default=True)
+@click.option("--days", type=click.IntRange(min=4), default=60, show_default=True)
+@click.option("--inferences-per-day", type=click.IntRange(min=10), default=2000,
+              show_default=True)
+@click.option("--start-date", type=click.DateTime(formats=["%Y-%m-%d"]), default="2026-01-01",
+              show_default=True)
+def demo_data(out: Path | None, seed: int, days: int, inferences_per_day: int,
+              start_date: datetime) -> None:
+    """Write a deterministic demo world (raw files + truth.json of what was injected)."""
+    from feedback_flywheel import demo
+
+    out = out or paths.project_dir() / "data" / "demo"
+    started = time.perf_counter()
+    truth = demo.generate(
+        out, seed=seed, days=days, inferences_per_day=inferences_per_day,
+        start_date=start_date.date(), progress=_echo_progress,
+    )
+    counts = truth.get("counts", {})
+    click.echo(
+        f"demo world written to {out} in {time.perf_counter() - started:.1f} s: "
+        + ", ".join(f"{table} {n:,}" for table, n in counts.items() if isinstance(n, int))
+    )
+
+
+@main.command()
+@click.argument("table")
+@click.argument("files", nargs=-1, required=True,
+                type=click.Path(exists=True, path_type=Path))
+@click.option("--allow-extra-columns", is_flag=True,
+              help="Drop columns the contract does not know instead of refusing the file.")
+@_db_option
+def ingest(table: str, files: tuple[Path, ...], allow_extra_columns: bool,
+           db_path: Path | None) -> None:
+    """Append Parquet, CSV or JSON-lines FILES (or folders of them) to raw TABLE.
+
+    Each file loads whole or not at all; a file already loaded (same bytes) adds nothing.
+    Exit code 2 when any file was refused.
+    """
+    from feedback_flywheel import ingest as ingest_module
+    from feedback_flywheel import warehouse
+    from feedback_flywheel.contract import get_table
+
+    try:
+        get_table(table)
+    except ValueError as error:
+        raise click.UsageError(str(error)) from None
+    database = _resolve_db(db_path)
+    with warehouse.connect(database) as con:
+        results = ingest_module.ingest_files(
+            con, table, list(files), allow_extra_columns=allow_extra_columns
+        )
+    refused = 0
+    for result in results:
+        click.echo(result.message, err=result.status == "refused")
+        refused += result.status == "refused"
+    loaded = sum(result.rows for result in results if result.status == "loaded")
+    click.echo(f"{table}: {loaded:,} rows appended from "
+               f"{sum(r.status == 'loaded' for r in results)} file(s), "
+               f"{sum(r.status == 'already_loaded' for r in results)} already loaded, "
+               f"{refused} refused")
+    if refused:
+        sys.exit(EXIT_USAGE)
+
+
+def _run_batches(database: Path, until: datetime | None, daily: bool, batch_id: str | None,
+                 overrides: dict) -> list[dict]:
+    """Plan and run batch_cycle flows; returns the counts of each batch run."""
+    from feedback_flywheel import batches, warehouse
+    from flows.batch_cycle import batch_cycle
+
+    if batch_id:
+        return [batch_cycle(batch_id=batch_id, overrides=overrides, db_path=str(database))]
+    with warehouse.connect(database) as con:
+        warehouse.init_warehouse(con)
+        windows = batches.plan_windows(con, until or batches.utc_now(), daily=daily)
+    if not windows:
+        click.echo("nothing to do: the warehouse is already at that watermark", err=True)
+    results = []
+    for number, window in enumerate(windows, start=1):
+        click.echo(
+            f"[{number}/{len(windows)}] batch {window.batch_id}: "
+            f"{window.window_start} .. {window.window_end}",
+            err=True,
+        )
+        results.append(
+            batch_cycle(
+                window_start=window.window_start, window_end=window.window_end,
+                overrides=overrides, db_path=str(database),
+            )
+        )
+    return results
+
+
+def _print_summary(database: Path) -> None:
+    from feedback_flywheel import report, warehouse
+
+    with warehouse.connect(database, read_only=True) as con:
+        click.echo(report.run_summary(con, database))
+
+
+@main.command()
+@click.option("--until", help="Watermark to build up to (ISO 8601, UTC; default: now).")
+@click.option("--daily", is_flag=True, help="One batch per UTC day up to the watermark.")
+@click.option("--batch-id", help="Re-run this batch (only the latest can be re-run).")
+@click.option("--var", "var_pairs", multiple=True, metavar="KEY=VALUE",
+              help="Override a dbt var for this run (repeatable), e.g. --var lookback_days=5.")
+@_db_option
+def run(until: str | None, daily: bool, batch_id: str | None, var_pairs: tuple[str, ...],
+        db_path: Path | None) -> None:
+    """Run the batch cycle now: from the last watermark up to --until (default: now)."""
+    from feedback_flywheel.batches import BatchError
+
+    database = _resolve_db(db_path)
+    try:
+        overrides = parse_overrides(var_pairs)
+        _run_batches(database, _parse_timestamp(until), daily, batch_id, overrides)
+    except (SettingsError, BatchError) as error:
+        click.echo(f"error: {error}", err=True)
+        sys.exit(EXIT_USAGE)
+    except Exception as error:  # a failed batch: recorded in ml.batch_runs, reported here
+        click.echo(f"batch failed: {error}", err=True)
+        sys.exit(EXIT_FAILED)
+    _print_summary(database)
+
+
+@main.command()
+@click.option("--seed", type=int, default=7, show_default=True)
+@click.option("--days", type=click.IntRange(min=8), default=60, show_default=True)
+@click.option("--inferences-per-day", type=click.IntRange(min=10), default=2000,
+              show_default=True)
+@click.option("--daily-batches", type=click.IntRange(min=1), default=7, show_default=True,
+              help="The last N days run as daily batches; the history before them as one batch.")
+@_db_option
+def demo(seed: int, days: int, inferences_per_day: int, daily_batches: int,
+         db_path: Path | None) -> None:
+    """The whole loop on the demo world: generate, ingest, run the batches, print a summary."""
+    from datetime import timedelta
+
+    from feedback_flywheel import demo as demo_module
+    from feedback_flywheel import ingest as ingest_module
+    from feedback_flywheel import warehouse
+
+    database = _resolve_db(db_path)
+    out = paths.project_dir() / "data" / f"demo-seed{seed}-{days}d-{inferences_per_day}"
+    truth_file = out / "truth.json"
+    click.echo(f"1/4 demo world -> {out}", err=True)
+    if truth_file.exists():
+        truth = json.loads(truth_file.read_text())
+        click.echo("  already generated (deterministic); reusing it", err=True)
+    else:
+        truth = demo_module.generate(out, seed=seed, days=days,
+                                     inferences_per_day=inferences_per_day,
+                                     start_date=date(2026, 1, 1), progress=_echo_progress)
+    click.echo(f"2/4 ingest into {database}", err=True)
+    with warehouse.connect(database) as con:
+        warehouse.init_warehouse(con)
+        for table in ("model_deployments", "inference_log", "feedback_events",
+                      "preference_events"):
+            results = ingest_module.ingest_files(con, table, [out / table])
+            loaded = [r for r in results if r.status == "loaded"]
+            refused = [r for r in results if r.status == "refused"]
+            click.echo(f"  {table}: {sum(r.rows for r in loaded):,} rows from {len(loaded)} "
+                       f"file(s), {len(results) - len(loaded) - len(refused)} already loaded",
+                       err=True)
+            if refused:
+                for result in refused:
+                    click.echo(result.message, err=True)
+                sys.exit(EXIT_FAILED)
+    end = datetime.fromisoformat(truth["end_date"])
+    history_end = end - timedelta(days=daily_batches)
+    click.echo(f"3/4 batches: history up to {history_end.date()}, then {daily_batches} daily",
+               err=True)
+    try:
+        _run_batches(database, history_end, False, None, {})
+        _run_batches(database, end, True, None, {})
+    except Exception as error:
+        click.echo(f"batch failed: {error}", err=True)
+        sys.exit(EXIT_FAILED)
+    click.echo("4/4 summary", err=True)
+    _print_summary(database)
+
+
+@main.command()
+@_db_option
+def summary(db_path: Path | None) -> None:
+    """Print the summary of what the warehouse holds (reads the database read-only)."""
+    _print_summary(_resolve_db(db_path))
+
+
+@main.command("batches")
+@click.option("--limit", type=int, default=20, show_default=True)
+@_db_option
+def list_batches(limit: int, db_path: Path | None) -> None:
+    """List the latest batch runs with their windows, status and counts."""
+    from feedback_flywheel import warehouse
+
+    with warehouse.connect(_resolve_db(db_path), read_only=True) as con:
+        rows = con.execute(
+            """
+            select batch_id, attempt, status, window_start, window_end, feedback_in,
+                feedback_accepted, feedback_quarantined, feedback_held, round(dbt_seconds, 1)
+            from ml.batch_runs order by window_end desc, attempt desc limit ?
+            """,
+            [limit],
+        ).fetchall()
+    click.echo(f"{'batch_id':<18} {'try':>3} {'status':<8} {'window':<41} "
+               f"{'in':>8} {'accepted':>9} {'quarant.':>9} {'held':>6} {'dbt s':>6}")
+    for row in rows:
+        batch, attempt, status, start, end, fin, acc, quar, held, seconds = row
+        click.echo(f"{batch:<18} {attempt:>3} {status:<8} {str(start):<19} .. {str(end):<19} "
+                   f"{fin or 0:>8,} {acc or 0:>9,} {quar or 0:>9,} {held or 0:>6,} "
+                   f"{seconds or 0:>6}")
+
+
+def _ensure_prefect_server(port: int) -> subprocess.Popen | None:
+    """Start a local Prefect server unless PREFECT_API_URL points at one; wait until healthy."""
+    if os.environ.get("PREFECT_API_URL"):
+        return None
+    api = f"http://127.0.0.1:{port}/api"
+    server = subprocess.Popen(
+        [str(Path(sys.executable).parent / "prefect"), "server", "start", "--host", "127.0.0.1",
+         "--port", str(port)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"{api}/health", timeout=2) as response:
+                if response.status == 200:
+                    os.environ["PREFECT_API_URL"] = api
+                    return server
+        except OSError:
+            time.sleep(0.5)
+    server.terminate()
+    raise click.ClickException(f"the local Prefect server did not become healthy on port {port}")
+
+
+@main.command()
+@click.option("--cron", default="0 2 * * *", show_default=True,
+              help="When to run the cycle (cron syntax).")
+@click.option("--timezone", default="UTC", show_default=True,
+              help="IANA time zone the cron is read in, e.g. Europe/Berlin.")
+@click.option("--port", type=int, default=4200, show_default=True,
+              help="Port of the local Prefect server started when PREFECT_API_URL is unset.")
+@_db_option
+def serve(cron: str, timezone: str, port: int, db_path: Path | None) -> None:
+    """Serve batch_cycle on a schedule through Prefect (Ctrl-C to stop).
+
+    Prefect's temporary API does not fire schedules, so without PREFECT_API_URL a local Prefect
+    server is started first (its UI address is printed).
+    """
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(timezone)
+    except ZoneInfoNotFoundError:
+        raise click.BadParameter(f"unknown time zone {timezone!r}", param_hint="--timezone")
+    database = _resolve_db(db_path)
+    server = _ensure_prefect_server(port)
+    api = os.environ["PREFECT_API_URL"]
+    click.echo(f"Prefect API: {api}  (UI: {api.removesuffix('/api')})")
+    click.echo(f"serving batch_cycle on '{cron}' ({timezone}) for {database}")
+    from prefect.schedules import Cron
+
+    from flows.batch_cycle import batch_cycle
+
+    try:
+        batch_cycle.serve(
+            name="flywheel-batch-cycle",
+            schedules=[Cron(cron, timezone=timezone)],
+            parameters={"db_path": str(database)},
+        )
+    finally:
+        if server is not None:
+            server.terminate()
+
+
+if __name__ == "__main__":
+    main()

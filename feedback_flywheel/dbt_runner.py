@@ -1,0 +1,110 @@
+"""Running dbt for a batch, in a subprocess.
+
+dbt runs in its own process, not through ``dbtRunner`` in ours: after an in-process invocation the
+DuckDB file stays open in this process, which would lock out the next step (and any reader). The
+subprocess gets an absolute ``FLYWHEEL_DUCKDB`` and the project's ``profiles.yml``, so it builds the
+same database wherever the flow was started from.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from feedback_flywheel import paths
+
+
+class DbtError(RuntimeError):
+    """dbt exited non-zero; the message lists the failing nodes and dbt's own words."""
+
+
+@dataclass(frozen=True)
+class DbtResult:
+    """What one dbt invocation did."""
+
+    command: list[str]
+    seconds: float
+    node_statuses: dict[str, str] = field(default_factory=dict)
+    output_tail: str = ""
+
+
+def dbt_executable() -> str:
+    """The ``dbt`` installed next to this interpreter (the project's venv), else the one on PATH."""
+    candidate = Path(sys.executable).parent / "dbt"
+    return str(candidate) if candidate.exists() else "dbt"
+
+
+def dbt_env(db_path: Path | None = None) -> dict[str, str]:
+    """Environment for a dbt subprocess: absolute database path, project profiles, no telemetry."""
+    env = dict(os.environ)
+    env["FLYWHEEL_DUCKDB"] = str((db_path or paths.database_path()).resolve())
+    env["DBT_PROFILES_DIR"] = str(paths.project_dir())
+    env["DBT_SEND_ANONYMOUS_USAGE_STATS"] = "false"
+    env.setdefault("DBT_LOG_PATH", str(paths.project_dir() / "logs"))
+    return env
+
+
+def run_dbt(
+    args: Sequence[str],
+    *,
+    dbt_vars: dict[str, Any] | None = None,
+    db_path: Path | None = None,
+    on_line: Callable[[str], None] | None = None,
+) -> DbtResult:
+    """Run ``dbt <args>`` in the project, streaming its log lines to ``on_line``.
+
+    Raises DbtError naming every failed node (from ``target/run_results.json``) when dbt fails.
+    """
+    project = paths.project_dir()
+    command = [dbt_executable(), *args]
+    if dbt_vars:
+        command += ["--vars", json.dumps(dbt_vars, sort_keys=True)]
+    started = time.perf_counter()
+    process = subprocess.Popen(
+        command,
+        cwd=project,
+        env=dbt_env(db_path),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        bufsize=1,
+    )
+    lines: list[str] = []
+    assert process.stdout is not None
+    for line in process.stdout:
+        line = line.rstrip("\n")
+        lines.append(line)
+        if on_line:
+            on_line(line)
+    returncode = process.wait()
+    seconds = time.perf_counter() - started
+    statuses = _node_statuses(project / "target" / "run_results.json")
+    tail = "\n".join(lines[-40:])
+    if returncode != 0:
+        failed = [
+            f"  {node}: {status}"
+            for node, status in statuses.items()
+            if status in {"error", "fail", "runtime error"}
+        ]
+        raise DbtError(
+            f"dbt {' '.join(args)} failed (exit {returncode}).\n"
+            + ("Failed nodes:\n" + "\n".join(failed) + "\n" if failed else "")
+            + "Last lines of dbt's output:\n"
+            + tail
+        )
+    return DbtResult(command=command, seconds=seconds, node_statuses=statuses, output_tail=tail)
+
+
+def _node_statuses(run_results: Path) -> dict[str, str]:
+    try:
+        results = json.loads(run_results.read_text())["results"]
+    except (OSError, ValueError, KeyError):
+        return {}
+    return {result["unique_id"]: str(result["status"]) for result in results}

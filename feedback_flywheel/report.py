@@ -1,0 +1,159 @@
+"""Human summaries of what the warehouse holds: the end-of-run text and the batch artifact.
+
+Everything here reads small aggregates from the marts; nothing pulls row-level data into Python.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+
+
+def _rows(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None) -> list[tuple]:
+    return con.execute(sql, params or []).fetchall()
+
+
+def _fmt_rate(value: float | None, lower: float | None, upper: float | None) -> str:
+    if value is None:
+        return "n/a"
+    return f"{value:.3f} [{lower:.3f}, {upper:.3f}]"
+
+
+def kpi_lines(con: duckdb.DuckDBPyConnection, batch_id: str) -> list[str]:
+    """KPIs of the last served day with matured labels, per model version, up to the batch."""
+    rows = _rows(
+        con,
+        """
+        with watermark as (
+            select window_end from ml.batch_runs where batch_id = ? and status = 'success'
+            order by attempt desc limit 1
+        ),
+        last_day as (
+            select max(kpi_date) as kpi_date from marts.rpt_kpi_daily
+            where labelled_count > 0
+                and kpi_date < (select cast(window_end as date) from watermark)
+        )
+        select model_name, model_version, kpi_date, inference_count, labelled_share,
+            accuracy, accuracy_lower, accuracy_upper, f1_macro, rating_mean, reward_mean
+        from marts.rpt_kpi_daily
+        where kpi_date = (select kpi_date from last_day)
+        order by model_name, model_version
+        """,
+        [batch_id],
+    )
+    lines = []
+    for name, version, day, volume, share, acc, lo, hi, f1, rating, reward in rows:
+        lines.append(
+            f"  {name} {version} on {day}: {volume:,} predictions, {share:.0%} labelled, "
+            f"accuracy {_fmt_rate(acc, lo, hi)}, macro F1 "
+            f"{'n/a' if f1 is None else f'{f1:.3f}'}, mean rating "
+            f"{'n/a' if rating is None else f'{rating:.2f}'}, mean reward "
+            f"{'n/a' if reward is None else f'{reward:.2f}'}"
+        )
+    return lines or ["  (no day with matured labels yet)"]
+
+
+def run_summary(con: duckdb.DuckDBPyConnection, db_path: Path) -> str:
+    """The short summary printed at the end of ``make run`` / ``flywheel summary``."""
+    batch_rows = _rows(
+        con,
+        """
+        select count(distinct batch_id), min(window_start), max(window_end), max(batch_id)
+        from ml.batch_runs where status = 'success'
+        """,
+    )
+    batch_count, first_start, last_end, last_batch = batch_rows[0]
+    if not batch_count:
+        return f"No successful batch yet in {db_path}. Run `flywheel run`."
+    raw_count = _rows(con, "select count(*) from raw.feedback_events")[0][0]
+    statuses = dict(
+        _rows(
+            con,
+            "select status, count(*) from intermediate.int_feedback_events_classified group by 1",
+        )
+    )
+    reasons = _rows(
+        con,
+        "select reason_code, count(*) from marts.fct_feedback_quarantine group by 1 order by 2 desc",
+    )
+    inference_count = _rows(con, "select count(*) from raw.inference_log")[0][0]
+    examples = _rows(
+        con,
+        """
+        select dataset_version, example_count, examples_added, sample_count, stratified_count,
+            uncertainty_count
+        from marts.fct_dataset_versions where batch_id = ?
+        """,
+        [last_batch],
+    )
+    lines = [
+        "feedback_flywheel summary",
+        f"  database: {db_path}",
+        f"  batches: {batch_count} successful, covering {first_start} .. {last_end} "
+        f"(latest {last_batch})",
+        f"  inferences in raw: {inference_count:,}",
+        f"  feedback in raw: {raw_count:,}: accepted {statuses.get('accepted', 0):,}, "
+        f"quarantined {statuses.get('quarantined', 0):,}, held for retry "
+        f"{statuses.get('held', 0):,}",
+    ]
+    unprocessed = raw_count - sum(statuses.values())
+    if unprocessed:
+        lines.append(f"  not yet in a batch (received after the watermark): {unprocessed:,}")
+    if reasons:
+        lines.append("  quarantined by reason:")
+        lines += [f"    {reason:<28} {count:>9,}" for reason, count in reasons]
+    if examples:
+        version, total, added, sample, stratified, uncertain = examples[0]
+        lines.append(
+            f"  dataset {version}: {total:,} training examples ({added:,} new), training sample "
+            f"{sample:,} ({stratified:,} stratified, {uncertain:,} uncertainty)"
+        )
+    lines.append("  KPIs of the last day with matured labels:")
+    lines += kpi_lines(con, last_batch)
+    return "\n".join(lines)
+
+
+def batch_markdown(con: duckdb.DuckDBPyConnection, batch_id: str) -> str:
+    """The Prefect artifact for one batch: window, counts, quarantine reasons, KPIs."""
+    row = _rows(
+        con,
+        """
+        select window_start, window_end, status, feedback_in, feedback_accepted,
+            feedback_quarantined, feedback_held, inferences_in, training_examples_added,
+            dataset_version, dbt_seconds
+        from ml.batch_runs where batch_id = ? order by attempt desc limit 1
+        """,
+        [batch_id],
+    )[0]
+    start, end, status, fin, acc, quar, held, inf, added, version, seconds = row
+    reasons = _rows(
+        con,
+        """
+        select reason_code, count(*) from marts.fct_feedback_quarantine
+        where batch_id = ? group by 1 order by 2 desc
+        """,
+        [batch_id],
+    )
+    lines = [
+        f"# Batch {batch_id}",
+        f"Window over `received_at`: **{start} .. {end}** · status **{status}** · "
+        f"dbt build {seconds or 0:.1f} s",
+        "",
+        "| measure | rows |",
+        "|---|---:|",
+        f"| inferences logged in window | {inf:,} |",
+        f"| feedback received in window | {fin:,} |",
+        f"| feedback accepted (this batch) | {acc:,} |",
+        f"| feedback quarantined (this batch) | {quar:,} |",
+        f"| feedback held for retry (now) | {held:,} |",
+        f"| training examples added ({version}) | {added:,} |",
+        "",
+    ]
+    if reasons:
+        lines += ["| quarantine reason | rows |", "|---|---:|"]
+        lines += [f"| `{reason}` | {count:,} |" for reason, count in reasons]
+        lines.append("")
+    lines.append("## KPIs (last day with matured labels)")
+    lines += [line.strip() for line in kpi_lines(con, batch_id)]
+    return "\n".join(lines)

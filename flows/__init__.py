@@ -1,0 +1,1 @@
+"""Prefect flows of feedback_flywheel: one ``@flow`` per module."""

@@ -1,0 +1,133 @@
+"""The batch cycle: open a batch, build the warehouse for its window, record it, close it.
+
+Later stages (drift, decision, reward model, replay, calibration) slot in between the build and
+the close. Each step is a small task; the ones that touch the database retry with backoff. The
+DuckDB file is opened by one step at a time and closed again, because dbt (a subprocess) needs the
+single writer lock while it builds.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from feedback_flywheel import prefect_env  # noqa: F401  (sets PREFECT_HOME before prefect loads)
+
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_markdown_artifact
+
+from feedback_flywheel import batches, paths, report, warehouse
+from feedback_flywheel.dbt_runner import run_dbt
+from feedback_flywheel.settings import load_settings
+
+IO_RETRIES = {"retries": 3, "retry_delay_seconds": [2, 10, 30]}
+
+
+@task(name="plan-batch", **IO_RETRIES)
+def plan_batch(
+    db_path: Path, window_start: datetime | None, window_end: datetime | None, batch_id: str | None
+) -> batches.BatchWindow | None:
+    """The window to process: an explicit one, a re-run of the latest batch, or last watermark → now."""
+    with warehouse.connect(db_path) as con:
+        warehouse.init_warehouse(con)
+        if batch_id:
+            return batches.rerun_window(con, batch_id)
+        if window_start and window_end:
+            return batches.window(window_start, window_end)
+        planned = batches.plan_windows(con, window_end or batches.utc_now())
+        return planned[0] if planned else None
+
+
+@task(name="open-batch", **IO_RETRIES)
+def open_batch(db_path: Path, batch: batches.BatchWindow) -> int:
+    with warehouse.connect(db_path) as con:
+        return batches.open_batch(con, batch)
+
+
+@task(name="dbt-build")
+def dbt_build(db_path: Path, batch: batches.BatchWindow, overrides: dict[str, Any]) -> float:
+    """``dbt build`` with the batch's window as vars (seeds, models and their tests)."""
+    logger = get_run_logger()
+    settings = load_settings({**overrides, **batch.dbt_vars()})
+
+    def on_line(line: str) -> None:
+        if " of " in line or "Completed" in line or "ERROR" in line or "FAIL" in line:
+            logger.info(line.split("  ", 1)[-1].strip())
+
+    result = run_dbt(["build"], dbt_vars=settings.dbt_vars(), db_path=db_path, on_line=on_line)
+    return result.seconds
+
+
+@task(name="record-batch", **IO_RETRIES)
+def record_batch(
+    db_path: Path, batch: batches.BatchWindow, attempt: int, dbt_seconds: float
+) -> dict[str, Any]:
+    with warehouse.connect(db_path) as con:
+        counts = batches.batch_counts(con, batch)
+        batches.close_batch(
+            con, batch, attempt, status="success", counts=counts, dbt_seconds=dbt_seconds
+        )
+        return counts
+
+
+@task(name="fail-batch", **IO_RETRIES)
+def fail_batch(db_path: Path, batch: batches.BatchWindow, attempt: int, error: str) -> None:
+    with warehouse.connect(db_path) as con:
+        batches.close_batch(con, batch, attempt, status="failed", error_message=error[:4000])
+
+
+@task(name="publish-batch-summary")
+def publish_summary(db_path: Path, batch: batches.BatchWindow) -> str:
+    """The batch summary as a Prefect artifact (stable key ``batch-summary``) and as text."""
+    with warehouse.connect(db_path) as con:
+        markdown = report.batch_markdown(con, batch.batch_id)
+    create_markdown_artifact(
+        key="batch-summary", markdown=markdown, description=f"Batch {batch.batch_id}"
+    )
+    return markdown
+
+
+@flow(name="batch_cycle", log_prints=True)
+def batch_cycle(
+    window_start: datetime | None = None,
+    window_end: datetime | None = None,
+    batch_id: str | None = None,
+    overrides: dict[str, Any] | None = None,
+    db_path: str | None = None,
+) -> dict[str, Any] | None:
+    """Run one batch: from the last watermark to ``window_end`` (default: now), or the explicit
+    window, or (``batch_id``) the latest batch again. Returns the batch's counts, or None when the
+    warehouse is already up to date."""
+    logger = get_run_logger()
+    database = Path(db_path).resolve() if db_path else paths.database_path()
+    overrides = overrides or {}
+    load_settings(overrides)  # fail before opening a batch when the configuration is invalid
+    batch = plan_batch(database, window_start, window_end, batch_id)
+    if batch is None:
+        logger.info("Nothing to do: the warehouse is already at the requested watermark.")
+        return None
+    logger.info(
+        "Batch %s: received_at in [%s, %s)", batch.batch_id, batch.window_start, batch.window_end
+    )
+    attempt = open_batch(database, batch)
+    try:
+        dbt_seconds = dbt_build(database, batch, overrides)
+        counts = record_batch(database, batch, attempt, dbt_seconds)
+    except Exception as error:
+        fail_batch(database, batch, attempt, f"{type(error).__name__}: {error}")
+        raise
+    publish_summary(database, batch)
+    logger.info(
+        "Batch %s done: %s feedback in, %s accepted, %s quarantined, %s held",
+        batch.batch_id,
+        counts["feedback_in"],
+        counts["feedback_accepted"],
+        counts["feedback_quarantined"],
+        counts["feedback_held"],
+    )
+    return {"batch_id": batch.batch_id, **counts}
+
+
+if __name__ == "__main__":
+    batch_cycle()
