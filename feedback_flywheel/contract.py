@@ -89,7 +89,7 @@ FEEDBACK_EVENTS = RawTable(
             "event_type",
             "VARCHAR",
             True,
-            "label | correction | rating | thumbs | click | dwell_seconds | conversion | retraction "
+            "label | correction | rating | thumbs | click | dwell_seconds | conversion | reward | retraction "
             "(see seeds/feedback_event_types.csv for value ranges).",
         ),
         Column(

@@ -14,6 +14,10 @@ Why it is built the way it is:
   day, so a daily loader that picks up "today's file" sees exactly what had arrived by then.
 * Same seed and arguments give byte-identical files: one seeded numpy generator drives every draw,
   no wall-clock value is used, and Parquet is written by pyarrow with fixed options.
+* Value formats (feedback_events.value): labels as label names, rating "1".."5", thumbs "-1"/"1",
+  click and conversion "0"/"1", dwell_seconds with one decimal ("51.9"), reward with three
+  ("-0.117"), retraction the withdrawn event_id. Payloads are {"event_type", "value", "client"}
+  with the value as a JSON string.
 * It is vectorised: rows are drawn as numpy arrays, and the JSON / id text columns are built by
   DuckDB from Arrow tables (``to_json(struct_pack(...))``, ``printf``), never row by row in Python.
   One million inferences take seconds, not minutes.
@@ -405,6 +409,7 @@ def generate(
     )
 
     con = duckdb.connect()
+    con.execute("set enable_progress_bar = false")  # progress goes through ``progress`` only
     try:
         rows, files = _write_inference_log(con, out_dir, world, start_us)
         say(f"inference_log: {rows:,} rows in {files} daily files")
@@ -661,6 +666,7 @@ def _inferences(
     context_number[pair_units] = np.arange(1, len(pair_units) + 1)
 
     def s(array: np.ndarray) -> np.ndarray:
+        """The array in logged_at order."""
         return array[order]
 
     session_row = session_number[unit_of_row]
@@ -853,7 +859,12 @@ def _by_correct(correct: np.ndarray, values: dict[str, float]) -> np.ndarray:
 def _feedback(
     rng: np.random.Generator, world: dict[str, Any], start_us: int, end_us: int
 ) -> dict[str, Any]:
-    """Draw valid feedback, retractions and the injected bad rows; number the events."""
+    """Draw valid feedback, retractions and the injected bad rows; number the events.
+
+    Labels carry the true label, except for the ~3% that later get a correction: those labels are
+    wrong and the correction carries the true label (what applying corrections should recover).
+    Event ids ("fe-" + 9 digits) ascend with received_at; a duplicate re-uses its original's id.
+    """
     n = world["n"]
     logged = world["logged"]
     correct = world["correct"]
@@ -888,7 +899,10 @@ def _feedback(
         rng, world, c_rows, T_CORRECTION, c_occ, c_rec, vcat=y_true[c_rows], source=(1, 1)
     )
 
-    def timed(rows: np.ndarray, lag: tuple[float, float], transit: tuple[float, float]):
+    def timed(
+        rows: np.ndarray, lag: tuple[float, float], transit: tuple[float, float]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """occurred_at = logged_at + lag, received_at = occurred_at + transit (uniform, us)."""
         occ = logged[rows] + _uniform_us(rng, lag[0], lag[1], len(rows))
         return occ, occ + _uniform_us(rng, transit[0], transit[1], len(rows))
 

@@ -339,7 +339,7 @@ def _load(
     select = ", ".join(conversions[name].expr for name in table.column_names)
     inserted = con.execute(
         f"insert into {warehouse.RAW_SCHEMA}.{table.name} ({target}) "
-        f"select {select}, ?, {row_expr}, ? from {_STAGE} order by {row_expr}",
+        f"select {select}, ?, {row_expr}, ? from {_STAGE}",
         [load_id, loaded_at],
     ).fetchone()
     rows = int(inserted[0]) if inserted else 0

@@ -63,7 +63,7 @@ known_labels as (
 
     select distinct
         model_name,
-        predicted_label as label
+        predicted_label as known_label
     from inferences
 
 ),
@@ -71,14 +71,14 @@ known_labels as (
 previously_accepted as (
 
     {%- if is_incremental() %}
-    select
-        event_id,
-        inference_id,
-        event_type
-    from {{ this }}
-    where
-        status = 'accepted'
-        and feedback_row_id not in (select feedback.feedback_row_id from feedback)
+        select
+            event_id,
+            inference_id,
+            event_type
+        from {{ this }}
+        where
+            status = 'accepted'
+            and feedback_row_id not in (select feedback.feedback_row_id from feedback)
     {%- else %}
     select
         cast(null as {{ dbt.type_string() }}) as event_id,
@@ -152,13 +152,13 @@ deduplicated as (
         case
             when row_checked.row_reason is null
                 then row_number() over (
-                    partition by row_checked.event_id, row_checked.row_reason
-                    order by
-                        row_checked.received_at,
-                        row_checked.loaded_at,
-                        row_checked.load_id,
-                        row_checked.file_row
-                )
+                        partition by row_checked.event_id, row_checked.row_reason
+                        order by
+                            row_checked.received_at,
+                            row_checked.loaded_at,
+                            row_checked.load_id,
+                            row_checked.file_row
+                    )
         end as event_rank
     from row_checked
     left join previously_accepted
@@ -173,14 +173,14 @@ joined as (
         inferences.model_name,
         inferences.model_version,
         inferences.logged_at as inference_logged_at,
-        known_labels.label is not null as is_known_label
+        known_labels.known_label is not null as is_known_label
     from deduplicated
     left join inferences
         on deduplicated.inference_id = inferences.inference_id
     left join known_labels
         on
             inferences.model_name = known_labels.model_name
-            and deduplicated.value_text = known_labels.label
+            and deduplicated.value_text = known_labels.known_label
 
 ),
 

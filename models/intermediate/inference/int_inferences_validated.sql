@@ -34,17 +34,17 @@ inferences as (
 ),
 
 {% if is_incremental() %}
-previously_accepted as (
+    previously_accepted as (
 
-    select
-        inference_id,
-        inference_row_id
-    from {{ this }}
-    where
-        reason_code is null
-        and inference_row_id not in (select inferences.inference_row_id from inferences)
+        select
+            inference_id,
+            inference_row_id
+        from {{ this }}
+        where
+            reason_code is null
+            and inference_row_id not in (select inferences.inference_row_id from inferences)
 
-),
+    ),
 {% endif %}
 
 checked as (
@@ -76,9 +76,9 @@ ranked as (
         case
             when checked.row_reason is not null then null
             else row_number() over (
-                partition by checked.inference_id, checked.row_reason
-                order by checked.loaded_at, checked.load_id, checked.file_row
-            )
+                    partition by checked.inference_id, checked.row_reason
+                    order by checked.loaded_at, checked.load_id, checked.file_row
+                )
         end as id_rank
     from checked
 
@@ -91,14 +91,14 @@ validated as (
         case
             when ranked.row_reason is not null then ranked.row_reason
             {%- if is_incremental() %}
-            when previously_accepted.inference_id is not null then 'duplicate_inference_id'
+                when previously_accepted.inference_id is not null then 'duplicate_inference_id'
             {%- endif %}
             when ranked.id_rank > 1 then 'duplicate_inference_id'
         end as reason_code
     from ranked
     {%- if is_incremental() %}
-        left join previously_accepted
-            on ranked.inference_id = previously_accepted.inference_id
+    left join previously_accepted
+        on ranked.inference_id = previously_accepted.inference_id
     {%- endif %}
 
 ),
@@ -114,7 +114,7 @@ final as (
         session_id,
         predicted_label,
         {%- for attribute in segments %}
-        {{ feedback_flywheel.json_get_string('context_json', attribute) }} as {{ attribute }},
+            {{ feedback_flywheel.json_get_string('context_json', attribute) }} as {{ attribute }},
         {%- endfor %}
         {{ feedback_flywheel.json_get_string('context_json', 'context_id') }} as context_id,
         context_json,

@@ -77,7 +77,9 @@ labels_matured as (
 current_labels as (
 
     select
-        {{ feedback_flywheel.surrogate_key(['labels_matured.inference_id', 'labels_matured.event_id']) }}
+        {{ feedback_flywheel.surrogate_key(
+            ['labels_matured.inference_id', 'labels_matured.event_id']
+        ) }}
             as training_example_id,
         labels_matured.inference_id,
         labels_matured.event_id as label_event_id,
@@ -90,30 +92,30 @@ current_labels as (
 ),
 
 {% if is_incremental() %}
-existing as (
+    existing as (
 
-    select * from {{ this }}
-    where inference_id in (select candidate_inferences.inference_id from candidate_inferences)
+        select * from {{ this }}
+        where inference_id in (select candidate_inferences.inference_id from candidate_inferences)
 
-),
+    ),
 
-superseded as (
+    superseded as (
 
     -- Rows that were current and are replaced (a correction, or every label retracted).
-    select
-        existing.training_example_id,
-        '{{ batch_id }}' as superseded_in_batch_id
-    from existing
-    left join current_labels
-        on existing.training_example_id = current_labels.training_example_id
-    where
-        current_labels.training_example_id is null
-        and (
-            existing.superseded_in_batch_id is null
-            or existing.superseded_in_batch_id = '{{ batch_id }}'
-        )
+        select
+            existing.training_example_id,
+            '{{ batch_id }}' as superseded_in_batch_id
+        from existing
+        left join current_labels
+            on existing.training_example_id = current_labels.training_example_id
+        where
+            current_labels.training_example_id is null
+            and (
+                existing.superseded_in_batch_id is null
+                or existing.superseded_in_batch_id = '{{ batch_id }}'
+            )
 
-),
+    ),
 {% endif %}
 
 examples as (
@@ -126,15 +128,15 @@ examples as (
         current_labels.label,
         current_labels.label_received_at,
         {%- if is_incremental() %}
-        coalesce(existing.batch_id, '{{ batch_id }}') as batch_id,
+            coalesce(existing.batch_id, '{{ batch_id }}') as batch_id,
         {%- else %}
         '{{ batch_id }}' as batch_id,
         {%- endif %}
         cast(null as {{ dbt.type_string() }}) as superseded_in_batch_id
     from current_labels
     {%- if is_incremental() %}
-        left join existing
-            on current_labels.training_example_id = existing.training_example_id
+    left join existing
+        on current_labels.training_example_id = existing.training_example_id
     {%- endif %}
 
     {%- if is_incremental() %}
@@ -170,7 +172,7 @@ final as (
         examples.label,
         inferences.predicted_label,
         {%- for attribute in segments %}
-        inferences.{{ attribute }},
+            inferences.{{ attribute }},
         {%- endfor %}
         inferences.inputs_json as features_json,
         inferences.probabilities_json,
@@ -183,7 +185,7 @@ final as (
         inferences.probability_entropy,
         case examples.label_source
             {%- for source_name, weight in label_weights.items() %}
-            when '{{ source_name }}' then {{ weight }}
+                when '{{ source_name }}' then {{ weight }}
             {%- endfor %}
             else 1.0
         end as sample_weight,

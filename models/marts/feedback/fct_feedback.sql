@@ -52,15 +52,27 @@ events_in_batch as (
     select accepted.*
     from accepted
     {%- if is_incremental() %}
-    where
-        accepted.batch_id = '{{ var("batch_id") }}'
-        or accepted.event_id in (
-            select retractions.retracted_event_id from retractions
-            inner join accepted as retraction_rows
-                on retractions.retraction_event_id = retraction_rows.event_id
-            where retraction_rows.batch_id = '{{ var("batch_id") }}'
-        )
+        where
+            accepted.batch_id = '{{ var("batch_id") }}'
+            or accepted.event_id in (
+                select retractions.retracted_event_id from retractions
+                inner join accepted as retraction_rows
+                    on retractions.retraction_event_id = retraction_rows.event_id
+                where retraction_rows.batch_id = '{{ var("batch_id") }}'
+            )
     {%- endif %}
+
+),
+
+first_retractions as (
+
+    -- An event retracted more than once counts as retracted by the first retraction.
+    select
+        retracted_event_id,
+        min(retraction_event_id) as retraction_event_id,
+        min(retracted_at) as retracted_at
+    from retractions
+    group by retracted_event_id
 
 ),
 
@@ -68,18 +80,11 @@ retractions_applied as (
 
     select
         events_in_batch.*,
-        first_retraction.retraction_event_id,
-        first_retraction.retracted_at
+        first_retractions.retraction_event_id,
+        first_retractions.retracted_at
     from events_in_batch
-    left join (
-        select
-            retracted_event_id,
-            min(retraction_event_id) as retraction_event_id,
-            min(retracted_at) as retracted_at
-        from retractions
-        group by retracted_event_id
-    ) as first_retraction
-        on events_in_batch.event_id = first_retraction.retracted_event_id
+    left join first_retractions
+        on events_in_batch.event_id = first_retractions.retracted_event_id
 
 ),
 
@@ -96,7 +101,7 @@ final as (
         inferences.subject_id,
         inferences.session_id,
         {%- for attribute in segments %}
-        inferences.{{ attribute }},
+            inferences.{{ attribute }},
         {%- endfor %}
         inferences.predicted_label,
         retractions_applied.value_text,

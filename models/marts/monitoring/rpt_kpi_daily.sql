@@ -157,7 +157,7 @@ per_class_scores as (
         case
             when 2 * true_positives + false_positives + false_negatives > 0
                 then 2.0 * true_positives
-                / (2 * true_positives + false_positives + false_negatives)
+                    / (2 * true_positives + false_positives + false_negatives)
             else 0.0
         end as class_f1
     from per_class
@@ -213,18 +213,18 @@ joined as (
         volume.model_version,
         volume.kpi_date,
         volume.inference_count,
-        coalesce(labelled.labelled_count, 0) as labelled_count,
-        coalesce(labelled.correct_count, 0) as correct_count,
         macro_scores.class_count,
         macro_scores.precision_macro,
         macro_scores.recall_macro,
         macro_scores.f1_macro,
-        coalesce(signals.rating_count, 0) as rating_count,
         signals.rating_mean,
         signals.rating_stddev,
-        coalesce(signals.reward_count, 0) as reward_count,
         signals.reward_mean,
         signals.reward_stddev,
+        coalesce(labelled.labelled_count, 0) as labelled_count,
+        coalesce(labelled.correct_count, 0) as correct_count,
+        coalesce(signals.rating_count, 0) as rating_count,
+        coalesce(signals.reward_count, 0) as reward_count,
         coalesce(signals.thumbs_count, 0) as thumbs_count,
         coalesce(signals.thumbs_up_count, 0) as thumbs_up_count,
         coalesce(signals.click_signal_count, 0) as click_signal_count,
