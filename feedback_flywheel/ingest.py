@@ -7,9 +7,10 @@ loads completely or leaves nothing behind. Raw tables are append-only; this modu
 
 Rules, in the order they are applied to one file:
 
-* **Format by extension** (case-insensitive): ``.parquet``; ``.csv`` (header row required, read
-  with every column as VARCHAR and converted here); ``.jsonl`` / ``.ndjson`` (JSON lines, one object
-  per line) and ``.json`` (JSON lines, or one top-level array of objects). Anything else is refused.
+* **Format by extension** (case-insensitive): ``.parquet``; ``.csv`` (UTF-8, comma-separated,
+  ``"``-quoted, header row required; the dialect is fixed, not sniffed, and every column is read
+  as VARCHAR and converted here); ``.jsonl`` / ``.ndjson`` (JSON lines, one object per line) and
+  ``.json`` (JSON lines, or one top-level array of objects). Anything else is refused.
 * **Once per content**: the file's bytes are hashed (sha256, streamed). ``load_id`` is
   ``"<table>-<first 16 hex digits>"``. If the same bytes were already loaded into the same table,
   under any file name, nothing is added and the result is ``already_loaded``.
@@ -89,8 +90,10 @@ _SUPPORTED_LIST = ", ".join(SUPPORTED_EXTENSIONS)
 
 _STAGE_NAME = "_flywheel_ingest_stage"  # the temporary table a file is read into
 _STAGE = f"temp.main.{_STAGE_NAME}"
-_ROW = "__flywheel_file_row"  # stage column holding the 1-based row number (Parquet only)
-_JSON = "__flywheel_json"  # stage column holding one JSON record (JSON only)
+_ROW = "__flywheel_file_row"  # stage column holding the 1-based row number (not for CSV)
+_JSON_STAGE_NAME = "_flywheel_ingest_json"  # JSON records, before their values are extracted
+_JSON = "__flywheel_json"  # column of that table holding one JSON record
+_VALUES = "__flywheel_values"  # stage column holding a JSON record's values (JSON only)
 _HASH_CHUNK = 1 << 20
 _MAX_SHOWN_VALUE = 80
 _MAX_LISTED_COLUMNS = 25
@@ -293,14 +296,15 @@ def ingest_file(
             return refused(str(refusal), sha)
         except duckdb.Error as error:
             _rollback(con)
-            reason = _first_line(error)
+            reason = _error_reason(error)
             return refused(f"{path}: could not be loaded: {reason}; nothing loaded", sha)
         except BaseException:
             _rollback(con)
             raise
     finally:
-        with contextlib.suppress(duckdb.Error):
-            con.execute(f"drop table if exists {_STAGE}")
+        for stage_name in (_STAGE_NAME, _JSON_STAGE_NAME):
+            with contextlib.suppress(duckdb.Error):
+                con.execute(f"drop table if exists temp.main.{stage_name}")
         _restore_settings(con, settings)
 
     message = f"{table}: loaded {_rows(rows)} from {path} as {load_id}"
@@ -393,15 +397,15 @@ def _stage(
             return sources, "rowid + 1"
         reader_format = "auto" if path.suffix.lower() == ".json" else "newline_delimited"
         con.execute(
-            f"create or replace temp table {_STAGE_NAME} as "
+            f"create or replace temp table {_JSON_STAGE_NAME} as "
             f"select json as {_JSON} from read_json_objects(?, format = '{reader_format}')",
             [str(path)],
         )
-        return _json_columns(con, path), "rowid + 1"
+        return _json_columns(con, path), _ROW
     except duckdb.Error as error:
         kind = {"parquet": "Parquet", "csv": "CSV"}.get(file_format, "JSON lines")
         raise _Refusal(
-            f"{path}: could not be read as {kind}: {_first_line(error)}; nothing loaded"
+            f"{path}: could not be read as {kind}: {_error_reason(error)}; nothing loaded"
         ) from error
 
 
@@ -445,13 +449,17 @@ def _described_columns(con: duckdb.DuckDBPyConnection, exclude: set[str]) -> lis
 
 
 def _json_columns(con: duckdb.DuckDBPyConnection, path: Path) -> list[_SourceColumn]:
-    """Refuse non-object records; the union of keys (first-seen order) as VARCHAR extractions.
+    """Turn the staged JSON records into the stage table: row number plus one list of values.
 
-    Values are extracted with ``json_extract_string``: strings unquoted, numbers and booleans as
-    their JSON text, nested objects/arrays as JSON text, JSON null as NULL.
+    Refuses records that are not objects. The columns are the union of the records' keys (in
+    first-seen order); a key a record lacks is NULL there. Values are extracted in one
+    ``json_extract_string(record, [paths])`` call per record, so each record is parsed once:
+    strings unquoted, numbers and booleans as their JSON text, nested objects/arrays as JSON text,
+    JSON null as NULL.
     """
+    json_stage = f"temp.main.{_JSON_STAGE_NAME}"
     bad = con.execute(
-        f"select min(rowid) + 1, count(*) from {_STAGE} where json_type({_JSON}) <> 'OBJECT'"
+        f"select min(rowid) + 1, count(*) from {json_stage} where json_type({_JSON}) <> 'OBJECT'"
     ).fetchone()
     if bad and bad[1]:
         more = f" (and {bad[1] - 1:,} more)" if bad[1] > 1 else ""
@@ -459,16 +467,26 @@ def _json_columns(con: duckdb.DuckDBPyConnection, path: Path) -> list[_SourceCol
             f"{path}: record {bad[0]} is not a JSON object{more}; each line must be one object "
             "of column -> value; nothing loaded"
         )
-    keys = con.execute(
-        f"select key from (select rowid as r, unnest(json_keys({_JSON})) as key from {_STAGE}) "
-        "group by key order by min(r), key"
-    ).fetchall()
-    columns = []
-    for (key,) in keys:
-        path_literal = '$."' + str(key).replace("\\", "\\\\").replace('"', '\\"') + '"'
-        expr = f"json_extract_string({_JSON}, {_literal(path_literal)})"
-        columns.append(_SourceColumn(str(key), expr, "VARCHAR"))
-    return columns
+    keys = [
+        str(key)
+        for (key,) in con.execute(
+            f"select key from (select rowid as r, unnest(json_keys({_JSON})) as key "
+            f"from {json_stage}) group by key order by min(r), key"
+        ).fetchall()
+    ]
+    paths = ", ".join(
+        _literal('$."' + key.replace("\\", "\\\\").replace('"', '\\"') + '"') for key in keys
+    )
+    values = f", json_extract_string({_JSON}, [{paths}]) as {_VALUES}" if keys else ""
+    con.execute(
+        f"create or replace temp table {_STAGE_NAME} as "
+        f"select rowid + 1 as {_ROW}{values} from {json_stage}"
+    )
+    con.execute(f"drop table {json_stage}")
+    return [
+        _SourceColumn(key, f"{_VALUES}[{index}]", "VARCHAR")
+        for index, key in enumerate(keys, start=1)
+    ]
 
 
 def _stage_is_empty(con: duckdb.DuckDBPyConnection) -> bool:
@@ -520,15 +538,14 @@ def _match_columns(
         problems.append(problem)
     if duplicates:
         problems.append(
-            f"column{'s' if len(duplicates) > 1 else ''} {_names(duplicates)} "
-            "appear more than once"
+            f"{'columns' if len(duplicates) > 1 else 'column'} {_names(duplicates)} "
+            f"{'appear' if len(duplicates) > 1 else 'appears'} more than once"
         )
     if extras and not allow_extra_columns:
         plural = "s" if len(extras) > 1 else ""
         problems.append(
             f"extra column{plural} {_names(extras)} not in the {table.name} contract; "
-            "pass `--allow-extra-columns` to drop "
-            + ("them" if plural else "it")
+            "pass `--allow-extra-columns` to drop " + ("them" if plural else "it")
         )
     if problems:
         has = _names([s.name for s in sources])
@@ -733,7 +750,7 @@ def _show(value: object) -> str:
     return f"'{text}'"
 
 
-def _first_line(error: BaseException) -> str:
+def _error_reason(error: BaseException) -> str:
     """The useful part of a DuckDB error: its lines up to the generic advice, joined.
 
     DuckDB's CSV errors span many lines ("CSV Error on Line: 3", the original line, the cause, then

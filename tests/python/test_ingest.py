@@ -180,8 +180,8 @@ def test_jsonl_loads_nested_values_as_json_text(
         "select step_index, context, inputs, predicted_score, output_text, session_id "
         "from raw.inference_log order by _file_row",
     )
-    assert rows[1] == (1, '{"region":"eu","device":"ios"}', '{"tenure":1,"plan":"pro"}', 0.75,
-                       None, None)  # fmt: skip
+    context, inputs = '{"region":"eu","device":"ios"}', '{"tenure":1,"plan":"pro"}'
+    assert rows[1] == (1, context, inputs, 0.75, None, None)
     assert json.loads(rows[2][2]) == {"tenure": 2, "plan": "pro"}
 
 
@@ -205,6 +205,77 @@ def test_json_array_and_ndjson_extensions(con: duckdb.DuckDBPyConnection, tmp_pa
         ("e1", "5"),
         ("e2", "5"),
         ("e3", "5"),
+    ]
+
+
+def test_csv_dialect_is_fixed_not_sniffed(con: duckdb.DuckDBPyConnection, tmp_path: Path) -> None:
+    # A value starting with `#` is data, not a comment line to skip.
+    hashed = write_csv(tmp_path / "hash.csv", [csv_row(1).replace("inf-1", "#inf-1", 1)])
+    assert ingest_file(con, "inference_log", hashed).status == "loaded"
+    assert fetch(con, "select inference_id from raw.inference_log") == [("#inf-1",)]
+
+    ragged = write_csv(tmp_path / "ragged.csv", [csv_row(2), csv_row(3) + ",surplus"])
+    result = ingest_file(con, "inference_log", ragged)
+
+    assert result.status == "refused"
+    assert result.message == (
+        f"{ragged}: could not be read as CSV: Invalid Input Error: CSV Error on Line: 3; "
+        "Expected Number of Columns: 13 Found: 14; nothing loaded"
+    )
+    assert count(con) == 1
+
+
+def test_csv_that_is_not_utf8_is_refused(con: duckdb.DuckDBPyConnection, tmp_path: Path) -> None:
+    path = tmp_path / "latin1.csv"
+    path.write_bytes(
+        (CSV_HEADER + "\n" + csv_row(1).replace("stay", "séjour") + "\n").encode("latin-1")
+    )
+
+    result = ingest_file(con, "inference_log", path)
+
+    assert result.status == "refused"
+    assert "CSV Error on Line: 2" in result.message
+    assert "not utf-8 encoded" in result.message
+    assert ledger_count(con) == 0
+
+
+def test_duplicate_and_case_variant_headers(con: duckdb.DuckDBPyConnection, tmp_path: Path) -> None:
+    duplicated = write_csv(
+        tmp_path / "dup.csv", [csv_row(1) + ",x"], header=CSV_HEADER + ", model_name"
+    )
+    result = ingest_file(con, "inference_log", duplicated)
+    assert result.status == "refused"
+    assert "column `model_name` appears more than once" in result.message
+
+    # `Model_Name` next to `model_name` is a different (extra) column, not a clash.
+    variant = write_csv(
+        tmp_path / "variant.csv", [csv_row(2) + ",x"], header=CSV_HEADER + ",Model_Name"
+    )
+    allowed = ingest_file(con, "inference_log", variant, allow_extra_columns=True)
+    assert allowed.status == "loaded", allowed.message
+    assert "dropped extra columns `Model_Name`" in allowed.message
+    assert fetch(con, "select model_name from raw.inference_log") == [("churn",)]
+
+
+def test_json_keys_are_stripped_and_case_sensitive(
+    con: duckdb.DuckDBPyConnection, tmp_path: Path
+) -> None:
+    record = {
+        " model_name ": "m",
+        "model_version": "v1",
+        "deployed_at": "2024-01-01T00:00:00+01:00",
+        "Retired_At": "2024-02-01",
+    }
+    path = tmp_path / "deploys.jsonl"
+    path.write_text(json.dumps(record) + "\n")
+
+    refused = ingest_file(con, "model_deployments", path)
+    loaded = ingest_file(con, "model_deployments", path, allow_extra_columns=True)
+
+    assert "extra column `Retired_At` not in the model_deployments contract" in refused.message
+    assert loaded.status == "loaded"
+    assert fetch(con, "select model_name, deployed_at, retired_at from raw.model_deployments") == [
+        ("m", datetime(2023, 12, 31, 23), None)
     ]
 
 
@@ -506,9 +577,8 @@ def test_file_row_follows_file_order(con: duckdb.DuckDBPyConnection, tmp_path: P
             f"select {id_column} from raw.{table} where _load_id = '{load_id}' order by _file_row",
         )
         assert [r[0] for r in got] == ids
-        rows = fetch(con, f"select min(_file_row), max(_file_row) from raw.{table} "
-                          f"where _load_id = '{load_id}'")  # fmt: skip
-        assert rows == [(1, n)]
+        bounds = f"select min(_file_row), max(_file_row) from raw.{table} where _load_id = ?"
+        assert con.execute(bounds, [load_id]).fetchall() == [(1, n)]
 
 
 def test_jsonl_blank_lines_are_not_counted(con: duckdb.DuckDBPyConnection, tmp_path: Path) -> None:
@@ -550,9 +620,7 @@ def test_failure_after_insert_leaves_nothing_behind(
     result = ingest_file(con, "inference_log", path)
 
     assert result.status == "refused"
-    assert result.message == (
-        f"{path}: could not be loaded: disk full (simulated); nothing loaded"
-    )
+    assert result.message == (f"{path}: could not be loaded: disk full (simulated); nothing loaded")
     assert seen_inside == [50]
     assert count(con) == 0 and ledger_count(con) == 0
 
@@ -683,4 +751,3 @@ def test_unreadable_json_is_refused(con: duckdb.DuckDBPyConnection, tmp_path: Pa
 def test_unknown_table_is_a_caller_error(con: duckdb.DuckDBPyConnection, tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="unknown raw table 'inference_logs'"):
         ingest_file(con, "inference_logs", tmp_path / "x.csv")
-
