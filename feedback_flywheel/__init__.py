@@ -1,7 +1,8 @@
 """feedback_flywheel: batch feedback processing for continuous model learning.
 
 The warehouse (dbt models under ``models/``) does the heavy lifting; this package holds the code the
-flows and the ``flywheel`` command call: the raw input contract, ingest, the demo world and the batch
+flows and the ``flywheel`` command call: the raw input contract, ingest, the demo world and the
+batch
 bookkeeping.
 """
 

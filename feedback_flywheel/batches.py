@@ -230,9 +230,7 @@ def close_batch(
             counts.get("feedback_accepted"),
             counts.get("feedback_quarantined"),
             counts.get("feedback_held"),
-            json.dumps(counts.get("quarantined_by_reason", {}), sort_keys=True)
-            if counts
-            else None,
+            json.dumps(counts.get("quarantined_by_reason", {}), sort_keys=True) if counts else None,
             counts.get("inferences_in"),
             counts.get("training_examples_added"),
             counts.get("dataset_version"),

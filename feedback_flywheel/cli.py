@@ -78,10 +78,21 @@ def init(db_path: Path | None) -> None:
 
 
 @main.command()
-@click.option("--format", "fmt", type=click.Choice(["text", "markdown"]), default="text")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "markdown", "dbt-sources"]),
+    default="text",
+    show_default=True,
+    help="dbt-sources prints models/staging/raw/_raw__sources.yml as generated from the contract.",
+)
 def contract(fmt: str) -> None:
     """Print the raw input contract: every table and column users load."""
-    from feedback_flywheel.contract import RAW_TABLES
+    from feedback_flywheel.contract import RAW_TABLES, dbt_sources_yaml
+
+    if fmt == "dbt-sources":
+        click.echo(dbt_sources_yaml(), nl=False)
+        return
 
     for table in RAW_TABLES.values():
         if fmt == "markdown":
@@ -102,24 +113,36 @@ def contract(fmt: str) -> None:
 
 
 @main.command("demo-data")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Folder to write to (default: data/demo in the project).")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Folder to write to (default: data/demo in the project).",
+)
 @click.option("--seed", type=int, default=7, show_default=True)
 @click.option("--days", type=click.IntRange(min=4), default=60, show_default=True)
-@click.option("--inferences-per-day", type=click.IntRange(min=10), default=2000,
-              show_default=True)
-@click.option("--start-date", type=click.DateTime(formats=["%Y-%m-%d"]), default="2026-01-01",
-              show_default=True)
-def demo_data(out: Path | None, seed: int, days: int, inferences_per_day: int,
-              start_date: datetime) -> None:
+@click.option("--inferences-per-day", type=click.IntRange(min=10), default=2000, show_default=True)
+@click.option(
+    "--start-date",
+    type=click.DateTime(formats=["%Y-%m-%d"]),
+    default="2026-01-01",
+    show_default=True,
+)
+def demo_data(
+    out: Path | None, seed: int, days: int, inferences_per_day: int, start_date: datetime
+) -> None:
     """Write a deterministic demo world (raw files + truth.json of what was injected)."""
     from feedback_flywheel import demo
 
     out = out or paths.project_dir() / "data" / "demo"
     started = time.perf_counter()
     truth = demo.generate(
-        out, seed=seed, days=days, inferences_per_day=inferences_per_day,
-        start_date=start_date.date(), progress=_echo_progress,
+        out,
+        seed=seed,
+        days=days,
+        inferences_per_day=inferences_per_day,
+        start_date=start_date.date(),
+        progress=_echo_progress,
     )
     counts = truth.get("counts", {})
     click.echo(
@@ -130,13 +153,16 @@ def demo_data(out: Path | None, seed: int, days: int, inferences_per_day: int,
 
 @main.command()
 @click.argument("table")
-@click.argument("files", nargs=-1, required=True,
-                type=click.Path(exists=True, path_type=Path))
-@click.option("--allow-extra-columns", is_flag=True,
-              help="Drop columns the contract does not know instead of refusing the file.")
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.option(
+    "--allow-extra-columns",
+    is_flag=True,
+    help="Drop columns the contract does not know instead of refusing the file.",
+)
 @_db_option
-def ingest(table: str, files: tuple[Path, ...], allow_extra_columns: bool,
-           db_path: Path | None) -> None:
+def ingest(
+    table: str, files: tuple[Path, ...], allow_extra_columns: bool, db_path: Path | None
+) -> None:
     """Append Parquet, CSV or JSON-lines FILES (or folders of them) to raw TABLE.
 
     Each file loads whole or not at all; a file already loaded (same bytes) adds nothing.
@@ -160,16 +186,19 @@ def ingest(table: str, files: tuple[Path, ...], allow_extra_columns: bool,
         click.echo(result.message, err=result.status == "refused")
         refused += result.status == "refused"
     loaded = sum(result.rows for result in results if result.status == "loaded")
-    click.echo(f"{table}: {loaded:,} rows appended from "
-               f"{sum(r.status == 'loaded' for r in results)} file(s), "
-               f"{sum(r.status == 'already_loaded' for r in results)} already loaded, "
-               f"{refused} refused")
+    click.echo(
+        f"{table}: {loaded:,} rows appended from "
+        f"{sum(r.status == 'loaded' for r in results)} file(s), "
+        f"{sum(r.status == 'already_loaded' for r in results)} already loaded, "
+        f"{refused} refused"
+    )
     if refused:
         sys.exit(EXIT_USAGE)
 
 
-def _run_batches(database: Path, until: datetime | None, daily: bool, batch_id: str | None,
-                 overrides: dict) -> list[dict]:
+def _run_batches(
+    database: Path, until: datetime | None, daily: bool, batch_id: str | None, overrides: dict
+) -> list[dict]:
     """Plan and run batch_cycle flows; returns the counts of each batch run."""
     from feedback_flywheel import batches, warehouse
     from flows.batch_cycle import batch_cycle
@@ -190,8 +219,10 @@ def _run_batches(database: Path, until: datetime | None, daily: bool, batch_id: 
         )
         results.append(
             batch_cycle(
-                window_start=window.window_start, window_end=window.window_end,
-                overrides=overrides, db_path=str(database),
+                window_start=window.window_start,
+                window_end=window.window_end,
+                overrides=overrides,
+                db_path=str(database),
             )
         )
     return results
@@ -208,11 +239,21 @@ def _print_summary(database: Path) -> None:
 @click.option("--until", help="Watermark to build up to (ISO 8601, UTC; default: now).")
 @click.option("--daily", is_flag=True, help="One batch per UTC day up to the watermark.")
 @click.option("--batch-id", help="Re-run this batch (only the latest can be re-run).")
-@click.option("--var", "var_pairs", multiple=True, metavar="KEY=VALUE",
-              help="Override a dbt var for this run (repeatable), e.g. --var lookback_days=5.")
+@click.option(
+    "--var",
+    "var_pairs",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Override a dbt var for this run (repeatable), e.g. --var lookback_days=5.",
+)
 @_db_option
-def run(until: str | None, daily: bool, batch_id: str | None, var_pairs: tuple[str, ...],
-        db_path: Path | None) -> None:
+def run(
+    until: str | None,
+    daily: bool,
+    batch_id: str | None,
+    var_pairs: tuple[str, ...],
+    db_path: Path | None,
+) -> None:
     """Run the batch cycle now: from the last watermark up to --until (default: now)."""
     from feedback_flywheel.batches import BatchError
 
@@ -232,13 +273,18 @@ def run(until: str | None, daily: bool, batch_id: str | None, var_pairs: tuple[s
 @main.command()
 @click.option("--seed", type=int, default=7, show_default=True)
 @click.option("--days", type=click.IntRange(min=8), default=60, show_default=True)
-@click.option("--inferences-per-day", type=click.IntRange(min=10), default=2000,
-              show_default=True)
-@click.option("--daily-batches", type=click.IntRange(min=1), default=7, show_default=True,
-              help="The last N days run as daily batches; the history before them as one batch.")
+@click.option("--inferences-per-day", type=click.IntRange(min=10), default=2000, show_default=True)
+@click.option(
+    "--daily-batches",
+    type=click.IntRange(min=1),
+    default=7,
+    show_default=True,
+    help="The last N days run as daily batches; the history before them as one batch.",
+)
 @_db_option
-def demo(seed: int, days: int, inferences_per_day: int, daily_batches: int,
-         db_path: Path | None) -> None:
+def demo(
+    seed: int, days: int, inferences_per_day: int, daily_batches: int, db_path: Path | None
+) -> None:
     """The whole loop on the demo world: generate, ingest, run the batches, print a summary."""
     from datetime import timedelta
 
@@ -254,28 +300,35 @@ def demo(seed: int, days: int, inferences_per_day: int, daily_batches: int,
         truth = json.loads(truth_file.read_text())
         click.echo("  already generated (deterministic); reusing it", err=True)
     else:
-        truth = demo_module.generate(out, seed=seed, days=days,
-                                     inferences_per_day=inferences_per_day,
-                                     start_date=date(2026, 1, 1), progress=_echo_progress)
+        truth = demo_module.generate(
+            out,
+            seed=seed,
+            days=days,
+            inferences_per_day=inferences_per_day,
+            start_date=date(2026, 1, 1),
+            progress=_echo_progress,
+        )
     click.echo(f"2/4 ingest into {database}", err=True)
     with warehouse.connect(database) as con:
         warehouse.init_warehouse(con)
-        for table in ("model_deployments", "inference_log", "feedback_events",
-                      "preference_events"):
+        for table in ("model_deployments", "inference_log", "feedback_events", "preference_events"):
             results = ingest_module.ingest_files(con, table, [out / table])
             loaded = [r for r in results if r.status == "loaded"]
             refused = [r for r in results if r.status == "refused"]
-            click.echo(f"  {table}: {sum(r.rows for r in loaded):,} rows from {len(loaded)} "
-                       f"file(s), {len(results) - len(loaded) - len(refused)} already loaded",
-                       err=True)
+            click.echo(
+                f"  {table}: {sum(r.rows for r in loaded):,} rows from {len(loaded)} "
+                f"file(s), {len(results) - len(loaded) - len(refused)} already loaded",
+                err=True,
+            )
             if refused:
                 for result in refused:
                     click.echo(result.message, err=True)
                 sys.exit(EXIT_FAILED)
     end = datetime.fromisoformat(truth["end_date"])
     history_end = end - timedelta(days=daily_batches)
-    click.echo(f"3/4 batches: history up to {history_end.date()}, then {daily_batches} daily",
-               err=True)
+    click.echo(
+        f"3/4 batches: history up to {history_end.date()}, then {daily_batches} daily", err=True
+    )
     try:
         _run_batches(database, history_end, False, None, {})
         _run_batches(database, end, True, None, {})
@@ -309,13 +362,78 @@ def list_batches(limit: int, db_path: Path | None) -> None:
             """,
             [limit],
         ).fetchall()
-    click.echo(f"{'batch_id':<18} {'try':>3} {'status':<8} {'window':<41} "
-               f"{'in':>8} {'accepted':>9} {'quarant.':>9} {'held':>6} {'dbt s':>6}")
+    click.echo(
+        f"{'batch_id':<18} {'try':>3} {'status':<8} {'window':<41} "
+        f"{'in':>8} {'accepted':>9} {'quarant.':>9} {'held':>6} {'dbt s':>6}"
+    )
     for row in rows:
         batch, attempt, status, start, end, fin, acc, quar, held, seconds = row
-        click.echo(f"{batch:<18} {attempt:>3} {status:<8} {str(start):<19} .. {str(end):<19} "
-                   f"{fin or 0:>8,} {acc or 0:>9,} {quar or 0:>9,} {held or 0:>6,} "
-                   f"{seconds or 0:>6}")
+        click.echo(
+            f"{batch:<18} {attempt:>3} {status:<8} {start!s:<19} .. {end!s:<19} "
+            f"{fin or 0:>8,} {acc or 0:>9,} {quar or 0:>9,} {held or 0:>6,} "
+            f"{seconds or 0:>6}"
+        )
+
+
+@main.group()
+def dataset() -> None:
+    """Dataset versions: list them, or rebuild one and prove it is identical."""
+
+
+@dataset.command("list")
+@click.option("--limit", type=int, default=20, show_default=True)
+@_db_option
+def dataset_list(limit: int, db_path: Path | None) -> None:
+    """List dataset versions with their size, sample and fingerprints."""
+    from feedback_flywheel import warehouse
+
+    with warehouse.connect(_resolve_db(db_path), read_only=True) as con:
+        rows = con.execute(
+            """
+            select dataset_version, example_count, examples_added, examples_superseded,
+                sample_count, example_fingerprint
+            from marts.fct_dataset_versions order by dataset_version desc limit ?
+            """,
+            [limit],
+        ).fetchall()
+    click.echo(
+        f"{'dataset_version':<22} {'examples':>9} {'added':>7} {'superseded':>10} "
+        f"{'sample':>7}  fingerprint"
+    )
+    for version, total, added, superseded, sample, fingerprint in rows:
+        click.echo(
+            f"{version:<22} {total:>9,} {added:>7,} {superseded:>10,} {sample:>7,}  {fingerprint}"
+        )
+
+
+@dataset.command("verify")
+@click.argument("dataset_version")
+@_db_option
+def dataset_verify(dataset_version: str, db_path: Path | None) -> None:
+    """Rebuild the training sample of DATASET_VERSION from the examples and compare row for row.
+
+    Exit code 1 when the rebuild differs from what was stored.
+    """
+    from feedback_flywheel import datasets
+
+    try:
+        result = datasets.verify(dataset_version, _resolve_db(db_path))
+    except datasets.DatasetVersionError as error:
+        click.echo(f"error: {error}", err=True)
+        sys.exit(EXIT_USAGE)
+    if result.identical:
+        click.echo(
+            f"{dataset_version}: rebuilt {result.rebuilt_rows:,} rows, identical to the "
+            "stored sample"
+        )
+        return
+    click.echo(
+        f"{dataset_version}: NOT identical: stored {result.stored_rows:,}, rebuilt "
+        f"{result.rebuilt_rows:,}, {result.only_stored:,} only stored, "
+        f"{result.only_rebuilt:,} only rebuilt",
+        err=True,
+    )
+    sys.exit(EXIT_FAILED)
 
 
 def _ensure_prefect_server(port: int) -> subprocess.Popen | None:
@@ -324,9 +442,17 @@ def _ensure_prefect_server(port: int) -> subprocess.Popen | None:
         return None
     api = f"http://127.0.0.1:{port}/api"
     server = subprocess.Popen(
-        [str(Path(sys.executable).parent / "prefect"), "server", "start", "--host", "127.0.0.1",
-         "--port", str(port)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
+        [
+            str(Path(sys.executable).parent / "prefect"),
+            "server",
+            "start",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
     )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -342,12 +468,22 @@ def _ensure_prefect_server(port: int) -> subprocess.Popen | None:
 
 
 @main.command()
-@click.option("--cron", default="0 2 * * *", show_default=True,
-              help="When to run the cycle (cron syntax).")
-@click.option("--timezone", default="UTC", show_default=True,
-              help="IANA time zone the cron is read in, e.g. Europe/Berlin.")
-@click.option("--port", type=int, default=4200, show_default=True,
-              help="Port of the local Prefect server started when PREFECT_API_URL is unset.")
+@click.option(
+    "--cron", default="0 2 * * *", show_default=True, help="When to run the cycle (cron syntax)."
+)
+@click.option(
+    "--timezone",
+    default="UTC",
+    show_default=True,
+    help="IANA time zone the cron is read in, e.g. Europe/Berlin.",
+)
+@click.option(
+    "--port",
+    type=int,
+    default=4200,
+    show_default=True,
+    help="Port of the local Prefect server started when PREFECT_API_URL is unset.",
+)
 @_db_option
 def serve(cron: str, timezone: str, port: int, db_path: Path | None) -> None:
     """Serve batch_cycle on a schedule through Prefect (Ctrl-C to stop).
@@ -360,7 +496,9 @@ def serve(cron: str, timezone: str, port: int, db_path: Path | None) -> None:
     try:
         ZoneInfo(timezone)
     except ZoneInfoNotFoundError:
-        raise click.BadParameter(f"unknown time zone {timezone!r}", param_hint="--timezone")
+        raise click.BadParameter(
+            f"unknown time zone {timezone!r}", param_hint="--timezone"
+        ) from None
     database = _resolve_db(db_path)
     server = _ensure_prefect_server(port)
     api = os.environ["PREFECT_API_URL"]

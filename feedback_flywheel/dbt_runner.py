@@ -57,8 +57,12 @@ def run_dbt(
     dbt_vars: dict[str, Any] | None = None,
     db_path: Path | None = None,
     on_line: Callable[[str], None] | None = None,
+    target_path: Path | None = None,
 ) -> DbtResult:
     """Run ``dbt <args>`` in the project, streaming its log lines to ``on_line``.
+
+    ``target_path`` sends dbt's artefacts (compiled SQL, run_results.json) somewhere other than the
+    project's ``target/``, e.g. for a compile that must not disturb a build's artefacts.
 
     Raises DbtError naming every failed node (from ``target/run_results.json``) when dbt fails.
     """
@@ -66,11 +70,14 @@ def run_dbt(
     command = [dbt_executable(), *args]
     if dbt_vars:
         command += ["--vars", json.dumps(dbt_vars, sort_keys=True)]
+    env = dbt_env(db_path)
+    if target_path is not None:
+        env["DBT_TARGET_PATH"] = str(target_path)
     started = time.perf_counter()
     process = subprocess.Popen(
         command,
         cwd=project,
-        env=dbt_env(db_path),
+        env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -85,7 +92,7 @@ def run_dbt(
             on_line(line)
     returncode = process.wait()
     seconds = time.perf_counter() - started
-    statuses = _node_statuses(project / "target" / "run_results.json")
+    statuses = _node_statuses((target_path or project / "target") / "run_results.json")
     tail = "\n".join(lines[-40:])
     if returncode != 0:
         failed = [

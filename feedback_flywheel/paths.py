@@ -32,6 +32,6 @@ def database_path() -> Path:
 
 
 def published_path(db_path: Path | None = None) -> Path:
-    """The read-only serving copy published after each successful cycle (``<db>.serving.duckdb``)."""
+    """The read-only copy published after each successful cycle (``<db>.serving.duckdb``)."""
     db_path = db_path or database_path()
     return db_path.with_name(db_path.stem + ".serving.duckdb")

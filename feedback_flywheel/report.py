@@ -75,7 +75,8 @@ def run_summary(con: duckdb.DuckDBPyConnection, db_path: Path) -> str:
     )
     reasons = _rows(
         con,
-        "select reason_code, count(*) from marts.fct_feedback_quarantine group by 1 order by 2 desc",
+        "select reason_code, count(*) from marts.fct_feedback_quarantine "
+        "group by 1 order by 2 desc",
     )
     inference_count = _rows(con, "select count(*) from raw.inference_log")[0][0]
     examples = _rows(

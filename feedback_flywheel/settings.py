@@ -37,7 +37,6 @@ class FlywheelVars(BaseModel):
     label_settle_hours: int = Field(ge=0, le=24 * 90, description="Age at which a label matures.")
     clock_skew_seconds: int = Field(ge=0, le=86400, description="Tolerated client clock skew.")
     supported_schema_versions: list[str] = Field(min_length=1)
-    kpi_recompute_days: int = Field(ge=1, le=3650)
     label_weights: dict[str, float]
     sampling_seed: int = Field(ge=0)
     stratify_by: str
@@ -77,7 +76,9 @@ def parse_overrides(pairs: list[str] | tuple[str, ...]) -> dict[str, Any]:
     return overrides
 
 
-def load_settings(overrides: dict[str, Any] | None = None, project_dir: Path | None = None) -> FlywheelVars:
+def load_settings(
+    overrides: dict[str, Any] | None = None, project_dir: Path | None = None
+) -> FlywheelVars:
     """The project's vars with ``overrides`` applied, validated.
 
     Raises SettingsError with one line per problem: the key, what was given and what is allowed.

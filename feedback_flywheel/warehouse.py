@@ -57,7 +57,7 @@ create table if not exists {ML_SCHEMA}.batch_runs (
 
 
 def raw_table_ddl(table: RawTable) -> str:
-    """``create table if not exists`` for one raw table: contract columns plus bookkeeping columns."""
+    """``create table if not exists`` for one raw table: contract plus bookkeeping columns."""
     columns = [*table.columns, *BOOKKEEPING_COLUMNS]
     body = ",\n    ".join(f"{column.name} {column.type}" for column in columns)
     return f"create table if not exists {RAW_SCHEMA}.{table.name} (\n    {body}\n)"
@@ -74,7 +74,9 @@ def init_warehouse(con: duckdb.DuckDBPyConnection) -> None:
 
 
 @contextmanager
-def connect(db_path: Path | None = None, *, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+def connect(
+    db_path: Path | None = None, *, read_only: bool = False
+) -> Iterator[duckdb.DuckDBPyConnection]:
     """Open the warehouse (creating its folder when writing) and close it on exit.
 
     DuckDB allows one writer process at a time; a lock error is turned into a message that says

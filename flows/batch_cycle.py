@@ -12,12 +12,16 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from feedback_flywheel import prefect_env  # noqa: F401  (sets PREFECT_HOME before prefect loads)
-
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 
-from feedback_flywheel import batches, paths, report, warehouse
+from feedback_flywheel import (
+    batches,
+    paths,
+    prefect_env,  # noqa: F401  (sets PREFECT_HOME before prefect loads)
+    report,
+    warehouse,
+)
 from feedback_flywheel.dbt_runner import run_dbt
 from feedback_flywheel.settings import load_settings
 
@@ -28,7 +32,7 @@ IO_RETRIES = {"retries": 3, "retry_delay_seconds": [2, 10, 30]}
 def plan_batch(
     db_path: Path, window_start: datetime | None, window_end: datetime | None, batch_id: str | None
 ) -> batches.BatchWindow | None:
-    """The window to process: an explicit one, a re-run of the latest batch, or last watermark → now."""
+    """The window to process: an explicit one, the latest batch again, or last watermark → now."""
     with warehouse.connect(db_path) as con:
         warehouse.init_warehouse(con)
         if batch_id:
@@ -47,7 +51,10 @@ def open_batch(db_path: Path, batch: batches.BatchWindow) -> int:
 
 @task(name="dbt-build")
 def dbt_build(db_path: Path, batch: batches.BatchWindow, overrides: dict[str, Any]) -> float:
-    """``dbt build`` with the batch's window as vars (seeds, models and their tests)."""
+    """``dbt build`` with the batch's window as vars: seeds, models and their data tests.
+
+    dbt unit tests check the SQL logic, not the data; they run in ``make test``, not every batch.
+    """
     logger = get_run_logger()
     settings = load_settings({**overrides, **batch.dbt_vars()})
 
@@ -55,7 +62,12 @@ def dbt_build(db_path: Path, batch: batches.BatchWindow, overrides: dict[str, An
         if " of " in line or "Completed" in line or "ERROR" in line or "FAIL" in line:
             logger.info(line.split("  ", 1)[-1].strip())
 
-    result = run_dbt(["build"], dbt_vars=settings.dbt_vars(), db_path=db_path, on_line=on_line)
+    result = run_dbt(
+        ["build", "--exclude-resource-type", "unit_test"],
+        dbt_vars=settings.dbt_vars(),
+        db_path=db_path,
+        on_line=on_line,
+    )
     return result.seconds
 
 

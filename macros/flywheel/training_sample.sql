@@ -138,7 +138,7 @@ final as (
         examples_as_of.features_json,
         examples_as_of.probabilities_json,
         sampled.strategy_rank,
-        {{ seed }} as sampling_seed,
+        cast({{ seed }} as {{ dbt.type_bigint() }}) as sampling_seed,
         sampled.sample_key,
         examples_as_of.predicted_score,
         sampled.least_confidence_score,

@@ -76,15 +76,16 @@ final as (
         '{{ var("stratify_by") }}' as stratify_by,
         '{{ var("uncertainty_method") }}' as uncertainty_method,
         version_rows.example_count,
-        version_rows.examples_added,
+        cast(version_rows.examples_added as {{ dbt.type_bigint() }}) as examples_added,
         superseded.examples_superseded,
         version_rows.label_count,
         sampled.sample_count,
-        sampled.stratified_count,
-        sampled.uncertainty_count,
-        {{ var('sampling_seed') }} as sampling_seed,
-        {{ var('stratified_quota_per_cell') }} as stratified_quota_per_cell,
-        {{ var('uncertainty_budget') }} as uncertainty_budget,
+        cast(sampled.stratified_count as {{ dbt.type_bigint() }}) as stratified_count,
+        cast(sampled.uncertainty_count as {{ dbt.type_bigint() }}) as uncertainty_count,
+        cast({{ var('sampling_seed') }} as {{ dbt.type_bigint() }}) as sampling_seed,
+        cast({{ var('stratified_quota_per_cell') }} as {{ dbt.type_bigint() }})
+            as stratified_quota_per_cell,
+        cast({{ var('uncertainty_budget') }} as {{ dbt.type_bigint() }}) as uncertainty_budget,
         cast(coalesce(version_rows.example_fingerprint, 0) as {{ dbt.type_string() }})
             as example_fingerprint,
         cast(coalesce(sampled.sample_fingerprint, 0) as {{ dbt.type_string() }})

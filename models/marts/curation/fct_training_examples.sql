@@ -183,12 +183,14 @@ final as (
         inferences.probability_top1,
         inferences.probability_top2,
         inferences.probability_entropy,
-        case examples.label_source
-            {%- for source_name, weight in label_weights.items() %}
-                when '{{ source_name }}' then {{ weight }}
-            {%- endfor %}
-            else 1.0
-        end as sample_weight,
+        cast(
+            case examples.label_source
+                {%- for source_name, weight in label_weights.items() %}
+                    when '{{ source_name }}' then {{ weight }}
+                {%- endfor %}
+                else 1.0
+            end as double
+        ) as sample_weight,
         examples.label = inferences.predicted_label as is_correct,
         examples.superseded_in_batch_id is null as is_current,
         inferences.logged_at as inference_logged_at,

@@ -10,13 +10,39 @@
 -- Daily KPIs per model version, by the day the prediction was served. Labelled metrics use only
 -- matured labels (fct_training_examples, current rows); every rate has a Wilson 95% interval and
 -- every mean a normal-approximation 95% interval.
--- "New" for this model: the last var kpi_recompute_days days before the watermark, which late
--- labels and feedback can still change; older days are frozen.
+-- "New" for this model: the days this batch changed anything on (new inferences, training examples
+-- added or superseded, feedback accepted or retracted); those days are recomputed whole, so a
+-- label that arrives weeks late still updates the day it belongs to.
 
+{%- set batch_id = var('batch_id') %}
+{%- set batch_start = feedback_flywheel.var_timestamp('batch_start') %}
 {%- set batch_end = feedback_flywheel.var_timestamp('batch_end') %}
-{%- set since = dbt.dateadd('day', -var('kpi_recompute_days'), batch_end) %}
 
 with
+
+{% if is_incremental() %}
+changed_days as (
+
+    select cast(logged_at as date) as kpi_date
+    from {{ ref('int_inferences_validated') }}
+    where
+        logged_at >= {{ dbt.dateadd('day', -var('lookback_days'), batch_start) }}
+        and logged_at < {{ batch_end }}
+
+    union
+
+    select cast(inference_logged_at as date) as kpi_date
+    from {{ ref('fct_training_examples') }}
+    where batch_id = '{{ batch_id }}' or superseded_in_batch_id = '{{ batch_id }}'
+
+    union
+
+    select cast(inference_logged_at as date) as kpi_date
+    from {{ ref('fct_feedback') }}
+    where batch_id = '{{ batch_id }}'
+
+),
+{% endif %}
 
 inferences as (
 
@@ -29,7 +55,7 @@ inferences as (
         is_accepted
         and logged_at < {{ batch_end }}
         {%- if is_incremental() %}
-            and logged_at >= cast({{ since }} as date)
+            and cast(logged_at as date) in (select changed_days.kpi_date from changed_days)
         {%- endif %}
 
 ),
@@ -46,7 +72,9 @@ examples as (
     where
         is_current
         {%- if is_incremental() %}
-            and inference_logged_at >= cast({{ since }} as date)
+            and cast(inference_logged_at as date) in (
+                select changed_days.kpi_date from changed_days
+            )
         {%- endif %}
 
 ),
@@ -65,7 +93,9 @@ feedback as (
         and event_type in ('rating', 'reward', 'thumbs', 'click', 'conversion')
         and received_at < {{ batch_end }}
         {%- if is_incremental() %}
-            and inference_logged_at >= cast({{ since }} as date)
+            and cast(inference_logged_at as date) in (
+                select changed_days.kpi_date from changed_days
+            )
         {%- endif %}
 
 ),
@@ -259,16 +289,16 @@ final as (
         model_version,
         inference_count,
         labelled_count,
-        correct_count,
+        cast(correct_count as {{ dbt.type_bigint() }}) as correct_count,
         class_count,
-        rating_count,
-        reward_count,
-        thumbs_count,
-        thumbs_up_count,
-        click_signal_count,
-        click_count,
-        conversion_signal_count,
-        conversion_count,
+        cast(rating_count as {{ dbt.type_bigint() }}) as rating_count,
+        cast(reward_count as {{ dbt.type_bigint() }}) as reward_count,
+        cast(thumbs_count as {{ dbt.type_bigint() }}) as thumbs_count,
+        cast(thumbs_up_count as {{ dbt.type_bigint() }}) as thumbs_up_count,
+        cast(click_signal_count as {{ dbt.type_bigint() }}) as click_signal_count,
+        cast(click_count as {{ dbt.type_bigint() }}) as click_count,
+        cast(conversion_signal_count as {{ dbt.type_bigint() }}) as conversion_signal_count,
+        cast(conversion_count as {{ dbt.type_bigint() }}) as conversion_count,
         labelled_count * 1.0 / inference_count as labelled_share,
         {{ feedback_flywheel.wilson_lower('labelled_count', 'inference_count') }}
             as labelled_share_lower,

@@ -1,0 +1,1 @@
+"""Benchmarks for feedback_flywheel: ``python -m benchmarks.run`` (see benchmarks/README.md)."""

@@ -1,0 +1,427 @@
+"""Benchmark the warehouse at scale: ``python -m benchmarks.run [--sizes 1000000,10000000]``.
+
+For each size (number of inferences, with the feedback and preferences the demo world generates
+for them) it runs, each step in its own fresh process measured by :mod:`benchmarks.measure`:
+
+1. ``demo``        demo-data generation (informative only),
+2. ``ingest``      the four raw tables from the demo files into a fresh DuckDB file,
+3. ``full build``  one batch over the whole history except the last day (``dbt build``),
+4. ``daily batch`` one incremental batch for the last day on top of it,
+5. ``flywheel run`` the same daily batch through the Prefect ``batch_cycle`` flow, on a copy of
+   the database after step 3 (smallest size only), so the flow's overhead is visible.
+
+Progress goes to stderr, the table to stdout. See benchmarks/README.md for reading the numbers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from importlib import metadata
+from pathlib import Path
+
+from benchmarks.measure import read_result
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+DEFAULT_WORKDIR = Path("/tmp/flywheel-bench")
+STEPS = ("demo", "ingest", "full build", "daily batch", "flywheel run (Prefect)")
+
+
+@dataclass
+class StepRun:
+    """One measured run of one step."""
+
+    wall_seconds: float
+    peak_kib: int
+    tree_peak_kib: int
+    max_process_kib: int
+    rows: int | None
+    detail: str
+
+
+@dataclass
+class Row:
+    """All runs of one (size, step): the table shows their medians."""
+
+    size: int
+    step: str
+    runs: list[StepRun] = field(default_factory=list)
+
+
+def _say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _mib(kib: float) -> str:
+    return f"{kib / 1024:,.0f}"
+
+
+def _size_label(size: int) -> str:
+    if size % 1_000_000 == 0:
+        return f"{size // 1_000_000}M"
+    if size % 1_000 == 0:
+        return f"{size // 1_000}k"
+    return f"{size:,}"
+
+
+def machine_lines(workdir: Path) -> list[str]:
+    """Cores, CPU, RAM, disk and the versions that matter, for the top of the table."""
+    import duckdb
+
+    cpu = "unknown CPU"
+    mem_kib = 0
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                mem_kib = int(line.split()[1])
+    except OSError:
+        pass
+    free_gib = shutil.disk_usage(workdir).free / 2**30
+
+    def version(package: str) -> str:
+        try:
+            return metadata.version(package)
+        except metadata.PackageNotFoundError:
+            return "?"
+
+    return [
+        f"machine: {os.cpu_count()} cores ({cpu}), {mem_kib / 2**20:.1f} GiB RAM, "
+        f"{free_gib:.0f} GiB free in {workdir}",
+        f"software: DuckDB {duckdb.__version__}, dbt-core {version('dbt-core')}, dbt-duckdb "
+        f"{version('dbt-duckdb')}, Prefect {version('prefect')}, Python "
+        f"{platform.python_version()}, {platform.system()} {platform.release()}",
+    ]
+
+
+class Bench:
+    """Runs the steps for the sizes asked for and collects their measurements."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.workdir: Path = args.workdir.resolve()
+        self.python = sys.executable
+        self.flywheel = str(Path(sys.executable).parent / "flywheel")
+        self.rows: dict[tuple[int, str], Row] = {}
+
+    def env(self, size_dir: Path, db_path: Path) -> dict[str, str]:
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT_DIR), env.get("PYTHONPATH")]))
+        env["FLYWHEEL_DUCKDB"] = str(db_path)
+        # dbt's target/ and logs/ go to the workdir: the project's own stay untouched.
+        env["DBT_TARGET_PATH"] = str(size_dir / "dbt-target")
+        env["DBT_LOG_PATH"] = str(size_dir / "dbt-logs")
+        env["DBT_PROFILES_DIR"] = str(PROJECT_DIR)
+        env["DBT_SEND_ANONYMOUS_USAGE_STATS"] = "false"
+        env["DBT_USE_COLORS"] = "false"  # plain logs
+        env["PREFECT_HOME"] = str(self.workdir / "prefect-home")
+        env["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
+        env.pop("PREFECT_API_URL", None)  # the flow step measures Prefect's temporary server
+        return env
+
+    def measured(
+        self,
+        size: int,
+        step: str,
+        repeat: int,
+        command: list[str],
+        env: dict[str, str],
+        step_result: Path | None,
+    ) -> dict[str, object]:
+        """Run ``command`` under benchmarks.measure; record it; return the step's own result."""
+        label = _size_label(size)
+        log_dir = self.workdir / "logs"
+        log_dir.mkdir(parents=True, exist_ok=True)
+        slug = step.split()[0] if step.startswith("flywheel") else step.replace(" ", "-")
+        log = log_dir / f"{label}-{slug}-r{repeat}.log"
+        measurement_file = log_dir / f"{label}-{slug}-r{repeat}.measure.json"
+        _say(f"[{label}] {step} (run {repeat}/{self.args.repeat}) ... log: {log}")
+        with log.open("w") as handle:
+            completed = subprocess.run(
+                [self.python, "-m", "benchmarks.measure", str(measurement_file), "--", *command],
+                cwd=PROJECT_DIR,
+                env=env,
+                stdout=handle,
+                stderr=subprocess.STDOUT,
+                check=False,
+            )
+        if completed.returncode != 0:
+            tail = "\n".join(log.read_text(errors="replace").splitlines()[-30:])
+            raise SystemExit(f"[{label}] {step} failed (exit {completed.returncode}):\n{tail}")
+        measurement = read_result(measurement_file)
+        result: dict[str, object] = {}
+        if step_result is not None:
+            result = json.loads(step_result.read_text())
+        rows = result.get("rows")
+        detail = str(result.get("detail", ""))
+        big = [p for p in measurement.tree_peak_processes if int(p.rsplit(":", 1)[1][:-3]) >= 20]
+        if len(big) > 1:  # who held the memory at the sampled peak
+            detail += "; at peak " + " + ".join(p.replace(":", " ") for p in big)
+        run = StepRun(
+            wall_seconds=measurement.wall_seconds,
+            peak_kib=measurement.peak_kib,
+            tree_peak_kib=measurement.tree_peak_kib,
+            max_process_kib=measurement.max_process_kib,
+            rows=int(rows) if isinstance(rows, int) else None,
+            detail=detail,
+        )
+        self.rows.setdefault((size, step), Row(size, step)).runs.append(run)
+        largest = measurement.tree_peak_processes[0] if measurement.tree_peak_processes else "-"
+        _say(
+            f"[{label}] {step}: {run.wall_seconds:.1f} s, peak {_mib(run.peak_kib)} MiB "
+            f"(tree sum {_mib(run.tree_peak_kib)}, largest process "
+            f"{_mib(run.max_process_kib)}; at the peak {largest})"
+            + (f", {run.rows:,} rows" if run.rows is not None else "")
+        )
+        return result
+
+    def run_size(self, size: int, repeat: int, with_flow: bool) -> None:
+        label = _size_label(size)
+        size_dir = self.workdir / label
+        demo_dir = size_dir / "demo"
+        db_path = size_dir / "flywheel.duckdb"
+        flow_db = size_dir / "flow.duckdb"
+        if repeat == 1 and size_dir.exists():
+            shutil.rmtree(size_dir)
+        size_dir.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(size_dir / "dbt-target", ignore_errors=True)  # same dbt state every repeat
+        for path in (db_path, flow_db):
+            for stale in (path, path.with_name(path.name + ".wal")):
+                stale.unlink(missing_ok=True)
+        env = self.env(size_dir, db_path)
+        per_day = math.ceil(size / self.args.days)
+        steps_py = [self.python, "-m", "benchmarks.steps"]
+        out = size_dir / "step-result.json"
+
+        demo = self.measured(
+            size,
+            "demo",
+            repeat,
+            [
+                *steps_py,
+                "--out",
+                str(out),
+                "demo",
+                "--dir",
+                str(demo_dir),
+                "--days",
+                str(self.args.days),
+                "--inferences-per-day",
+                str(per_day),
+            ],
+            env,
+            out,
+        )
+        end = datetime.fromisoformat(str(demo["end_date"]))
+        history_end = end - timedelta(days=1)
+        self.measured(
+            size,
+            "ingest",
+            repeat,
+            [*steps_py, "--out", str(out), "ingest", "--dir", str(demo_dir), "--db", str(db_path)],
+            env,
+            out,
+        )
+        self.measured(
+            size,
+            "full build",
+            repeat,
+            [
+                *steps_py,
+                "--out",
+                str(out),
+                "batch",
+                "--db",
+                str(db_path),
+                "--end",
+                history_end.isoformat(),
+            ],
+            env,
+            out,
+        )
+        if with_flow:
+            shutil.copyfile(db_path, flow_db)
+        self.measured(
+            size,
+            "daily batch",
+            repeat,
+            [*steps_py, "--out", str(out), "batch", "--db", str(db_path), "--end", end.isoformat()],
+            env,
+            out,
+        )
+        if with_flow:
+            self.prepare_prefect(env)
+            flow_env = {**env, "FLYWHEEL_DUCKDB": str(flow_db)}
+            out.unlink(missing_ok=True)
+            self.measured(
+                size,
+                STEPS[4],
+                repeat,
+                [self.flywheel, "run", "--db", str(flow_db), "--until", end.isoformat()],
+                flow_env,
+                None,
+            )
+            flow_run = self.rows[(size, STEPS[4])].runs[-1]
+            flow_run.rows, detail = self.flow_counts(flow_db)
+            flow_run.detail = detail + flow_run.detail
+
+    def prepare_prefect(self, env: dict[str, str]) -> None:
+        """Create Prefect's database once (not measured): a first-ever run would migrate it."""
+        marker = self.workdir / "prefect-home" / ".bench-ready"
+        if marker.exists():
+            return
+        _say("preparing Prefect's database (once, not measured)")
+        subprocess.run(
+            [str(Path(self.python).parent / "prefect"), "server", "database", "upgrade", "-y"],
+            cwd=PROJECT_DIR,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.STDOUT,
+            check=True,
+        )
+        marker.touch()
+
+    @staticmethod
+    def flow_counts(flow_db: Path) -> tuple[int, str]:
+        """Rows and detail of the batch the flow ran, read back from ml.batch_runs."""
+        import duckdb
+
+        con = duckdb.connect(str(flow_db), read_only=True)
+        try:
+            row = con.execute(
+                """
+                select batch_id, window_start, window_end, inferences_in, feedback_in, dbt_seconds,
+                    (select count(*) from raw.preference_events p
+                     where p.received_at >= b.window_start and p.received_at < b.window_end)
+                from ml.batch_runs b where status = 'success' order by window_end desc limit 1
+                """
+            ).fetchone()
+        finally:
+            con.close()
+        if row is None:
+            return 0, "no successful batch recorded"
+        _, start, end, inferences, feedback, dbt_seconds, preferences = row
+        return (
+            int(inferences) + int(feedback) + int(preferences),
+            f"window {start:%m-%d}..{end:%m-%d}: same batch through batch_cycle; dbt "
+            f"{dbt_seconds:.1f} s, the rest is Prefect + CLI",
+        )
+
+    def clean(self, size: int) -> None:
+        size_dir = self.workdir / _size_label(size)
+        if not self.args.keep and size_dir.exists():
+            shutil.rmtree(size_dir)
+
+
+def render(rows: list[Row], header: list[str], repeat: int) -> str:
+    """The table: medians over the runs when there are several."""
+    lines = [*header, ""]
+    lines.append("| size | step | wall s | peak RSS MiB | rows | detail |")
+    lines.append("|---|---|---:|---:|---:|---|")
+    for row in rows:
+        walls = [run.wall_seconds for run in row.runs]
+        peaks = [run.peak_kib for run in row.runs]
+        last = row.runs[-1]
+        detail = last.detail
+        if len(row.runs) > 1:
+            detail += (
+                f" [n={len(row.runs)}: wall {min(walls):.1f}-{max(walls):.1f} s, "
+                f"peak {_mib(min(peaks))}-{_mib(max(peaks))} MiB]"
+            )
+        rows_text = f"{last.rows:,}" if last.rows is not None else ""
+        lines.append(
+            f"| {_size_label(row.size)} | {row.step} | {statistics.median(walls):.1f} | "
+            f"{_mib(statistics.median(peaks))} | {rows_text} | {detail} |"
+        )
+    if repeat > 1:
+        lines.append("")
+        lines.append(f"wall s and peak RSS are medians over {repeat} runs")
+    return "\n".join(lines)
+
+
+def parse_sizes(text: str) -> list[int]:
+    try:
+        sizes = [int(part.replace("_", "")) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"--sizes expects integers like 1000000,10000000: {text!r}"
+        ) from None
+    if not sizes or min(sizes) < 1000:
+        raise argparse.ArgumentTypeError("--sizes: each size must be at least 1000 inferences")
+    return sizes
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.run",
+        description="Ingest, full build and daily batch at N inferences; prints one table.",
+    )
+    parser.add_argument(
+        "--sizes",
+        type=parse_sizes,
+        default=[1_000_000],
+        help="comma-separated numbers of inferences (default 1000000)",
+    )
+    parser.add_argument(
+        "--days",
+        type=int,
+        default=30,
+        help="days of history the inferences are spread over (default 30)",
+    )
+    parser.add_argument(
+        "--workdir",
+        type=Path,
+        default=DEFAULT_WORKDIR,
+        help=f"scratch folder (default {DEFAULT_WORKDIR})",
+    )
+    parser.add_argument(
+        "--repeat", type=int, default=1, help="runs per size; the table shows medians (default 1)"
+    )
+    parser.add_argument(
+        "--keep",
+        action="store_true",
+        help="keep each size's demo files and databases in the workdir",
+    )
+    args = parser.parse_args(argv)
+    if args.days < 8:
+        parser.error("--days must be at least 8")
+    if args.repeat < 1:
+        parser.error("--repeat must be at least 1")
+
+    bench = Bench(args)
+    bench.workdir.mkdir(parents=True, exist_ok=True)
+    header = machine_lines(bench.workdir)
+    header.append(
+        f"workload: --days {args.days}, sizes {', '.join(_size_label(s) for s in args.sizes)}"
+        f" inferences, repeat {args.repeat}; every step in a fresh process"
+    )
+    for line in header:
+        _say(line)
+    started = time.perf_counter()
+    smallest = min(args.sizes)
+    for size in args.sizes:
+        for repeat in range(1, args.repeat + 1):
+            bench.run_size(size, repeat, with_flow=size == smallest)
+        bench.clean(size)
+    _say(f"done in {time.perf_counter() - started:.0f} s")
+    order = {step: index for index, step in enumerate(STEPS)}
+    rows = sorted(bench.rows.values(), key=lambda row: (row.size, order[row.step]))
+    print(render(rows, header, args.repeat))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

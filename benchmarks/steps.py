@@ -1,0 +1,185 @@
+"""The benchmark's steps, each run as ``python -m benchmarks.steps STEP ...`` in a fresh process.
+
+Every step writes what it did (``rows`` and a short ``detail``) as JSON to ``--out``; the runner
+measures the process from outside (:mod:`benchmarks.measure`). The steps call the product's own
+code, the same functions the ``flywheel`` CLI and the ``batch_cycle`` flow call, without Prefect:
+
+``demo``    ``demo.generate`` (the files ``flywheel demo-data`` writes).
+``ingest``  ``warehouse.init_warehouse`` then ``ingest.ingest_files`` for the four raw tables, from
+            the demo folders, into a fresh DuckDB file (what ``flywheel ingest`` does per table).
+``batch``   one batch exactly as ``flows.batch_cycle`` runs it, minus Prefect: ``open_batch``,
+            ``dbt build`` through ``dbt_runner.run_dbt`` in a subprocess with
+            ``load_settings({**batch.dbt_vars()}).dbt_vars()`` as ``--vars``, then
+            ``batch_counts`` + ``close_batch`` (so ``ml.batch_runs`` holds the batch and the next
+            incremental batch, or ``flywheel run``, starts from its watermark).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+RAW_TABLES = ("model_deployments", "inference_log", "feedback_events", "preference_events")
+
+
+def _file_mib(path: Path) -> float:
+    total = 0
+    for candidate in (path, path.with_name(path.name + ".wal")):
+        if candidate.exists():
+            total += candidate.stat().st_size
+    return total / 2**20
+
+
+def _tree_mib(folder: Path) -> float:
+    return sum(file.stat().st_size for file in folder.rglob("*") if file.is_file()) / 2**20
+
+
+def step_demo(out: Path, days: int, inferences_per_day: int, seed: int) -> dict[str, Any]:
+    from feedback_flywheel import demo
+
+    truth = demo.generate(
+        out,
+        seed=seed,
+        days=days,
+        inferences_per_day=inferences_per_day,
+        start_date=date(2026, 1, 1),
+        progress=lambda message: print(f"  {message}", file=sys.stderr),
+    )
+    counts = truth["counts"]
+    rows = sum(int(counts[table]) for table in RAW_TABLES)
+    files = sum(1 for _ in out.rglob("*.parquet"))
+    return {
+        "rows": rows,
+        "detail": (
+            f"inferences {counts['inference_log']:,}, feedback {counts['feedback_events']:,}, "
+            f"preferences {counts['preference_events']:,}; {files} files, "
+            f"{_tree_mib(out):,.0f} MiB"
+        ),
+        "inferences": int(counts["inference_log"]),
+        "end_date": truth["end_date"],
+    }
+
+
+def step_ingest(demo_dir: Path, db_path: Path) -> dict[str, Any]:
+    from feedback_flywheel import ingest, warehouse
+
+    per_table: dict[str, int] = {}
+    files = 0
+    with warehouse.connect(db_path) as con:
+        warehouse.init_warehouse(con)
+        for table in RAW_TABLES:
+            results = ingest.ingest_files(con, table, [demo_dir / table])
+            refused = [result for result in results if result.status == "refused"]
+            if refused:
+                raise SystemExit(f"ingest refused {len(refused)} file(s): {refused[0].message}")
+            per_table[table] = sum(r.rows for r in results if r.status == "loaded")
+            files += len(results)
+    short = {
+        "inference_log": "inferences",
+        "feedback_events": "feedback",
+        "preference_events": "preferences",
+        "model_deployments": "deployments",
+    }
+    return {
+        "rows": sum(per_table.values()),
+        "detail": ", ".join(f"{short[t]} {n:,}" for t, n in per_table.items() if t != RAW_TABLES[0])
+        + f"; {files} files; db {_file_mib(db_path):,.0f} MiB",
+    }
+
+
+def step_batch(db_path: Path, end: datetime) -> dict[str, Any]:
+    from feedback_flywheel import batches, warehouse
+    from feedback_flywheel.dbt_runner import run_dbt
+    from feedback_flywheel.settings import load_settings
+
+    with warehouse.connect(db_path) as con:
+        warehouse.init_warehouse(con)
+        planned = batches.plan_windows(con, end)  # from the last watermark, as the flow plans
+        if len(planned) != 1:
+            raise SystemExit(f"expected one batch window up to {end}, planned {planned}")
+        batch = planned[0]
+        attempt = batches.open_batch(con, batch)
+    settings = load_settings(batch.dbt_vars())
+    started = time.perf_counter()
+    try:
+        result = run_dbt(["build"], dbt_vars=settings.dbt_vars(), db_path=db_path)
+    except Exception as error:
+        with warehouse.connect(db_path) as con:
+            batches.close_batch(con, batch, attempt, status="failed", error_message=str(error))
+        raise
+    dbt_seconds = time.perf_counter() - started
+    with warehouse.connect(db_path) as con:
+        counts = batches.batch_counts(con, batch)
+        batches.close_batch(
+            con, batch, attempt, status="success", counts=counts, dbt_seconds=result.seconds
+        )
+        preferences_in = con.execute(
+            "select count(*) from raw.preference_events where received_at >= ? and received_at < ?",
+            [batch.window_start, batch.window_end],
+        ).fetchone()
+    statuses = _node_statuses()
+    ok = sum(status in {"success", "pass"} for status in statuses.values())
+    inferences = int(counts["inferences_in"])  # type: ignore[call-overload]
+    feedback = int(counts["feedback_in"])  # type: ignore[call-overload]
+    preferences = int(preferences_in[0]) if preferences_in else 0
+    return {
+        "rows": inferences + feedback + preferences,
+        "detail": (
+            f"window {batch.window_start:%m-%d}..{batch.window_end:%m-%d}: inferences "
+            f"{inferences:,}, feedback {feedback:,}, preferences {preferences:,}; dbt "
+            f"{dbt_seconds:.1f} s, {ok}/{len(statuses)} nodes ok; db {_file_mib(db_path):,.0f} MiB"
+        ),
+        "batch_id": batch.batch_id,
+        "dbt_seconds": dbt_seconds,
+    }
+
+
+def _node_statuses() -> dict[str, str]:
+    """Node statuses from the run_results.json of the dbt target the runner pointed dbt at."""
+    from feedback_flywheel import paths
+
+    target = Path(os.environ.get("DBT_TARGET_PATH") or paths.project_dir() / "target")
+    if not target.is_absolute():
+        target = paths.project_dir() / target
+    try:
+        results = json.loads((target / "run_results.json").read_text())["results"]
+    except (OSError, ValueError, KeyError):
+        return {}
+    return {result["unique_id"]: str(result["status"]) for result in results}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="One benchmark step (run by benchmarks.run).")
+    parser.add_argument("--out", type=Path, required=True, help="JSON file for the step's result")
+    sub = parser.add_subparsers(dest="step", required=True)
+    demo = sub.add_parser("demo")
+    demo.add_argument("--dir", type=Path, required=True)
+    demo.add_argument("--days", type=int, required=True)
+    demo.add_argument("--inferences-per-day", type=int, required=True)
+    demo.add_argument("--seed", type=int, default=7)
+    ingest = sub.add_parser("ingest")
+    ingest.add_argument("--dir", type=Path, required=True)
+    ingest.add_argument("--db", type=Path, required=True)
+    batch = sub.add_parser("batch")
+    batch.add_argument("--db", type=Path, required=True)
+    batch.add_argument("--end", type=datetime.fromisoformat, required=True)
+    args = parser.parse_args(argv)
+
+    if args.step == "demo":
+        result = step_demo(args.dir, args.days, args.inferences_per_day, args.seed)
+    elif args.step == "ingest":
+        result = step_ingest(args.dir, args.db.resolve())
+    else:
+        result = step_batch(args.db.resolve(), args.end)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
