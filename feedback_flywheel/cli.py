@@ -18,7 +18,7 @@ from pathlib import Path
 import click
 
 from feedback_flywheel import paths, prefect_env  # noqa: F401  (configures Prefect first)
-from feedback_flywheel.settings import SettingsError, parse_overrides
+from feedback_flywheel.settings import SettingsError, load_settings, parse_overrides
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
@@ -260,6 +260,7 @@ def run(
     database = _resolve_db(db_path)
     try:
         overrides = parse_overrides(var_pairs)
+        load_settings(overrides)  # a bad --var fails here, before any batch is opened
         _run_batches(database, _parse_timestamp(until), daily, batch_id, overrides)
     except (SettingsError, BatchError) as error:
         click.echo(f"error: {error}", err=True)
