@@ -2,4 +2,6 @@
 --   flywheel dataset verify ds-b20260301T000000
 -- compiles this with --vars '{dataset_batch_id: b20260301T000000}' and compares the rows with
 -- marts.fct_training_sample.
-{{ feedback_flywheel.training_sample(var('dataset_batch_id', var('batch_id'))) }}
+{{ feedback_flywheel.training_sample(
+    var('dataset_batch_id', feedback_flywheel.batch_param('batch_id'))
+) }}

@@ -30,7 +30,9 @@ is larger (several processes alive at once), the exact single-process peak when 
 spike. The wrapper itself (a small Python process, ~20 MiB) is not counted.
 
 Wall time runs from just before the command is started until it exits; waiting for leftover
-orphans is not counted.
+orphans is not counted. ``cpu_seconds`` is the CPU time (user + system) of the command and every
+descendant waited for; ``machine_busy_seconds`` is the CPU time the whole machine used over the
+same wall time (``/proc/stat``), so the difference is what *other* work took from the step.
 """
 
 from __future__ import annotations
@@ -65,6 +67,8 @@ class Measurement:
     max_process_kib: int
     samples: int
     orphans_terminated: int
+    cpu_seconds: float = 0.0
+    machine_busy_seconds: float = 0.0
 
     @property
     def peak_kib(self) -> int:
@@ -156,6 +160,18 @@ class TreeSampler(threading.Thread):
         self.join()
 
 
+def machine_busy_seconds() -> float:
+    """CPU seconds all processes on the machine have used since boot (``/proc/stat``)."""
+    try:
+        with open("/proc/stat") as handle:
+            fields = handle.readline().split()
+    except OSError:
+        return 0.0
+    # user nice system idle iowait irq softirq steal ...: everything but idle and iowait is busy.
+    busy = sum(int(value) for index, value in enumerate(fields[1:9]) if index not in (3, 4))
+    return busy / os.sysconf("SC_CLK_TCK")
+
+
 def _become_subreaper() -> None:
     libc = ctypes.CDLL(None, use_errno=True)
     if libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
@@ -197,13 +213,16 @@ def measure(command: list[str], orphan_timeout: float = 60.0) -> Measurement:
     _become_subreaper()
     sampler = TreeSampler(os.getpid())
     sampler.start()
+    busy_before = machine_busy_seconds()
     started = time.perf_counter()
     process = subprocess.Popen(command)
     returncode = process.wait()
     wall = time.perf_counter() - started
+    busy = machine_busy_seconds() - busy_before
     terminated = _reap_orphans(orphan_timeout)
     sampler.stop()
-    max_process_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss  # KiB on Linux
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    max_process_kib = usage.ru_maxrss  # KiB on Linux
     return Measurement(
         command=command,
         returncode=returncode,
@@ -213,6 +232,8 @@ def measure(command: list[str], orphan_timeout: float = 60.0) -> Measurement:
         max_process_kib=max_process_kib,
         samples=sampler.samples,
         orphans_terminated=terminated,
+        cpu_seconds=usage.ru_utime + usage.ru_stime,
+        machine_busy_seconds=busy,
     )
 
 

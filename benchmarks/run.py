@@ -45,6 +45,8 @@ class StepRun:
     peak_kib: int
     tree_peak_kib: int
     max_process_kib: int
+    cpu_seconds: float
+    others_cpu_share: float  # share of the machine's CPU capacity used by other processes
     rows: int | None
     detail: str
 
@@ -175,6 +177,9 @@ class Bench:
             peak_kib=measurement.peak_kib,
             tree_peak_kib=measurement.tree_peak_kib,
             max_process_kib=measurement.max_process_kib,
+            cpu_seconds=measurement.cpu_seconds,
+            others_cpu_share=max(0.0, measurement.machine_busy_seconds - measurement.cpu_seconds)
+            / max(measurement.wall_seconds * (os.cpu_count() or 1), 1e-9),
             rows=int(rows) if isinstance(rows, int) else None,
             detail=detail,
         )
@@ -185,6 +190,7 @@ class Bench:
             f"(tree sum {_mib(run.tree_peak_kib)}, largest process "
             f"{_mib(run.max_process_kib)}; at the peak {largest})"
             + (f", {run.rows:,} rows" if run.rows is not None else "")
+            + f", CPU {run.cpu_seconds:.1f} s, others {run.others_cpu_share:.0%} of the machine"
         )
         return result
 
@@ -329,8 +335,8 @@ class Bench:
 def render(rows: list[Row], header: list[str], repeat: int) -> str:
     """The table: medians over the runs when there are several."""
     lines = [*header, ""]
-    lines.append("| size | step | wall s | peak RSS MiB | rows | detail |")
-    lines.append("|---|---|---:|---:|---:|---|")
+    lines.append("| size | step | wall s | peak RSS MiB | rows | CPU s | others | detail |")
+    lines.append("|---|---|---:|---:|---:|---:|---:|---|")
     for row in rows:
         walls = [run.wall_seconds for run in row.runs]
         peaks = [run.peak_kib for run in row.runs]
@@ -344,8 +350,16 @@ def render(rows: list[Row], header: list[str], repeat: int) -> str:
         rows_text = f"{last.rows:,}" if last.rows is not None else ""
         lines.append(
             f"| {_size_label(row.size)} | {row.step} | {statistics.median(walls):.1f} | "
-            f"{_mib(statistics.median(peaks))} | {rows_text} | {detail} |"
+            f"{_mib(statistics.median(peaks))} | {rows_text} | "
+            f"{statistics.median(run.cpu_seconds for run in row.runs):.1f} | "
+            f"{statistics.median(run.others_cpu_share for run in row.runs):.0%} | {detail} |"
         )
+    lines.append("")
+    lines.append(
+        "CPU s: CPU time of the step's process tree (user + system). others: CPU used by other"
+        " processes during the step, as a share of the machine (above ~5% the wall time is"
+        " inflated by them)."
+    )
     if repeat > 1:
         lines.append("")
         lines.append(f"wall s and peak RSS are medians over {repeat} runs")
@@ -395,6 +409,11 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="keep each size's demo files and databases in the workdir",
     )
+    parser.add_argument(
+        "--no-flow",
+        action="store_true",
+        help="skip the `flywheel run` (Prefect) step at the smallest size",
+    )
     args = parser.parse_args(argv)
     if args.days < 8:
         parser.error("--days must be at least 8")
@@ -414,7 +433,7 @@ def main(argv: list[str] | None = None) -> int:
     smallest = min(args.sizes)
     for size in args.sizes:
         for repeat in range(1, args.repeat + 1):
-            bench.run_size(size, repeat, with_flow=size == smallest)
+            bench.run_size(size, repeat, with_flow=size == smallest and not args.no_flow)
         bench.clean(size)
     _say(f"done in {time.perf_counter() - started:.0f} s")
     order = {step: index for index, step in enumerate(STEPS)}

@@ -21,6 +21,7 @@ import json
 import os
 import sys
 import time
+from collections import Counter
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -123,8 +124,11 @@ def step_batch(db_path: Path, end: datetime) -> dict[str, Any]:
             "select count(*) from raw.preference_events where received_at >= ? and received_at < ?",
             [batch.window_start, batch.window_end],
         ).fetchone()
-    statuses = _node_statuses()
-    ok = sum(status in {"success", "pass"} for status in statuses.values())
+    statuses = Counter(_node_statuses().values())
+    ok = statuses.pop("success", 0) + statuses.pop("pass", 0)
+    nodes = f"{ok}/{ok + sum(statuses.values())} nodes ok" + "".join(
+        f", {count} {status}" for status, count in sorted(statuses.items())
+    )
     inferences = int(counts["inferences_in"])  # type: ignore[call-overload]
     feedback = int(counts["feedback_in"])  # type: ignore[call-overload]
     preferences = int(preferences_in[0]) if preferences_in else 0
@@ -133,7 +137,7 @@ def step_batch(db_path: Path, end: datetime) -> dict[str, Any]:
         "detail": (
             f"window {batch.window_start:%m-%d}..{batch.window_end:%m-%d}: inferences "
             f"{inferences:,}, feedback {feedback:,}, preferences {preferences:,}; dbt "
-            f"{dbt_seconds:.1f} s, {ok}/{len(statuses)} nodes ok; db {_file_mib(db_path):,.0f} MiB"
+            f"{dbt_seconds:.1f} s, {nodes}; db {_file_mib(db_path):,.0f} MiB"
         ),
         "batch_id": batch.batch_id,
         "dbt_seconds": dbt_seconds,

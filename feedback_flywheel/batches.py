@@ -40,6 +40,14 @@ class BatchWindow:
             "batch_end": self.window_end.strftime("%Y-%m-%d %H:%M:%S"),
         }
 
+    def dbt_env(self) -> dict[str, str]:
+        """The batch as the environment variables the models read (macros/flywheel/batch.sql).
+
+        Environment variables rather than ``--vars``: dbt re-parses the whole project whenever
+        ``--vars`` change, but only the files that read an environment variable when it changes.
+        """
+        return {f"FLYWHEEL_{name.upper()}": value for name, value in self.dbt_vars().items()}
+
 
 def batch_id_for(window_end: datetime) -> str:
     """The id of the batch whose watermark is ``window_end``."""

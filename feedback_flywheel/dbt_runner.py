@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -58,6 +59,7 @@ def run_dbt(
     db_path: Path | None = None,
     on_line: Callable[[str], None] | None = None,
     target_path: Path | None = None,
+    extra_env: dict[str, str] | None = None,
 ) -> DbtResult:
     """Run ``dbt <args>`` in the project, streaming its log lines to ``on_line``.
 
@@ -70,7 +72,7 @@ def run_dbt(
     command = [dbt_executable(), *args]
     if dbt_vars:
         command += ["--vars", json.dumps(dbt_vars, sort_keys=True)]
-    env = dbt_env(db_path)
+    env = dbt_env(db_path) | (extra_env or {})
     if target_path is not None:
         env["DBT_TARGET_PATH"] = str(target_path)
     started = time.perf_counter()
@@ -93,7 +95,7 @@ def run_dbt(
     returncode = process.wait()
     seconds = time.perf_counter() - started
     statuses = _node_statuses((target_path or project / "target") / "run_results.json")
-    tail = "\n".join(lines[-40:])
+    tail = "\n".join(_plain(line) for line in lines[-40:])
     if returncode != 0:
         failed = [
             f"  {node}: {status}"
@@ -103,10 +105,33 @@ def run_dbt(
         raise DbtError(
             f"dbt {' '.join(args)} failed (exit {returncode}).\n"
             + ("Failed nodes:\n" + "\n".join(failed) + "\n" if failed else "")
-            + "Last lines of dbt's output:\n"
-            + tail
+            + "dbt says:\n"
+            + _failure_details(lines)
         )
     return DbtResult(command=command, seconds=seconds, node_statuses=statuses, output_tail=tail)
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def _plain(line: str) -> str:
+    """A dbt log line without colour codes."""
+    return _ANSI.sub("", line).rstrip()
+
+
+def _failure_details(lines: list[str], limit: int = 30) -> str:
+    """The part of dbt's output that explains a failure: from its error summary to "Done."."""
+    plain = [_plain(line) for line in lines]
+    start = next(
+        (
+            i
+            for i, line in enumerate(plain)
+            if "Completed with" in line or "Encountered an error" in line
+        ),
+        max(len(plain) - limit, 0),
+    )
+    details = [line for line in plain[start:] if line.strip()]
+    return "\n".join(details[:limit])
 
 
 def _node_statuses(run_results: Path) -> dict[str, str]:

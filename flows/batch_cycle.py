@@ -23,7 +23,7 @@ from feedback_flywheel import (
     warehouse,
 )
 from feedback_flywheel.dbt_runner import run_dbt
-from feedback_flywheel.settings import load_settings
+from feedback_flywheel.settings import BATCH_VARS, load_settings
 
 IO_RETRIES = {"retries": 3, "retry_delay_seconds": [2, 10, 30]}
 
@@ -56,7 +56,12 @@ def dbt_build(db_path: Path, batch: batches.BatchWindow, overrides: dict[str, An
     dbt unit tests check the SQL logic, not the data; they run in ``make test``, not every batch.
     """
     logger = get_run_logger()
-    settings = load_settings({**overrides, **batch.dbt_vars()})
+    load_settings({**overrides, **batch.dbt_vars()})  # the batch window is valid too
+    constant_vars = {
+        name: value
+        for name, value in load_settings(overrides).dbt_vars().items()
+        if name not in BATCH_VARS
+    }
 
     def on_line(line: str) -> None:
         if " of " in line or "Completed" in line or "ERROR" in line or "FAIL" in line:
@@ -64,9 +69,10 @@ def dbt_build(db_path: Path, batch: batches.BatchWindow, overrides: dict[str, An
 
     result = run_dbt(
         ["build", "--exclude-resource-type", "unit_test"],
-        dbt_vars=settings.dbt_vars(),
+        dbt_vars=constant_vars,
         db_path=db_path,
         on_line=on_line,
+        extra_env=batch.dbt_env(),
     )
     return result.seconds
 

@@ -12,9 +12,13 @@
 {%- endmacro %}
 
 
-{#- A var holding a timestamp as text, as a timestamp literal. -#}
+{#- A batch parameter (batch_start / batch_end) or var holding a timestamp, as a timestamp. -#}
 {% macro var_timestamp(name) -%}
-    cast('{{ var(name) }}' as timestamp)
+    {%- if name in ['batch_start', 'batch_end'] -%}
+        cast('{{ feedback_flywheel.batch_param(name) }}' as timestamp)
+    {%- else -%}
+        cast('{{ var(name) }}' as timestamp)
+    {%- endif -%}
 {%- endmacro %}
 
 

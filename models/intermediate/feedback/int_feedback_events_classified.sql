@@ -7,6 +7,8 @@
     )
 }}
 
+{%- set batch_id = feedback_flywheel.batch_param('batch_id') %}
+
 -- The Feedback Validation Service: every raw feedback row gets exactly one status, accepted,
 -- quarantined (with a reason_code from seeds/quarantine_reason_codes.csv) or held (its inference
 -- is not in the log yet; it is re-tried each batch for var lookback_days, then quarantined).
@@ -257,7 +259,7 @@ final as (
         feedback_source,
         schema_version,
         load_id,
-        '{{ var("batch_id") }}' as batch_id,
+        '{{ batch_id }}' as batch_id,
         value_numeric,
         file_row,
         inference_logged_at,

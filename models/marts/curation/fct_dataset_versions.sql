@@ -12,7 +12,7 @@
 -- rows, and the sampling settings its training sample was drawn with (so it can be rebuilt).
 -- "New" for this model: the current batch's version.
 
-{%- set batch_id = var('batch_id') %}
+{%- set batch_id = feedback_flywheel.batch_param('batch_id') %}
 
 with
 

@@ -15,7 +15,7 @@
 -- "New" for this model: inferences with a ground-truth event or retraction accepted in this batch
 -- or received within the settle + lookback window before the watermark.
 
-{%- set batch_id = var('batch_id') %}
+{%- set batch_id = feedback_flywheel.batch_param('batch_id') %}
 {%- set batch_end = feedback_flywheel.var_timestamp('batch_end') %}
 {%- set matured_before = dbt.dateadd('hour', -var('label_settle_hours'), batch_end) %}
 {%- set segments = var('segment_attributes') %}

@@ -11,4 +11,4 @@
 -- "New" for this model: the sample of the current batch's dataset version; samples of earlier
 -- versions stay as they were (and can be rebuilt exactly: analyses/training_sample_for_version).
 
-{{ feedback_flywheel.training_sample(var('batch_id')) }}
+{{ feedback_flywheel.training_sample(feedback_flywheel.batch_param('batch_id')) }}

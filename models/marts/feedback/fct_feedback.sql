@@ -7,6 +7,8 @@
     )
 }}
 
+{%- set batch_id = feedback_flywheel.batch_param('batch_id') %}
+
 -- Accepted feedback, one row per event_id (duplicates removed), joined to the inference it is
 -- about, with retractions applied (a retracted event stays, flagged, so the audit trail is whole).
 -- "New" for this model: events accepted in this batch, plus already-accepted events that a
@@ -43,7 +45,7 @@ retractions as (
         value_text as retracted_event_id,
         received_at as retracted_at
     from accepted
-    where event_type = 'retraction' and batch_id <= '{{ var("batch_id") }}'
+    where event_type = 'retraction' and batch_id <= '{{ batch_id }}'
 
 ),
 
@@ -53,12 +55,12 @@ events_in_batch as (
     from accepted
     {%- if is_incremental() %}
         where
-            accepted.batch_id = '{{ var("batch_id") }}'
+            accepted.batch_id = '{{ batch_id }}'
             or accepted.event_id in (
                 select retractions.retracted_event_id from retractions
                 inner join accepted as retraction_rows
                     on retractions.retraction_event_id = retraction_rows.event_id
-                where retraction_rows.batch_id = '{{ var("batch_id") }}'
+                where retraction_rows.batch_id = '{{ batch_id }}'
             )
     {%- endif %}
 

@@ -7,6 +7,8 @@
     )
 }}
 
+{%- set batch_id = feedback_flywheel.batch_param('batch_id') %}
+
 -- Every raw feedback row that was refused, with its reason code, the raw value and payload kept
 -- verbatim, and the file and row it came from, so it can be fixed and re-sent.
 -- "New" for this model: rows quarantined in this batch.
@@ -19,7 +21,7 @@ quarantined as (
     where
         status = 'quarantined'
         {%- if is_incremental() %}
-            and batch_id = '{{ var("batch_id") }}'
+            and batch_id = '{{ batch_id }}'
         {%- endif %}
 
 ),

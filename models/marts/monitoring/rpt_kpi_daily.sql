@@ -14,7 +14,7 @@
 -- added or superseded, feedback accepted or retracted); those days are recomputed whole, so a
 -- label that arrives weeks late still updates the day it belongs to.
 
-{%- set batch_id = var('batch_id') %}
+{%- set batch_id = feedback_flywheel.batch_param('batch_id') %}
 {%- set batch_start = feedback_flywheel.var_timestamp('batch_start') %}
 {%- set batch_end = feedback_flywheel.var_timestamp('batch_end') %}
 

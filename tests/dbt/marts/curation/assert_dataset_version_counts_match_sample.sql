@@ -32,11 +32,11 @@ mismatched as (
     select
         versions.dataset_version,
         versions.sample_count as recorded_sample_count,
-        coalesce(sample_counts.sample_count, 0) as actual_sample_count,
         versions.stratified_count as recorded_stratified_count,
         sample_counts.stratified_count as actual_stratified_count,
         versions.uncertainty_count as recorded_uncertainty_count,
-        sample_counts.uncertainty_count as actual_uncertainty_count
+        sample_counts.uncertainty_count as actual_uncertainty_count,
+        coalesce(sample_counts.sample_count, 0) as actual_sample_count
     from versions
     left join sample_counts
         on versions.dataset_version = sample_counts.dataset_version
