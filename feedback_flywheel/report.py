@@ -20,38 +20,45 @@ def _fmt_rate(value: float | None, lower: float | None, upper: float | None) -> 
     return f"{value:.3f} [{lower:.3f}, {upper:.3f}]"
 
 
-def kpi_lines(con: duckdb.DuckDBPyConnection, batch_id: str) -> list[str]:
-    """KPIs of the last served day with matured labels, per model version, up to the batch."""
+def kpi_lines(con: duckdb.DuckDBPyConnection, batch_id: str, days: int = 7) -> list[str]:
+    """Daily KPIs per model version for the last ``days`` served days before the batch's watermark
+    that have matured labels. Recent days show a low labelled share: their labels are still
+    arriving (up to the label delay), so read their accuracy with its interval."""
     rows = _rows(
         con,
         """
         with watermark as (
-            select window_end from ml.batch_runs where batch_id = ? and status = 'success'
-            order by attempt desc limit 1
+            select cast(window_end as date) as end_date from ml.batch_runs
+            where batch_id = ? and status = 'success' order by attempt desc limit 1
         ),
-        last_day as (
-            select max(kpi_date) as kpi_date from marts.rpt_kpi_daily
-            where labelled_count > 0
-                and kpi_date < (select cast(window_end as date) from watermark)
+        labelled_days as (
+            select distinct kpi_date from marts.rpt_kpi_daily
+            where labelled_count > 0 and kpi_date < (select end_date from watermark)
+            order by kpi_date desc limit ?
         )
         select model_name, model_version, kpi_date, inference_count, labelled_share,
-            accuracy, accuracy_lower, accuracy_upper, f1_macro, rating_mean, reward_mean
+            accuracy, accuracy_lower, accuracy_upper, f1_macro, rating_mean
         from marts.rpt_kpi_daily
-        where kpi_date = (select kpi_date from last_day)
-        order by model_name, model_version
+        where kpi_date in (select kpi_date from labelled_days)
+        order by kpi_date desc, model_name, model_version
         """,
-        [batch_id],
+        [batch_id, days],
     )
-    lines = []
-    for name, version, day, volume, share, acc, lo, hi, f1, rating, reward in rows:
+    if not rows:
+        return ["  (no day with matured labels yet)"]
+    lines = [
+        f"  {'day':<10} {'model':<24} {'predictions':>11} {'labelled':>8}  "
+        f"{'accuracy [95% Wilson]':<23} {'macro F1':>8} {'rating':>6}"
+    ]
+    for name, version, day, volume, share, acc, lo, hi, f1, rating in rows:
+        model = f"{name} {version}"
+        f1_text = "n/a" if f1 is None else f"{f1:.3f}"
+        rating_text = "n/a" if rating is None else f"{rating:.2f}"
         lines.append(
-            f"  {name} {version} on {day}: {volume:,} predictions, {share:.0%} labelled, "
-            f"accuracy {_fmt_rate(acc, lo, hi)}, macro F1 "
-            f"{'n/a' if f1 is None else f'{f1:.3f}'}, mean rating "
-            f"{'n/a' if rating is None else f'{rating:.2f}'}, mean reward "
-            f"{'n/a' if reward is None else f'{reward:.2f}'}"
+            f"  {day!s:<10} {model:<24} {volume:>11,} {share:>8.0%}  "
+            f"{_fmt_rate(acc, lo, hi):<23} {f1_text:>8} {rating_text:>6}"
         )
-    return lines or ["  (no day with matured labels yet)"]
+    return lines
 
 
 def run_summary(con: duckdb.DuckDBPyConnection, db_path: Path) -> str:
@@ -110,7 +117,7 @@ def run_summary(con: duckdb.DuckDBPyConnection, db_path: Path) -> str:
             f"  dataset {version}: {total:,} training examples ({added:,} new), training sample "
             f"{sample:,} ({stratified:,} stratified, {uncertain:,} uncertainty)"
         )
-    lines.append("  KPIs of the last day with matured labels:")
+    lines.append("  KPIs per day (last 7 days with matured labels; recent days are still filling):")
     lines += kpi_lines(con, last_batch)
     return "\n".join(lines)
 
@@ -155,6 +162,6 @@ def batch_markdown(con: duckdb.DuckDBPyConnection, batch_id: str) -> str:
         lines += ["| quarantine reason | rows |", "|---|---:|"]
         lines += [f"| `{reason}` | {count:,} |" for reason, count in reasons]
         lines.append("")
-    lines.append("## KPIs (last day with matured labels)")
-    lines += [line.strip() for line in kpi_lines(con, batch_id)]
+    lines.append("## KPIs per day (last 7 days with matured labels)")
+    lines += ["```", *kpi_lines(con, batch_id), "```"]
     return "\n".join(lines)
