@@ -7,3 +7,8 @@ bookkeeping.
 """
 
 __version__ = "0.1.0"
+
+# Prefect reads PREFECT_HOME when it loads: set the project's defaults before anything imports it.
+from feedback_flywheel import prefect_env as _prefect_env
+
+_prefect_env.configure()

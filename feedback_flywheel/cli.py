@@ -17,7 +17,7 @@ from pathlib import Path
 
 import click
 
-from feedback_flywheel import paths, prefect_env  # noqa: F401  (configures Prefect first)
+from feedback_flywheel import paths
 from feedback_flywheel.settings import SettingsError, load_settings, parse_overrides
 
 EXIT_FAILED = 1

@@ -15,6 +15,3 @@ def configure() -> None:
     os.environ.setdefault("PREFECT_HOME", str(paths.project_dir() / ".prefect"))
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "INFO")
-
-
-configure()

@@ -6,8 +6,6 @@ DuckDB file is opened by one step at a time and closed again, because dbt (a sub
 single writer lock while it builds.
 """
 
-from __future__ import annotations
-
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -18,7 +16,6 @@ from prefect.artifacts import create_markdown_artifact
 from feedback_flywheel import (
     batches,
     paths,
-    prefect_env,  # noqa: F401  (sets PREFECT_HOME before prefect loads)
     report,
     warehouse,
 )

@@ -19,7 +19,6 @@ from feedback_flywheel import (
     batches,
     demo,
     ingest,
-    prefect_env,  # noqa: F401  (PREFECT_HOME before prefect loads)
     warehouse,
 )
 from feedback_flywheel.settings import load_settings
