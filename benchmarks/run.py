@@ -125,7 +125,7 @@ class Bench:
         env["FLYWHEEL_DUCKDB"] = str(db_path)
         # dbt's target/ and logs/ go to the workdir: the project's own stay untouched.
         env["DBT_TARGET_PATH"] = str(size_dir / "dbt-target")
-        env["DBT_LOG_PATH"] = str(size_dir / "dbt-logs")
+        env["DBT_LOG_PATH"] = str(self.workdir / "logs" / f"dbt-{size_dir.name}")
         env["DBT_PROFILES_DIR"] = str(PROJECT_DIR)
         env["DBT_SEND_ANONYMOUS_USAGE_STATS"] = "false"
         env["DBT_USE_COLORS"] = "false"  # plain logs
@@ -354,15 +354,15 @@ def render(rows: list[Row], header: list[str], repeat: int) -> str:
             f"{statistics.median(run.cpu_seconds for run in row.runs):.1f} | "
             f"{statistics.median(run.others_cpu_share for run in row.runs):.0%} | {detail} |"
         )
+    if repeat > 1:
+        lines.append("")
+        lines.append(f"wall s, peak RSS, CPU s and others are medians over {repeat} runs")
     lines.append("")
     lines.append(
         "CPU s: CPU time of the step's process tree (user + system). others: CPU used by other"
         " processes during the step, as a share of the machine (above ~5% the wall time is"
         " inflated by them)."
     )
-    if repeat > 1:
-        lines.append("")
-        lines.append(f"wall s and peak RSS are medians over {repeat} runs")
     return "\n".join(lines)
 
 

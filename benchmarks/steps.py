@@ -109,7 +109,7 @@ def step_batch(db_path: Path, end: datetime) -> dict[str, Any]:
     settings = load_settings(batch.dbt_vars())
     started = time.perf_counter()
     try:
-        result = run_dbt(["build"], dbt_vars=settings.dbt_vars(), db_path=db_path)
+        result = run_dbt(["build"], dbt_vars=settings.dbt_vars(), db_path=db_path, on_line=_echo)
     except Exception as error:
         with warehouse.connect(db_path) as con:
             batches.close_batch(con, batch, attempt, status="failed", error_message=str(error))
@@ -142,6 +142,11 @@ def step_batch(db_path: Path, end: datetime) -> dict[str, Any]:
         "batch_id": batch.batch_id,
         "dbt_seconds": dbt_seconds,
     }
+
+
+def _echo(line: str) -> None:
+    """dbt's output goes to the step's log (the runner keeps it in <workdir>/logs)."""
+    print(line, file=sys.stderr, flush=True)
 
 
 def _node_statuses() -> dict[str, str]:
