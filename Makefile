@@ -55,7 +55,10 @@ dbt-check: dev
 lint: dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	FLYWHEEL_DUCKDB=$(CURDIR)/data/lint.duckdb $(BIN)/sqlfluff lint models macros analyses tests/dbt
+	# sqlfluff renders models against an empty database, so is_incremental() is always false here
+	rm -rf data/lint && mkdir -p data/lint
+	FLYWHEEL_DUCKDB=$(CURDIR)/data/lint/lint.duckdb $(BIN)/sqlfluff lint models analyses tests/dbt
+	rm -rf data/lint
 
 benchmark: setup
 	$(BIN)/python -m benchmarks.run

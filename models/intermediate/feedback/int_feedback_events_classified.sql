@@ -29,7 +29,7 @@ feedback as (
     from {{ ref('stg_raw__feedback_events') }}
     where
         coalesce(received_at, loaded_at) < {{ batch_end }}
-        {%- if is_incremental() %}
+    {%- if is_incremental() %}
             and (
                 coalesce(received_at, loaded_at) >= {{ batch_start }}
                 or feedback_row_id in (
@@ -82,11 +82,11 @@ previously_accepted as (
             status = 'accepted'
             and feedback_row_id not in (select feedback.feedback_row_id from feedback)
     {%- else %}
-    select
-        cast(null as {{ dbt.type_string() }}) as event_id,
-        cast(null as {{ dbt.type_string() }}) as inference_id,
-        cast(null as {{ dbt.type_string() }}) as event_type
-    where 1 = 0
+        select
+            cast(null as {{ dbt.type_string() }}) as event_id,
+            cast(null as {{ dbt.type_string() }}) as inference_id,
+            cast(null as {{ dbt.type_string() }}) as event_type
+        where 1 = 0
     {%- endif %}
 
 ),
@@ -144,51 +144,59 @@ row_checked as (
 
 ),
 
-deduplicated as (
-
-    -- The first copy of an event_id (by arrival) counts; later copies are duplicates, as are
-    -- copies of an event accepted in an earlier batch.
-    select
-        row_checked.*,
-        previously_accepted.event_id is not null as was_accepted_before,
-        case
-            when row_checked.row_reason is null
-                then row_number() over (
-                        partition by row_checked.event_id, row_checked.row_reason
-                        order by
-                            row_checked.received_at,
-                            row_checked.loaded_at,
-                            row_checked.load_id,
-                            row_checked.file_row
-                    )
-        end as event_rank
-    from row_checked
-    left join previously_accepted
-        on row_checked.event_id = previously_accepted.event_id
-
-),
-
 joined as (
 
+    -- Checks that need the inference: only possible once it is in the log.
     select
-        deduplicated.*,
+        row_checked.*,
         inferences.model_name,
         inferences.model_version,
         inferences.logged_at as inference_logged_at,
-        known_labels.known_label is not null as is_known_label
-    from deduplicated
+        case
+            when row_checked.row_reason is not null then row_checked.row_reason
+            when inferences.logged_at is null then null
+            when row_checked.occurred_at < inferences.logged_at then 'occurred_before_inference'
+            when row_checked.value_kind = 'label' and known_labels.known_label is null
+                then 'value_out_of_range'
+        end as content_reason
+    from row_checked
     left join inferences
-        on deduplicated.inference_id = inferences.inference_id
+        on row_checked.inference_id = inferences.inference_id
     left join known_labels
         on
             inferences.model_name = known_labels.model_name
-            and deduplicated.value_text = known_labels.known_label
+            and row_checked.value_text = known_labels.known_label
+
+),
+
+deduplicated as (
+
+    -- Among the copies of an event_id that pass every content check, the first (by arrival)
+    -- counts; later copies are duplicates, as are copies of an event accepted in an earlier
+    -- batch. A refused copy never blocks a valid re-send.
+    select
+        joined.*,
+        previously_accepted.event_id is not null as was_accepted_before,
+        case
+            when joined.content_reason is null
+                then row_number() over (
+                        partition by joined.event_id, joined.content_reason
+                        order by
+                            joined.received_at,
+                            joined.loaded_at,
+                            joined.load_id,
+                            joined.file_row
+                    )
+        end as event_rank
+    from joined
+    left join previously_accepted
+        on joined.event_id = previously_accepted.event_id
 
 ),
 
 retraction_targets as (
 
-    -- Events a retraction may withdraw: accepted before, or passing every check in this batch.
+    -- Events a retraction may withdraw: accepted before, or accepted in this batch.
     select
         event_id,
         inference_id
@@ -200,9 +208,9 @@ retraction_targets as (
     select
         event_id,
         inference_id
-    from joined
+    from deduplicated
     where
-        row_reason is null
+        content_reason is null
         and event_rank = 1
         and not was_accepted_before
         and event_type <> 'retraction'
@@ -213,29 +221,28 @@ retraction_targets as (
 classified as (
 
     select
-        joined.*,
+        deduplicated.*,
         case
-            when joined.row_reason is not null then joined.row_reason
-            when joined.was_accepted_before or joined.event_rank > 1 then 'duplicate_event_id'
+            when deduplicated.content_reason is not null then deduplicated.content_reason
+            when deduplicated.was_accepted_before or deduplicated.event_rank > 1
+                then 'duplicate_event_id'
             when
-                joined.inference_logged_at is null
-                and joined.arrived_at < {{ dbt.dateadd('day', -var('lookback_days'), batch_end) }}
+                deduplicated.inference_logged_at is null
+                and deduplicated.arrived_at
+                < {{ dbt.dateadd('day', -var('lookback_days'), batch_end) }}
                 then 'unknown_inference_id'
-            when joined.inference_logged_at is null then null
-            when joined.occurred_at < joined.inference_logged_at then 'occurred_before_inference'
-            when joined.value_kind = 'label' and not joined.is_known_label
-                then 'value_out_of_range'
+            when deduplicated.inference_logged_at is null then null
             when
-                joined.event_type = 'retraction'
+                deduplicated.event_type = 'retraction'
                 and not exists (
                     select 1 from retraction_targets
                     where
-                        retraction_targets.event_id = joined.value_text
-                        and retraction_targets.inference_id = joined.inference_id
+                        retraction_targets.event_id = deduplicated.value_text
+                        and retraction_targets.inference_id = deduplicated.inference_id
                 )
                 then 'unknown_retraction_target'
         end as reason_code
-    from joined
+    from deduplicated
 
 ),
 

@@ -22,7 +22,7 @@ inferences as (
     select * from {{ ref('stg_raw__inference_logs') }}
     where
         logged_at < {{ feedback_flywheel.var_timestamp('batch_end') }}
-        {%- if is_incremental() %}
+    {%- if is_incremental() %}
             and (
                 logged_at >= {{ dbt.dateadd(
                     'day', -var('lookback_days'), feedback_flywheel.var_timestamp('batch_start')

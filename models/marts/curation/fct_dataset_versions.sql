@@ -76,12 +76,13 @@ final as (
         '{{ var("stratify_by") }}' as stratify_by,
         '{{ var("uncertainty_method") }}' as uncertainty_method,
         version_rows.example_count,
-        cast(version_rows.examples_added as {{ dbt.type_bigint() }}) as examples_added,
+        cast(coalesce(version_rows.examples_added, 0) as {{ dbt.type_bigint() }}) as examples_added,
         superseded.examples_superseded,
         version_rows.label_count,
         sampled.sample_count,
-        cast(sampled.stratified_count as {{ dbt.type_bigint() }}) as stratified_count,
-        cast(sampled.uncertainty_count as {{ dbt.type_bigint() }}) as uncertainty_count,
+        cast(coalesce(sampled.stratified_count, 0) as {{ dbt.type_bigint() }}) as stratified_count,
+        cast(coalesce(sampled.uncertainty_count, 0) as {{ dbt.type_bigint() }})
+            as uncertainty_count,
         cast({{ var('sampling_seed') }} as {{ dbt.type_bigint() }}) as sampling_seed,
         cast({{ var('stratified_quota_per_cell') }} as {{ dbt.type_bigint() }})
             as stratified_quota_per_cell,

@@ -43,7 +43,7 @@ candidate_inferences as (
     from feedback
     where
         (is_ground_truth or event_type = 'retraction')
-        {%- if is_incremental() %}
+    {%- if is_incremental() %}
             and (
                 batch_id = '{{ batch_id }}'
                 or received_at >= {{ dbt.dateadd(
@@ -130,7 +130,7 @@ examples as (
         {%- if is_incremental() %}
             coalesce(existing.batch_id, '{{ batch_id }}') as batch_id,
         {%- else %}
-        '{{ batch_id }}' as batch_id,
+            '{{ batch_id }}' as batch_id,
         {%- endif %}
         cast(null as {{ dbt.type_string() }}) as superseded_in_batch_id
     from current_labels

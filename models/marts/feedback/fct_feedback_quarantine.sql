@@ -20,7 +20,7 @@ quarantined as (
     select * from {{ ref('int_feedback_events_classified') }}
     where
         status = 'quarantined'
-        {%- if is_incremental() %}
+    {%- if is_incremental() %}
             and batch_id = '{{ batch_id }}'
         {%- endif %}
 

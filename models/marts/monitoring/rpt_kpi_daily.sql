@@ -54,7 +54,7 @@ inferences as (
     where
         is_accepted
         and logged_at < {{ batch_end }}
-        {%- if is_incremental() %}
+    {%- if is_incremental() %}
             and cast(logged_at as date) in (select changed_days.kpi_date from changed_days)
         {%- endif %}
 
@@ -71,7 +71,7 @@ examples as (
     from {{ ref('fct_training_examples') }}
     where
         is_current
-        {%- if is_incremental() %}
+    {%- if is_incremental() %}
             and cast(inference_logged_at as date) in (
                 select changed_days.kpi_date from changed_days
             )
@@ -92,7 +92,7 @@ feedback as (
         not is_retracted
         and event_type in ('rating', 'reward', 'thumbs', 'click', 'conversion')
         and received_at < {{ batch_end }}
-        {%- if is_incremental() %}
+    {%- if is_incremental() %}
             and cast(inference_logged_at as date) in (
                 select changed_days.kpi_date from changed_days
             )

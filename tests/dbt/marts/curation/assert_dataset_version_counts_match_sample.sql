@@ -42,8 +42,8 @@ mismatched as (
         on versions.dataset_version = sample_counts.dataset_version
     where
         versions.sample_count <> coalesce(sample_counts.sample_count, 0)
-        or versions.stratified_count <> sample_counts.stratified_count
-        or versions.uncertainty_count <> sample_counts.uncertainty_count
+        or versions.stratified_count <> coalesce(sample_counts.stratified_count, 0)
+        or versions.uncertainty_count <> coalesce(sample_counts.uncertainty_count, 0)
 
 )
 

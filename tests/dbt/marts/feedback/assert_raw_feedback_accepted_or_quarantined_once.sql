@@ -1,0 +1,75 @@
+-- Every raw feedback row that arrived before the watermark is in exactly one of fct_feedback
+-- (accepted) and fct_feedback_quarantine, or still held because its inference has not arrived
+-- and it is younger than var lookback_days. Returns the rows that break this.
+{%- set batch_end = feedback_flywheel.var_timestamp('batch_end') %}
+
+with
+
+arrived as (
+
+    select
+        feedback_row_id,
+        coalesce(received_at, loaded_at) as arrived_at
+    from {{ ref('stg_raw__feedback_events') }}
+    where coalesce(received_at, loaded_at) < {{ batch_end }}
+
+),
+
+accepted as (
+
+    select feedback_row_id from {{ ref('fct_feedback') }}
+
+),
+
+quarantined as (
+
+    select feedback_row_id from {{ ref('fct_feedback_quarantine') }}
+
+),
+
+held as (
+
+    select feedback_row_id from {{ ref('int_feedback_events_classified') }}
+    where status = 'held'
+
+),
+
+placed as (
+
+    select
+        arrived.feedback_row_id,
+        arrived.arrived_at,
+        accepted.feedback_row_id is not null as is_accepted,
+        quarantined.feedback_row_id is not null as is_quarantined,
+        held.feedback_row_id is not null as is_held
+    from arrived
+    left join accepted
+        on arrived.feedback_row_id = accepted.feedback_row_id
+    left join quarantined
+        on arrived.feedback_row_id = quarantined.feedback_row_id
+    left join held
+        on arrived.feedback_row_id = held.feedback_row_id
+
+),
+
+violations as (
+
+    select
+        *,
+        case
+            when is_accepted and is_quarantined then 'both accepted and quarantined'
+            when is_held and (is_accepted or is_quarantined) then 'held and also placed'
+            when
+                is_held
+                and arrived_at < {{ dbt.dateadd('day', -var('lookback_days'), batch_end) }}
+                then 'held past the lookback'
+            when
+                not (is_accepted or is_quarantined or is_held)
+                then 'neither accepted nor quarantined'
+        end as violation
+    from placed
+
+)
+
+select * from violations
+where violation is not null
