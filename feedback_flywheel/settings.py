@@ -22,6 +22,15 @@ class SettingsError(ValueError):
     """The configuration is invalid; the message names the key and the allowed values."""
 
 
+class DriftFeatures(BaseModel):
+    """The keys of ``inputs`` whose drift is monitored, by kind."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    numeric: list[str] = Field(default_factory=list)
+    categorical: list[str] = Field(default_factory=list)
+
+
 class FlywheelVars(BaseModel):
     """The project's dbt vars. Field descriptions are the documentation users read."""
 
@@ -43,6 +52,15 @@ class FlywheelVars(BaseModel):
     stratified_quota_per_cell: int = Field(ge=0)
     uncertainty_method: Literal["least_confidence", "margin", "entropy"]
     uncertainty_budget: int = Field(ge=0)
+
+    drift_current_days: int = Field(ge=1, le=365, description="Drift: current window length.")
+    drift_reference_days: int = Field(ge=1, le=3650, description="Drift: reference window.")
+    drift_features: DriftFeatures
+    drift_top_k: int = Field(ge=1, le=1000, description="Categorical drift: categories kept.")
+    drift_bins: int = Field(ge=2, le=100, description="PSI / JS bins from reference quantiles.")
+    performance_current_days: int = Field(ge=1, le=365)
+    performance_reference_days: int = Field(ge=1, le=3650)
+    calibration_bins: int = Field(ge=2, le=100)
 
     @model_validator(mode="after")
     def _stratify_by_is_a_segment(self) -> FlywheelVars:

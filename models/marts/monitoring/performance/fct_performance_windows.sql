@@ -1,0 +1,104 @@
+{{
+    config(
+        materialized='incremental',
+        unique_key='performance_window_id',
+        incremental_strategy=feedback_flywheel.flywheel_incremental_strategy(),
+        on_schema_change='fail',
+    )
+}}
+
+-- Labelled performance of each model version in a reference and a current window, overall and
+-- per segment value: the summary the concept-drift check reads (it re-weights reference accuracy
+-- by the current segment mix to split an accuracy change into its covariate and concept parts).
+-- Windows are over the day the prediction was served; labels are matured ones (current rows of
+-- fct_training_examples). "New" for this model: the current batch's rows.
+
+{%- set batch_id = feedback_flywheel.batch_param('batch_id') %}
+{%- set batch_end = feedback_flywheel.var_timestamp('batch_end') %}
+{%- set current_start = dbt.dateadd('day', -var('performance_current_days'), batch_end) %}
+{%- set reference_start = dbt.dateadd(
+    'day', -(var('performance_current_days') + var('performance_reference_days')), batch_end
+) %}
+
+with
+
+examples as (
+
+    select
+        *,
+        case
+            when inference_logged_at >= {{ current_start }} then 'current'
+            else 'reference'
+        end as window_side
+    from {{ ref('fct_training_examples') }}
+    where
+        is_current
+        and inference_logged_at >= {{ reference_start }}
+        and inference_logged_at < {{ batch_end }}
+
+),
+
+segmented as (
+
+    select
+        model_name,
+        model_version,
+        window_side,
+        '__all__' as segment_attribute,
+        '__all__' as segment_value,
+        is_correct
+    from examples
+    {%- for attribute in var('segment_attributes') %}
+
+        union all
+
+        select
+            model_name,
+            model_version,
+            window_side,
+            '{{ attribute }}' as segment_attribute,
+            coalesce({{ attribute }}, '__missing__') as segment_value,
+            is_correct
+        from examples
+    {%- endfor %}
+
+),
+
+aggregated as (
+
+    select
+        model_name,
+        model_version,
+        segment_attribute,
+        segment_value,
+        window_side,
+        count(*) as labelled_count,
+        sum(case when is_correct then 1 else 0 end) as correct_count
+    from segmented
+    group by model_name, model_version, segment_attribute, segment_value, window_side
+
+),
+
+final as (
+
+    select
+        {{ feedback_flywheel.surrogate_key([
+            "'" ~ batch_id ~ "'", 'model_name', 'model_version',
+            'segment_attribute', 'segment_value', 'window_side'
+        ]) }} as performance_window_id,
+        '{{ batch_id }}' as batch_id,
+        model_name,
+        model_version,
+        segment_attribute,
+        segment_value,
+        window_side,
+        cast(labelled_count as {{ dbt.type_bigint() }}) as labelled_count,
+        cast(correct_count as {{ dbt.type_bigint() }}) as correct_count,
+        {{ reference_start }} as reference_start_at,
+        {{ current_start }} as current_start_at,
+        {{ batch_end }} as current_end_at
+    from aggregated
+
+)
+
+select * from final
