@@ -56,6 +56,38 @@ create table if not exists {ML_SCHEMA}.batch_runs (
 """
 
 
+TRAINING_RUNS_DDL = f"""
+create table if not exists {ML_SCHEMA}.training_runs (
+    training_run_id varchar not null,
+    attempt integer not null,
+    decision_id varchar,
+    model_name varchar not null,
+    dataset_version varchar not null,
+    status varchar not null,
+    candidate_version varchar,
+    baseline_model_version varchar,
+    baseline_scope varchar,
+    parameters_json varchar,
+    error_message varchar,
+    n_train bigint,
+    n_holdout bigint,
+    n_baseline bigint,
+    holdout_accuracy double,
+    holdout_macro_f1 double,
+    holdout_log_loss double,
+    baseline_accuracy double,
+    baseline_macro_f1 double,
+    accuracy_gain double,
+    accuracy_gain_p_value double,
+    train_seconds double,
+    beats_current boolean,
+    started_at timestamp not null,
+    finished_at timestamp,
+    primary key (training_run_id, attempt)
+)
+"""
+
+
 def raw_table_ddl(table: RawTable) -> str:
     """``create table if not exists`` for one raw table: contract plus bookkeeping columns."""
     columns = [*table.columns, *BOOKKEEPING_COLUMNS]
@@ -71,6 +103,12 @@ def init_warehouse(con: duckdb.DuckDBPyConnection) -> None:
         con.execute(raw_table_ddl(table))
     con.execute(LOAD_LEDGER_DDL)
     con.execute(BATCH_RUNS_DDL)
+    con.execute(TRAINING_RUNS_DDL)
+    # The tables the monitoring stage and the decision write (dbt reads some of them as sources).
+    from feedback_flywheel import decision, monitoring
+
+    monitoring.ensure_tables(con)
+    con.execute(decision.DECISIONS_DDL)
 
 
 @contextmanager
