@@ -197,14 +197,27 @@ def ingest(
 
 
 def _run_batches(
-    database: Path, until: datetime | None, daily: bool, batch_id: str | None, overrides: dict
+    database: Path,
+    until: datetime | None,
+    daily: bool,
+    batch_id: str | None,
+    overrides: dict,
+    *,
+    dry_run: bool = False,
+    policy_path: Path | None = None,
 ) -> list[dict]:
     """Plan and run batch_cycle flows; returns the counts of each batch run."""
     from feedback_flywheel import batches, warehouse
     from flows.batch_cycle import batch_cycle
 
+    common = {
+        "overrides": overrides,
+        "db_path": str(database),
+        "dry_run": dry_run,
+        "policy_path": str(policy_path) if policy_path else None,
+    }
     if batch_id:
-        return [batch_cycle(batch_id=batch_id, overrides=overrides, db_path=str(database))]
+        return [batch_cycle(batch_id=batch_id, **common)]
     with warehouse.connect(database) as con:
         warehouse.init_warehouse(con)
         windows = batches.plan_windows(con, until or batches.utc_now(), daily=daily)
@@ -218,12 +231,7 @@ def _run_batches(
             err=True,
         )
         results.append(
-            batch_cycle(
-                window_start=window.window_start,
-                window_end=window.window_end,
-                overrides=overrides,
-                db_path=str(database),
-            )
+            batch_cycle(window_start=window.window_start, window_end=window.window_end, **common)
         )
     return results
 
@@ -246,23 +254,47 @@ def _print_summary(database: Path) -> None:
     metavar="KEY=VALUE",
     help="Override a dbt var for this run (repeatable), e.g. --var lookback_days=5.",
 )
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Record retraining decisions without triggering any retraining.",
+)
+@click.option(
+    "--policy",
+    "policy_path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Retraining policy file (default: policies/retraining.yml).",
+)
 @_db_option
 def run(
     until: str | None,
     daily: bool,
     batch_id: str | None,
     var_pairs: tuple[str, ...],
+    dry_run: bool,
+    policy_path: Path | None,
     db_path: Path | None,
 ) -> None:
-    """Run the batch cycle now: from the last watermark up to --until (default: now)."""
+    """Run the batch cycle now: from the last watermark up to --until (default: now): build the
+    warehouse, test drift and performance, decide whether to retrain, and trigger it."""
     from feedback_flywheel.batches import BatchError
+    from feedback_flywheel.policy import PolicyError, load_policy
 
     database = _resolve_db(db_path)
     try:
         overrides = parse_overrides(var_pairs)
         load_settings(overrides)  # a bad --var fails here, before any batch is opened
-        _run_batches(database, _parse_timestamp(until), daily, batch_id, overrides)
-    except (SettingsError, BatchError) as error:
+        load_policy(policy_path)  # and so does a bad policy
+        _run_batches(
+            database,
+            _parse_timestamp(until),
+            daily,
+            batch_id,
+            overrides,
+            dry_run=dry_run,
+            policy_path=policy_path,
+        )
+    except (SettingsError, BatchError, PolicyError) as error:
         click.echo(f"error: {error}", err=True)
         sys.exit(EXIT_USAGE)
     except Exception as error:  # a failed batch: recorded in ml.batch_runs, reported here
@@ -373,6 +405,78 @@ def list_batches(limit: int, db_path: Path | None) -> None:
             f"{batch:<18} {attempt:>3} {status:<8} {start!s:<19} .. {end!s:<19} "
             f"{fin or 0:>8,} {acc or 0:>9,} {quar or 0:>9,} {held or 0:>6,} "
             f"{seconds or 0:>6}"
+        )
+
+
+@main.command()
+@click.option("--limit", type=int, default=20, show_default=True)
+@_db_option
+def decisions(limit: int, db_path: Path | None) -> None:
+    """List retraining decisions with the signals that fired and what was triggered."""
+    from feedback_flywheel import warehouse
+
+    with warehouse.connect(_resolve_db(db_path), read_only=True) as con:
+        rows = con.execute(
+            """
+            select batch_id, model_name, decision, trigger_status, triggered_run_id, reason
+            from ml.retraining_decisions order by watermark_at desc, model_name limit ?
+            """,
+            [limit],
+        ).fetchall()
+    if not rows:
+        click.echo("no retraining decisions yet")
+    for batch, model, outcome, status, run_id, reason in rows:
+        trigger = f" -> {run_id}" if run_id else ""
+        click.echo(f"{batch} {model:<16} {outcome:<17} {status}{trigger}\n    {reason}")
+
+
+@main.command()
+@click.option("--batch-id", help="The batch to show (default: the latest with drift results).")
+@click.option("--all", "show_all", is_flag=True, help="Every test, not only the drifted ones.")
+@_db_option
+def drift(batch_id: str | None, show_all: bool, db_path: Path | None) -> None:
+    """Show a batch's drift tests: statistic, BH-adjusted p-value, effect size and the verdict."""
+    from feedback_flywheel import warehouse
+
+    with warehouse.connect(_resolve_db(db_path), read_only=True) as con:
+        batch_id = (
+            batch_id or con.execute("select max(batch_id) from ml.drift_results").fetchone()[0]
+        )
+        rows = con.execute(
+            """
+            select model_name, feature_name, kind, test, statistic, p_adjusted, effect_metric,
+                effect_size, threshold, n_ref, n_cur, is_drift
+            from ml.drift_results where batch_id = ? and (is_drift or ?)
+            order by is_drift desc, p_adjusted nulls last, feature_name
+            """,
+            [batch_id, show_all],
+        ).fetchall()
+    click.echo(f"drift tests of batch {batch_id}" + ("" if show_all else " (drifted only; --all)"))
+    click.echo(
+        f"{'model':<16} {'feature':<18} {'kind':<10} {'test':<12} {'statistic':>10} "
+        f"{'p_adj':>9} {'effect':>22} {'n_ref':>8} {'n_cur':>8}  drift"
+    )
+    for (
+        model,
+        feature,
+        kind,
+        test,
+        stat,
+        p_adj,
+        metric,
+        effect,
+        floor,
+        n_ref,
+        n_cur,
+        is_drift,
+    ) in rows:
+        effect_text = (
+            f"{metric}={effect:.3g}/{floor:g}" if effect == effect and effect is not None else "n/a"
+        )
+        p_text = "n/a" if p_adj is None or p_adj != p_adj else f"{p_adj:.2g}"
+        click.echo(
+            f"{model:<16} {feature:<18} {kind:<10} {test:<12} {stat:>10.4g} {p_text:>9} "
+            f"{effect_text:>22} {n_ref:>8,} {n_cur:>8,}  {'YES' if is_drift else 'no'}"
         )
 
 

@@ -452,6 +452,7 @@ def performance_checks(
             }
         )
         segments = group[group.segment_attribute != "__all__"]
+        decomposition_rows: list[dict[str, Any]] = []
         for attribute, by_value in segments.groupby("segment_attribute"):
             weights = by_value.labelled_count_current / max(n_cur, 1)
             acc_ref_s = np.where(
@@ -469,8 +470,10 @@ def performance_checks(
                 ).sum()
             )
             concept_part = acc_cur - expected
-            half = Z95 * math.sqrt(variance) if variance == variance else float("nan")
-            rows.append(
+            se = math.sqrt(variance) if variance == variance else float("nan")
+            half = Z95 * se
+            p_concept = float(2 * stats.norm.sf(abs(concept_part) / se)) if se > 0 else float("nan")
+            decomposition_rows.append(
                 base
                 | {
                     "check_name": "concept_decomposition",
@@ -485,13 +488,19 @@ def performance_checks(
                     "concept_part": concept_part,
                     "concept_lower": concept_part - half,
                     "concept_upper": concept_part + half,
-                    "is_flagged": bool(
-                        min(n_ref, n_cur) >= concept.min_labelled
-                        and concept_part + half < 0
-                        and concept_part <= -concept.min_drop
-                    ),
+                    "p_value": p_concept,
                 }
             )
+        # one decomposition per segment attribute: correct for testing several of them
+        adjusted = bh_adjust([row["p_value"] for row in decomposition_rows])
+        for row, p_adj in zip(decomposition_rows, adjusted, strict=True):
+            row["p_adjusted"] = p_adj
+            row["is_flagged"] = bool(
+                min(row["n_ref"], row["n_cur"]) >= concept.min_labelled
+                and p_adj < alpha
+                and row["concept_part"] <= -concept.min_drop
+            )
+        rows += decomposition_rows
         segment_rows = []
         for record in segments.itertuples(index=False):
             s_ref, s_cur = int(record.labelled_count_reference), int(record.labelled_count_current)

@@ -15,11 +15,15 @@ from prefect.artifacts import create_markdown_artifact
 
 from feedback_flywheel import (
     batches,
+    monitoring,
     paths,
     report,
+    training,
     warehouse,
 )
+from feedback_flywheel import decision as decision_module
 from feedback_flywheel.dbt_runner import run_dbt
+from feedback_flywheel.policy import Policy, load_policy
 from feedback_flywheel.settings import BATCH_VARS, load_settings
 
 IO_RETRIES = {"retries": 3, "retry_delay_seconds": [2, 10, 30]}
@@ -92,6 +96,164 @@ def fail_batch(db_path: Path, batch: batches.BatchWindow, attempt: int, error: s
         batches.close_batch(con, batch, attempt, status="failed", error_message=error[:4000])
 
 
+@task(name="test-drift", **IO_RETRIES)
+def test_drift(db_path: Path, batch: batches.BatchWindow, policy: Policy) -> int:
+    """p-values, Benjamini-Hochberg and the drift gate over the warehouse's drift summaries."""
+    with warehouse.connect(db_path) as con:
+        monitoring.ensure_tables(con)
+        results = monitoring.drift_tests(con, batch.batch_id, policy)
+        monitoring.write_batch_rows(
+            con,
+            "ml.drift_results",
+            batch.batch_id,
+            results,
+            monitoring.DRIFT_COLUMNS,
+            batches.utc_now(),
+        )
+        drifted = results[results.is_drift] if not results.empty else results
+    logger = get_run_logger()
+    for row in drifted.itertuples(index=False):
+        logger.info(
+            "drift: %s %s (%s) %s=%.3g p_adj=%.2g effect %s=%.3g",
+            row.model_name,
+            row.feature_name,
+            row.kind,
+            row.test,
+            row.statistic,
+            row.p_adjusted,
+            row.effect_metric,
+            row.effect_size,
+        )
+    return len(drifted)
+
+
+@task(name="check-performance", **IO_RETRIES)
+def check_performance(db_path: Path, batch: batches.BatchWindow, policy: Policy) -> int:
+    """Accuracy change, its covariate / concept split, and the confidence-based estimate."""
+    with warehouse.connect(db_path) as con:
+        monitoring.ensure_tables(con)
+        checks = monitoring.performance_checks(con, batch.batch_id, policy)
+        monitoring.write_batch_rows(
+            con,
+            "ml.performance_checks",
+            batch.batch_id,
+            checks,
+            monitoring.PERFORMANCE_COLUMNS,
+            batches.utc_now(),
+        )
+        estimates = monitoring.performance_estimates(con, batch.batch_id)
+        monitoring.write_batch_rows(
+            con,
+            "ml.performance_estimates",
+            batch.batch_id,
+            estimates,
+            monitoring.ESTIMATE_COLUMNS,
+            batches.utc_now(),
+        )
+    return 0 if checks.empty else int(checks.is_flagged.sum())
+
+
+@task(name="decide-retraining", **IO_RETRIES)
+def decide_retraining(
+    db_path: Path, batch: batches.BatchWindow, policy: Policy
+) -> list[decision_module.Decision]:
+    """One decision per model served in the batch; a model already decided for this batch keeps
+    its decision (re-running a batch never triggers a second retraining)."""
+    logger = get_run_logger()
+    decisions = []
+    with warehouse.connect(db_path) as con:
+        monitoring.ensure_tables(con)
+        con.execute(decision_module.DECISIONS_DDL)
+        models = [
+            name
+            for (name,) in con.execute(
+                """
+                select distinct model_name from intermediate.int_inferences_validated
+                where is_accepted and logged_at < ? order by 1
+                """,
+                [batch.window_end],
+            ).fetchall()
+        ]
+        drift = con.execute(
+            "select * from ml.drift_results where batch_id = ?", [batch.batch_id]
+        ).df()
+        checks = con.execute(
+            "select * from ml.performance_checks where batch_id = ?", [batch.batch_id]
+        ).df()
+        estimates = con.execute(
+            "select * from ml.performance_estimates where batch_id = ?", [batch.batch_id]
+        ).df()
+        for model_name in models:
+            earlier = decision_module.existing_decision(con, batch.batch_id, model_name)
+            if earlier is not None:
+                logger.info(
+                    "%s: batch %s was already decided (%s, %s); keeping it",
+                    model_name,
+                    batch.batch_id,
+                    earlier["decision"],
+                    earlier["decision_id"],
+                )
+                continue
+            signals = decision_module.build_signals(model_name, drift, checks, estimates, policy)
+            decisions.append(
+                decision_module.decide(
+                    con,
+                    batch_id=batch.batch_id,
+                    model_name=model_name,
+                    watermark_at=batch.window_end,
+                    dataset_version=batch.dataset_version,
+                    signals=signals,
+                    policy=policy,
+                )
+            )
+    for decision in decisions:
+        logger.info("%s: %s — %s", decision.model_name, decision.decision, decision.reason)
+    return decisions
+
+
+def act_on(
+    db_path: Path,
+    decision: decision_module.Decision,
+    policy: Policy,
+    dry_run: bool,
+) -> None:
+    """Trigger the retraining a decision asks for (unless dry-run), then append the decision."""
+    logger = get_run_logger()
+    status, run_id = "not_applicable", None
+    if decision.decision == "retrain" and dry_run:
+        status = "dry_run"
+        logger.info("%s: dry run, retraining not triggered", decision.model_name)
+    elif decision.decision == "retrain":
+        try:
+            run_id = training.trigger_retraining(
+                decision.dataset_version,
+                decision.decision_id,
+                deployment_name=policy.action.deployment_name
+                if policy.action.kind == "deployment"
+                else None,
+                db_path=str(db_path),
+            )
+            status = "triggered"
+        except Exception as error:  # recorded with the decision, then re-raised
+            status = f"failed: {type(error).__name__}: {error}"[:500]
+            _record(db_path, decision, policy, dry_run, status, None)
+            raise
+    _record(db_path, decision, policy, dry_run, status, run_id)
+
+
+def _record(db_path, decision, policy, dry_run, status, run_id) -> None:
+    with warehouse.connect(db_path) as con:
+        decision_module.record_decision(
+            con,
+            decision,
+            policy,
+            is_dry_run=dry_run,
+            trigger_status=status,
+            triggered_run_id=run_id,
+            decided_at=batches.utc_now(),
+        )
+
+
 @task(name="publish-batch-summary")
 def publish_summary(db_path: Path, batch: batches.BatchWindow) -> str:
     """The batch summary as a Prefect artifact (stable key ``batch-summary``) and as text."""
@@ -110,14 +272,18 @@ def batch_cycle(
     batch_id: str | None = None,
     overrides: dict[str, Any] | None = None,
     db_path: str | None = None,
+    dry_run: bool = False,
+    policy_path: str | None = None,
 ) -> dict[str, Any] | None:
     """Run one batch: from the last watermark to ``window_end`` (default: now), or the explicit
-    window, or (``batch_id``) the latest batch again. Returns the batch's counts, or None when the
-    warehouse is already up to date."""
+    window, or (``batch_id``) the latest batch again: build the warehouse, test drift and
+    performance, decide whether to retrain and (unless ``dry_run``) trigger it. Returns the
+    batch's counts, or None when the warehouse is already up to date."""
     logger = get_run_logger()
     database = Path(db_path).resolve() if db_path else paths.database_path()
     overrides = overrides or {}
     load_settings(overrides)  # fail before opening a batch when the configuration is invalid
+    policy = load_policy(Path(policy_path) if policy_path else None)
     batch = plan_batch(database, window_start, window_end, batch_id)
     if batch is None:
         logger.info("Nothing to do: the warehouse is already at the requested watermark.")
@@ -128,6 +294,10 @@ def batch_cycle(
     attempt = open_batch(database, batch)
     try:
         dbt_seconds = dbt_build(database, batch, overrides)
+        test_drift(database, batch, policy)
+        check_performance(database, batch, policy)
+        for decision in decide_retraining(database, batch, policy):
+            act_on(database, decision, policy, dry_run)
         counts = record_batch(database, batch, attempt, dbt_seconds)
     except Exception as error:
         fail_batch(database, batch, attempt, f"{type(error).__name__}: {error}")

@@ -56,6 +56,8 @@ COMMANDS = [
     ["demo"],
     ["summary"],
     ["batches"],
+    ["decisions"],
+    ["drift"],
     ["serve"],
     ["dataset"],
     ["dataset", "list"],
