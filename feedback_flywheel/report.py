@@ -163,5 +163,101 @@ def batch_markdown(con: duckdb.DuckDBPyConnection, batch_id: str) -> str:
         lines += [f"| `{reason}` | {count:,} |" for reason, count in reasons]
         lines.append("")
     lines.append("## KPIs per day (last 7 days with matured labels)")
-    lines += ["```", *kpi_lines(con, batch_id), "```"]
+    lines += ["```", *kpi_lines(con, batch_id), "```", ""]
+    lines += monitoring_markdown(con, batch_id)
     return "\n".join(lines)
+
+
+def monitoring_markdown(con: duckdb.DuckDBPyConnection, batch_id: str) -> list[str]:
+    """The batch's decision, its drift table and its performance check, as markdown."""
+    lines: list[str] = []
+    decisions = _rows(
+        con,
+        """
+        select model_name, decision, reason, trigger_status, triggered_run_id, policy_version
+        from ml.retraining_decisions where batch_id = ? order by model_name
+        """,
+        [batch_id],
+    )
+    lines.append("## Retraining decision")
+    if not decisions:
+        lines.append("No decision recorded for this batch.")
+    for model, outcome, reason, status, run_id, policy_version in decisions:
+        triggered = f" → `{run_id}`" if run_id else ""
+        lines.append(
+            f"- **{model}: {outcome}** ({status}{triggered}; policy `{policy_version}`): {reason}"
+        )
+    drift = _rows(
+        con,
+        """
+        select model_name, feature_name, kind, test, statistic, p_adjusted, effect_metric,
+            effect_size, threshold, n_ref, n_cur, is_drift
+        from ml.drift_results where batch_id = ?
+        order by is_drift desc, kind, feature_name, test
+        """,
+        [batch_id],
+    )
+    lines += ["", "## Drift (BH-adjusted p-values; drift = significant and above the floor)"]
+    if drift:
+        lines += [
+            "| model | feature | kind | test | statistic | p adj. | effect / floor | n ref | "
+            "n cur | drift |",
+            "|---|---|---|---|---:|---:|---|---:|---:|---|",
+        ]
+        for (
+            model,
+            feature,
+            kind,
+            test,
+            stat,
+            p_adj,
+            metric,
+            effect,
+            floor,
+            n_ref,
+            n_cur,
+            flag,
+        ) in drift:
+            p_text = "–" if p_adj is None or p_adj != p_adj else f"{p_adj:.2g}"
+            effect_text = "–" if effect is None or effect != effect else f"{effect:.3g}"
+            stat_text = "–" if stat is None or stat != stat else f"{stat:.4g}"
+            lines.append(
+                f"| {model} | {feature} | {kind} | {test} | {stat_text} | {p_text} | "
+                f"{metric} {effect_text} / {floor:g} | {n_ref:,} | {n_cur:,} | "
+                f"{'**yes**' if flag else 'no'} |"
+            )
+    else:
+        lines.append("No drift tests for this batch.")
+    checks = _rows(
+        con,
+        """
+        select model_name, model_version, check_name, segment_attribute, segment_value, n_ref,
+            n_cur, accuracy_ref, accuracy_cur, accuracy_change, concept_part, p_adjusted
+        from ml.performance_checks
+        where batch_id = ? and (check_name = 'accuracy_change' or is_flagged)
+        order by model_name, model_version, check_name
+        """,
+        [batch_id],
+    )
+    lines += ["", "## KPI check (labelled accuracy, current vs reference window)"]
+    if checks:
+        lines += [
+            "| model | version | check | segment | n ref | n cur | acc. ref | acc. cur | change "
+            "| concept part | p adj. |",
+            "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|",
+        ]
+        for row in checks:
+            model, version, check, attribute, value, n_ref, n_cur, a_ref, a_cur, change = row[:10]
+            concept, p_adj = row[10], row[11]
+
+            def fmt(number: float | None, spec: str = ".3f") -> str:
+                return "–" if number is None or number != number else format(number, spec)
+
+            lines.append(
+                f"| {model} | {version} | {check} | {attribute}={value} | {n_ref:,} | {n_cur:,} "
+                f"| {fmt(a_ref)} | {fmt(a_cur)} | {fmt(change, '+.3f')} | "
+                f"{fmt(concept, '+.3f')} | {fmt(p_adj, '.2g')} |"
+            )
+    else:
+        lines.append("No labelled performance to compare yet.")
+    return lines
