@@ -1,0 +1,135 @@
+{{
+    config(
+        materialized='incremental',
+        unique_key=['batch_id', 'model_name', 'feature_name'],
+        incremental_strategy=feedback_flywheel.flywheel_incremental_strategy(),
+        on_schema_change='fail',
+    )
+}}
+
+-- The contingency table of every categorical feature (configured inputs, predicted_label, label)
+-- per model: reference vs current counts per bucket. Buckets: the var drift_top_k most frequent
+-- reference categories (ties by category), __other__ (every other category seen in the reference
+-- window, on both sides), __unseen__ (current values never seen in the reference window) and
+-- __missing__ (no value). Only buckets with a count on either side are rows, so the table (less
+-- __missing__) goes to scipy.stats.chi2_contingency as it is.
+-- One pass over the long values groups them by (feature, value) with a count per window; one
+-- window pass over that much smaller table ranks the reference categories.
+-- "New" for this model: the current batch's rows. unique_key is (batch_id, model_name,
+-- feature_name) rather than the row key drift_category_id, so a re-run replaces a feature's
+-- whole table: a category that dropped out of the top k cannot linger from the first attempt.
+
+{%- set batch_id = feedback_flywheel.batch_param('batch_id') %}
+{%- set bounds = feedback_flywheel.drift_window_bounds() %}
+{%- set top_k = feedback_flywheel.drift_int_var('drift_top_k', 1) %}
+
+with
+
+drift_values as (
+
+    select
+        model_name,
+        feature_name,
+        feature_kind,
+        window_side,
+        string_value
+    from {{ ref('int_drift_values') }}
+    where value_type = 'categorical'
+
+),
+
+value_counts as (
+
+    select
+        model_name,
+        feature_name,
+        feature_kind,
+        string_value,
+        sum(case when window_side = 'reference' then 1 else 0 end) as ref_count,
+        sum(case when window_side = 'current' then 1 else 0 end) as cur_count
+    from drift_values
+    group by model_name, feature_name, feature_kind, string_value
+
+),
+
+values_ranked as (
+
+    select
+        *,
+        row_number() over (
+            partition by model_name, feature_name
+            order by
+                case when string_value is null then 1 else 0 end asc,
+                ref_count desc,
+                string_value asc
+        ) as reference_rank
+    from value_counts
+
+),
+
+values_bucketed as (
+
+    select
+        model_name,
+        feature_name,
+        feature_kind,
+        ref_count,
+        cur_count,
+        case
+            when string_value is null then '__missing__'
+            when ref_count = 0 then '__unseen__'
+            when reference_rank <= {{ top_k }} then string_value
+            else '__other__'
+        end as category,
+        case
+            when string_value is not null and ref_count > 0 and reference_rank <= {{ top_k }}
+                then reference_rank
+        end as category_rank,
+        case when string_value is not null and ref_count > 0 then 1 else 0 end as is_seen_ref,
+        case when string_value is not null and cur_count > 0 then 1 else 0 end as is_seen_cur
+    from values_ranked
+
+),
+
+buckets as (
+
+    select
+        model_name,
+        feature_name,
+        feature_kind,
+        category,
+        sum(ref_count) as n_ref,
+        sum(cur_count) as n_cur,
+        min(category_rank) as category_rank,
+        sum(is_seen_ref) as distinct_values_ref,
+        sum(is_seen_cur) as distinct_values_cur
+    from values_bucketed
+    group by model_name, feature_name, feature_kind, category
+
+),
+
+final as (
+
+    select
+        {{ feedback_flywheel.surrogate_key([
+            "'" ~ batch_id ~ "'", 'model_name', 'feature_name', 'category',
+        ]) }} as drift_category_id,
+        '{{ batch_id }}' as batch_id,
+        model_name,
+        feature_name,
+        feature_kind,
+        category,
+        cast(n_ref as {{ dbt.type_bigint() }}) as n_ref,
+        cast(n_cur as {{ dbt.type_bigint() }}) as n_cur,
+        cast(category_rank as integer) as category_rank,
+        cast(distinct_values_ref as {{ dbt.type_bigint() }}) as distinct_values_ref,
+        cast(distinct_values_cur as {{ dbt.type_bigint() }}) as distinct_values_cur,
+        {{ bounds.reference_start_at }} as reference_start_at,
+        {{ bounds.reference_end_at }} as reference_end_at,
+        {{ bounds.current_start_at }} as current_start_at,
+        {{ bounds.current_end_at }} as current_end_at
+    from buckets
+
+)
+
+select * from final

@@ -1,0 +1,284 @@
+{{
+    config(
+        materialized='incremental',
+        unique_key='drift_numeric_id',
+        incremental_strategy=feedback_flywheel.flywheel_incremental_strategy(),
+        on_schema_change='fail',
+    )
+}}
+
+-- Drift of every numeric feature (configured inputs and predicted_score) per model: the current
+-- window against the reference window, with exact two-sample statistics equal to scipy's on the
+-- same values: KS D (scipy.stats.ks_2samp), W1 (scipy.stats.wasserstein_distance), and PSI and
+-- JS distance over the frozen reference bins (fct_drift_reference_bins).
+-- How: one pass over the long values groups them by (feature, value) with a count per window,
+-- which collapses ties and puts the missing values in the null row; one window pass over that much
+-- smaller table gives both empirical CDFs after each distinct value (right-continuous, as scipy
+-- evaluates them) and the gap to the next distinct value. KS D is the largest |F_ref - F_cur| at a
+-- distinct value, W1 the sum of |F_ref - F_cur| times the gap. No self-join, no per-feature query.
+-- D is maximised in integers, max |c_ref * n_cur - c_cur * n_ref| / (n_ref * n_cur) (c the
+-- cumulative counts), so it is the correctly rounded exact value: bit for bit what ks_2samp
+-- reports when it computes the exact p-value (both samples <= 10,000), within an ulp above.
+-- Empty window (no non-missing value on a side): ks_d, wasserstein, psi, js_distance and that
+-- side's mean are null. One distinct value on both sides: ks_d = wasserstein = 0.
+-- "New" for this model: the current batch's rows (a re-run replaces them).
+
+{%- set batch_id = feedback_flywheel.batch_param('batch_id') %}
+{%- set bounds = feedback_flywheel.drift_window_bounds() %}
+
+with
+
+drift_values as (
+
+    select
+        model_name,
+        feature_name,
+        feature_kind,
+        window_side,
+        numeric_value
+    from {{ ref('int_drift_values') }}
+    where value_type = 'numeric'
+
+),
+
+reference_bins as (
+
+    select
+        model_name,
+        feature_name,
+        bin_index,
+        lower_edge,
+        upper_edge
+    from {{ ref('fct_drift_reference_bins') }}
+    where
+        reference_start_at = {{ bounds.reference_start_at }}
+        and reference_end_at = {{ bounds.reference_end_at }}
+
+),
+
+value_counts as (
+
+    select
+        model_name,
+        feature_name,
+        feature_kind,
+        numeric_value,
+        sum(case when window_side = 'reference' then 1 else 0 end) as ref_count,
+        sum(case when window_side = 'current' then 1 else 0 end) as cur_count
+    from drift_values
+    group by model_name, feature_name, feature_kind, numeric_value
+
+),
+
+feature_sums as (
+
+    select
+        model_name,
+        feature_name,
+        feature_kind,
+        sum(case when numeric_value is not null then ref_count else 0 end) as n_ref,
+        sum(case when numeric_value is not null then cur_count else 0 end) as n_cur,
+        sum(case when numeric_value is null then ref_count else 0 end) as missing_ref,
+        sum(case when numeric_value is null then cur_count else 0 end) as missing_cur,
+        sum(ref_count * numeric_value) as ref_sum,
+        sum(cur_count * numeric_value) as cur_sum
+    from value_counts
+    group by model_name, feature_name, feature_kind
+
+),
+
+feature_totals as (
+
+    select
+        model_name,
+        feature_name,
+        feature_kind,
+        n_ref,
+        n_cur,
+        missing_ref,
+        missing_cur,
+        -- The window sizes the two-sample statistics divide by: null unless both windows have
+        -- values, so every distance of a feature with an empty window comes out null.
+        case when n_ref > 0 and n_cur > 0 then n_ref end as n_ref_compared,
+        case when n_ref > 0 and n_cur > 0 then n_cur end as n_cur_compared,
+        case when n_ref > 0 then ref_sum / n_ref end as ref_mean,
+        case when n_cur > 0 then cur_sum / n_cur end as cur_mean
+    from feature_sums
+
+),
+
+value_ecdf as (
+
+    select
+        model_name,
+        feature_name,
+        numeric_value,
+        ref_count,
+        sum(ref_count) over (
+            partition by model_name, feature_name
+            order by numeric_value
+            rows between unbounded preceding and current row
+        ) as ref_cumulative,
+        sum(cur_count) over (
+            partition by model_name, feature_name
+            order by numeric_value
+            rows between unbounded preceding and current row
+        ) as cur_cumulative,
+        lead(numeric_value) over (
+            partition by model_name, feature_name
+            order by numeric_value
+        ) - numeric_value as gap_to_next
+    from value_counts
+    where numeric_value is not null
+
+),
+
+ecdf_gaps as (
+
+    select
+        value_ecdf.model_name,
+        value_ecdf.feature_name,
+        value_ecdf.gap_to_next,
+        value_ecdf.ref_count
+        * (value_ecdf.numeric_value - feature_totals.ref_mean)
+        * (value_ecdf.numeric_value - feature_totals.ref_mean) as ref_squared_deviation,
+        abs(
+            value_ecdf.ref_cumulative * feature_totals.n_cur_compared
+            - value_ecdf.cur_cumulative * feature_totals.n_ref_compared
+        ) as ecdf_gap_scaled,
+        abs(
+            cast(value_ecdf.ref_cumulative as double)
+            / cast(feature_totals.n_ref_compared as double)
+            - cast(value_ecdf.cur_cumulative as double)
+            / cast(feature_totals.n_cur_compared as double)
+        ) as ecdf_gap
+    from value_ecdf
+    inner join feature_totals
+        on
+            value_ecdf.model_name = feature_totals.model_name
+            and value_ecdf.feature_name = feature_totals.feature_name
+
+),
+
+ecdf_distances as (
+
+    select
+        ecdf_gaps.model_name,
+        ecdf_gaps.feature_name,
+        max(ecdf_gaps.ecdf_gap_scaled)
+        / cast(max(feature_totals.n_ref_compared * feature_totals.n_cur_compared) as double)
+            as ks_d,
+        sum(ecdf_gaps.ecdf_gap * coalesce(ecdf_gaps.gap_to_next, 0)) as wasserstein,
+        sqrt(
+            sum(ecdf_gaps.ref_squared_deviation) / nullif(max(feature_totals.n_ref) - 1, 0)
+        ) as ref_std
+    from ecdf_gaps
+    inner join feature_totals
+        on
+            ecdf_gaps.model_name = feature_totals.model_name
+            and ecdf_gaps.feature_name = feature_totals.feature_name
+    group by ecdf_gaps.model_name, ecdf_gaps.feature_name
+
+),
+
+binned_counts as (
+
+    select
+        reference_bins.model_name,
+        reference_bins.feature_name,
+        reference_bins.bin_index,
+        sum(value_counts.ref_count) as ref_count,
+        sum(value_counts.cur_count) as cur_count
+    from value_counts
+    inner join reference_bins
+        on
+            value_counts.model_name = reference_bins.model_name
+            and value_counts.feature_name = reference_bins.feature_name
+            and (
+                reference_bins.lower_edge is null
+                or value_counts.numeric_value >= reference_bins.lower_edge
+            )
+            and (
+                reference_bins.upper_edge is null
+                or value_counts.numeric_value < reference_bins.upper_edge
+            )
+    where value_counts.numeric_value is not null
+    group by reference_bins.model_name, reference_bins.feature_name, reference_bins.bin_index
+
+),
+
+bin_shares as (
+
+    select
+        reference_bins.model_name,
+        reference_bins.feature_name,
+        cast(coalesce(binned_counts.ref_count, 0) as double)
+        / cast(feature_totals.n_ref_compared as double) as ref_share,
+        cast(coalesce(binned_counts.cur_count, 0) as double)
+        / cast(feature_totals.n_cur_compared as double) as cur_share
+    from reference_bins
+    inner join feature_totals
+        on
+            reference_bins.model_name = feature_totals.model_name
+            and reference_bins.feature_name = feature_totals.feature_name
+    left join binned_counts
+        on
+            reference_bins.model_name = binned_counts.model_name
+            and reference_bins.feature_name = binned_counts.feature_name
+            and reference_bins.bin_index = binned_counts.bin_index
+
+),
+
+bin_divergences as (
+
+    select
+        model_name,
+        feature_name,
+        {{ feedback_flywheel.psi('ref_share', 'cur_share') }} as psi,
+        {{ feedback_flywheel.js_distance('ref_share', 'cur_share') }} as js_distance
+    from bin_shares
+    group by model_name, feature_name
+
+),
+
+final as (
+
+    select
+        {{ feedback_flywheel.surrogate_key([
+            "'" ~ batch_id ~ "'", 'feature_totals.model_name', 'feature_totals.feature_name',
+        ]) }} as drift_numeric_id,
+        '{{ batch_id }}' as batch_id,
+        feature_totals.model_name,
+        feature_totals.feature_name,
+        feature_totals.feature_kind,
+        cast(feature_totals.n_ref as {{ dbt.type_bigint() }}) as n_ref,
+        cast(feature_totals.n_cur as {{ dbt.type_bigint() }}) as n_cur,
+        cast(feature_totals.missing_ref as {{ dbt.type_bigint() }}) as missing_ref,
+        cast(feature_totals.missing_cur as {{ dbt.type_bigint() }}) as missing_cur,
+        cast(ecdf_distances.ks_d as double) as ks_d,
+        cast(ecdf_distances.wasserstein as double) as wasserstein,
+        cast(
+            ecdf_distances.wasserstein / nullif(ecdf_distances.ref_std, 0) as double
+        ) as wasserstein_norm,
+        cast(bin_divergences.psi as double) as psi,
+        cast(bin_divergences.js_distance as double) as js_distance,
+        cast(feature_totals.ref_mean as double) as ref_mean,
+        cast(ecdf_distances.ref_std as double) as ref_std,
+        cast(feature_totals.cur_mean as double) as cur_mean,
+        {{ bounds.reference_start_at }} as reference_start_at,
+        {{ bounds.reference_end_at }} as reference_end_at,
+        {{ bounds.current_start_at }} as current_start_at,
+        {{ bounds.current_end_at }} as current_end_at
+    from feature_totals
+    left join ecdf_distances
+        on
+            feature_totals.model_name = ecdf_distances.model_name
+            and feature_totals.feature_name = ecdf_distances.feature_name
+    left join bin_divergences
+        on
+            feature_totals.model_name = bin_divergences.model_name
+            and feature_totals.feature_name = bin_divergences.feature_name
+
+)
+
+select * from final
