@@ -33,8 +33,8 @@ realised as (
         on
             estimates.model_name = examples.model_name
             and estimates.model_version = examples.model_version
-            and examples.inference_logged_at >= estimates.window_start_at
-            and examples.inference_logged_at < estimates.window_end_at
+            and estimates.window_start_at <= examples.inference_logged_at
+            and estimates.window_end_at > examples.inference_logged_at
     group by estimates.performance_estimate_id
 
 ),
