@@ -143,6 +143,7 @@ def test_concept_drift_is_attributed_to_the_right_segment(drift_world: DriftWorl
         "a segment that is always worse is bias, not concept drift"
     )
     # the accuracy change by region is the concept part, not the segment mix
+    assert decomposition is not None
     assert decomposition[1] < 0, decomposition
     assert abs(decomposition[1]) > abs(decomposition[2]), decomposition
 
