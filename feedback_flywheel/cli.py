@@ -436,22 +436,17 @@ def decisions(limit: int, db_path: Path | None) -> None:
 @_db_option
 def drift(batch_id: str | None, show_all: bool, db_path: Path | None) -> None:
     """Show a batch's drift tests: statistic, BH-adjusted p-value, effect size and the verdict."""
-    from feedback_flywheel import warehouse
+    from feedback_flywheel import report, warehouse
 
     with warehouse.connect(_resolve_db(db_path), read_only=True) as con:
         batch_id = (
             batch_id or con.execute("select max(batch_id) from ml.drift_results").fetchone()[0]
         )
-        rows = con.execute(
-            """
-            select model_name, feature_name, kind, test, statistic, p_adjusted, effect_metric,
-                effect_size, threshold, n_ref, n_cur, is_drift
-            from ml.drift_results where batch_id = ? and (is_drift or ?)
-            order by is_drift desc, p_adjusted nulls last, feature_name
-            """,
-            [batch_id, show_all],
-        ).fetchall()
-    click.echo(f"drift tests of batch {batch_id}" + ("" if show_all else " (drifted only; --all)"))
+        rows = report.drift_rows(con, batch_id, drifted_only=not show_all)
+    click.echo(
+        f"drift tests of batch {batch_id}"
+        + ("" if show_all else " (drifted only; --all shows every test)")
+    )
     click.echo(
         f"{'model':<16} {'feature':<18} {'kind':<10} {'test':<12} {'statistic':>10} "
         f"{'p_adj':>9} {'effect':>22} {'n_ref':>8} {'n_cur':>8}  drift"
@@ -474,8 +469,9 @@ def drift(batch_id: str | None, show_all: bool, db_path: Path | None) -> None:
             f"{metric}={effect:.3g}/{floor:g}" if effect == effect and effect is not None else "n/a"
         )
         p_text = "n/a" if p_adj is None or p_adj != p_adj else f"{p_adj:.2g}"
+        stat_text = "n/a" if stat is None or stat != stat else f"{stat:.4g}"
         click.echo(
-            f"{model:<16} {feature:<18} {kind:<10} {test:<12} {stat:>10.4g} {p_text:>9} "
+            f"{model:<16} {feature:<18} {kind:<10} {test:<12} {stat_text:>10} {p_text:>9} "
             f"{effect_text:>22} {n_ref:>8,} {n_cur:>8,}  {'YES' if is_drift else 'no'}"
         )
 

@@ -492,14 +492,9 @@ def performance_checks(
                 }
             )
         # one decomposition per segment attribute: correct for testing several of them
-        adjusted = bh_adjust([row["p_value"] for row in decomposition_rows])
-        for row, p_adj in zip(decomposition_rows, adjusted, strict=True):
-            row["p_adjusted"] = p_adj
-            row["is_flagged"] = bool(
-                min(row["n_ref"], row["n_cur"]) >= concept.min_labelled
-                and p_adj < alpha
-                and row["concept_part"] <= -concept.min_drop
-            )
+        _flag_drops(
+            decomposition_rows, "concept_part", concept.min_labelled, concept.min_drop, alpha
+        )
         rows += decomposition_rows
         segment_rows = []
         for record in segments.itertuples(index=False):
@@ -529,18 +524,26 @@ def performance_checks(
                     "p_value": p,
                 }
             )
-        adjusted = bh_adjust([row["p_value"] for row in segment_rows])
-        for row, p_adj in zip(segment_rows, adjusted, strict=True):
-            row["p_adjusted"] = p_adj
-            row["is_flagged"] = bool(
-                min(row["n_ref"], row["n_cur"]) >= concept.min_labelled
-                and p_adj < alpha
-                and row["accuracy_change"] <= -concept.min_drop
-            )
+        _flag_drops(segment_rows, "accuracy_change", concept.min_labelled, concept.min_drop, alpha)
         rows += segment_rows
     checks = pd.DataFrame(rows)
     checks["batch_id"] = batch_id
     return checks
+
+
+def _flag_drops(
+    rows: list[dict[str, Any]], drop_key: str, min_labelled: int, min_drop: float, alpha: float
+) -> None:
+    """BH-adjust the rows' p-values together and flag the significant drops of at least
+    ``min_drop`` in ``drop_key`` where both windows have ``min_labelled`` labels."""
+    adjusted = bh_adjust([row["p_value"] for row in rows])
+    for row, p_adj in zip(rows, adjusted, strict=True):
+        row["p_adjusted"] = p_adj
+        row["is_flagged"] = bool(
+            min(row["n_ref"], row["n_cur"]) >= min_labelled
+            and p_adj < alpha
+            and row[drop_key] <= -min_drop
+        )
 
 
 PERFORMANCE_COLUMNS = (

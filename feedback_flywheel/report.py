@@ -187,16 +187,7 @@ def monitoring_markdown(con: duckdb.DuckDBPyConnection, batch_id: str) -> list[s
         lines.append(
             f"- **{model}: {outcome}** ({status}{triggered}; policy `{policy_version}`): {reason}"
         )
-    drift = _rows(
-        con,
-        """
-        select model_name, feature_name, kind, test, statistic, p_adjusted, effect_metric,
-            effect_size, threshold, n_ref, n_cur, is_drift
-        from ml.drift_results where batch_id = ?
-        order by is_drift desc, kind, feature_name, test
-        """,
-        [batch_id],
-    )
+    drift = drift_rows(con, batch_id)
     lines += ["", "## Drift (BH-adjusted p-values; drift = significant and above the floor)"]
     if drift:
         lines += [
@@ -261,3 +252,20 @@ def monitoring_markdown(con: duckdb.DuckDBPyConnection, batch_id: str) -> list[s
     else:
         lines.append("No labelled performance to compare yet.")
     return lines
+
+
+def drift_rows(
+    con: duckdb.DuckDBPyConnection, batch_id: str, *, drifted_only: bool = False
+) -> list[tuple]:
+    """A batch's drift tests, drifted first: model, feature, kind, test, statistic, adjusted
+    p-value, effect metric, effect size, floor, n_ref, n_cur, is_drift."""
+    return _rows(
+        con,
+        """
+        select model_name, feature_name, kind, test, statistic, p_adjusted, effect_metric,
+            effect_size, threshold, n_ref, n_cur, is_drift
+        from ml.drift_results where batch_id = ? and (is_drift or not ?)
+        order by is_drift desc, kind, feature_name, test
+        """,
+        [batch_id, drifted_only],
+    )
