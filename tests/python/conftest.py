@@ -66,8 +66,13 @@ def run_windows(db_path: Path, windows: list[batches.BatchWindow]) -> None:
     from flows.batch_cycle import batch_cycle
 
     for window in windows:
+        # dry run: decisions are recorded but no retraining is triggered, so tests that train
+        # (test_retrain.py) start from a warehouse without training runs or new deployments
         batch_cycle(
-            window_start=window.window_start, window_end=window.window_end, db_path=str(db_path)
+            window_start=window.window_start,
+            window_end=window.window_end,
+            db_path=str(db_path),
+            dry_run=True,
         )
 
 
