@@ -3,11 +3,15 @@
 -- The monitored values of every accepted inference in the drift windows, long: one row per
 -- (inference, feature). The configured inputs (var drift_features, parsed from inputs_json),
 -- predicted_score and predicted_label, and the current matured label (fct_training_examples).
--- A table, not ephemeral: four marts read it, and parsing the JSON (the expensive part) must
+-- A table, not ephemeral: three marts read it, and parsing the JSON (the expensive part) must
 -- happen once per batch, not once per reader. Rebuilt whole every batch, because both windows
--- move with the watermark; not incremental, since window_side changes as the windows slide.
+-- move with the watermark (window_side changes as they slide), so not incremental.
 -- The feature set is unpivoted by a cross join with the feature list (one scan of the inferences,
 -- one JSON extraction per key and row), not by a union of one scan per feature.
+-- Kept narrow on purpose, since writing it is a large part of its cost: no inference_id (so no
+-- row key; a (inference_id, feature_name) key would add a third to the write and a uniqueness
+-- test over every row each batch), and a value is stored once, as numeric_value for numeric
+-- features and as string_value for categorical ones.
 
 {%- set inputs = feedback_flywheel.drift_input_features() %}
 {%- set builtins = feedback_flywheel.drift_builtin_features() %}
@@ -20,7 +24,6 @@ with
 inferences as (
 
     select
-        inference_id,
         model_name,
         inputs_json,
         predicted_label,
@@ -37,7 +40,6 @@ inferences as (
 labels as (
 
     select
-        inference_id,
         model_name,
         label,
         inference_logged_at
@@ -52,12 +54,16 @@ labels as (
 inputs_parsed as (
 
     select
-        inference_id,
         model_name,
         predicted_label,
         {%- for feature in inputs %}
-            {{ feedback_flywheel.json_get_string('inputs_json', feature.name) }}
-                as input_{{ loop.index }}_text,
+            {%- if feature.value_type == 'numeric' %}
+                {{ feedback_flywheel.json_get_double('inputs_json', feature.name) }}
+                    as input_{{ loop.index }},
+            {%- else %}
+                {{ feedback_flywheel.json_get_string('inputs_json', feature.name) }}
+                    as input_{{ loop.index }},
+            {%- endif %}
         {%- endfor %}
         predicted_score,
         case
@@ -88,27 +94,22 @@ monitored_features as (
 values_unpivoted as (
 
     select
-        inputs_parsed.inference_id,
         inputs_parsed.model_name,
         monitored_features.feature_name,
         monitored_features.feature_kind,
         monitored_features.value_type,
         inputs_parsed.window_side,
         case monitored_features.feature_position
-            {%- for feature in inputs %}
-                when {{ loop.index }} then inputs_parsed.input_{{ loop.index }}_text
+            {%- for feature in inputs if feature.value_type == 'categorical' %}
+                {%- set position = inputs.index(feature) + 1 %}
+                when {{ position }} then inputs_parsed.input_{{ position }}
             {%- endfor %}
-            when {{ score_position }}
-                then cast(inputs_parsed.predicted_score as {{ dbt.type_string() }})
             when {{ predicted_label_position }} then inputs_parsed.predicted_label
         end as string_value,
         case monitored_features.feature_position
             {%- for feature in inputs if feature.value_type == 'numeric' %}
                 {%- set position = inputs.index(feature) + 1 %}
-                when {{ position }}
-                    then {{ feedback_flywheel.try_to_double(
-                        'inputs_parsed.input_' ~ position ~ '_text'
-                    ) }}
+                when {{ position }} then inputs_parsed.input_{{ position }}
             {%- endfor %}
             when {{ score_position }} then inputs_parsed.predicted_score
         end as parsed_number
@@ -122,7 +123,6 @@ inference_values as (
     -- Text that parses to NaN or +-inf ('NaN', 'inf', '1e999') counts as not a number (x - x is 0
     -- exactly for finite x only).
     select
-        inference_id,
         model_name,
         feature_name,
         feature_kind,
@@ -137,7 +137,6 @@ inference_values as (
 label_values as (
 
     select
-        inference_id,
         model_name,
         'label' as feature_name,
         'label' as feature_kind,

@@ -19,8 +19,11 @@
 -- D is maximised in integers, max |c_ref * n_cur - c_cur * n_ref| / (n_ref * n_cur) (c the
 -- cumulative counts), so it is the correctly rounded exact value: bit for bit what ks_2samp
 -- reports when it computes the exact p-value (both samples <= 10,000), within an ulp above.
+-- Every floating-point sum is an exact_sum (macro): the terms are added as integers, so the
+-- result does not depend on the order a parallel aggregate adds rows in; a re-run is identical bit
+-- for bit.
 -- Empty window (no non-missing value on a side): ks_d, wasserstein, psi, js_distance and that
--- side's mean are null. One distinct value on both sides: ks_d = wasserstein = 0.
+-- side's mean are null. The same single value in both windows: ks_d = wasserstein = psi = 0.
 -- "New" for this model: the current batch's rows (a re-run replaces them).
 
 {%- set batch_id = feedback_flywheel.batch_param('batch_id') %}
@@ -70,7 +73,7 @@ value_counts as (
 
 ),
 
-feature_sums as (
+feature_counts as (
 
     select
         model_name,
@@ -80,30 +83,81 @@ feature_sums as (
         sum(case when numeric_value is not null then cur_count else 0 end) as n_cur,
         sum(case when numeric_value is null then ref_count else 0 end) as missing_ref,
         sum(case when numeric_value is null then cur_count else 0 end) as missing_cur,
-        sum(ref_count * numeric_value) as ref_sum,
-        sum(cur_count * numeric_value) as cur_sum
+        min(numeric_value) as min_value,
+        max(numeric_value) as max_value
     from value_counts
     group by model_name, feature_name, feature_kind
+
+),
+
+feature_scales as (
+
+    -- Bounds of the terms the exact sums add (macro exact_sum), 1 when there is nothing to bound.
+    select
+        *,
+        case
+            when greatest(abs(min_value), abs(max_value)) > 0
+                then greatest(abs(min_value), abs(max_value))
+            else 1.0
+        end as value_scale,
+        case when max_value > min_value then max_value - min_value else 1.0 end as range_scale
+    from feature_counts
+
+),
+
+feature_sums as (
+
+    select
+        value_counts.model_name,
+        value_counts.feature_name,
+        {{ feedback_flywheel.exact_sum(
+            'value_counts.ref_count * value_counts.numeric_value', 'feature_scales.value_scale'
+        ) }} as ref_sum,
+        {{ feedback_flywheel.exact_sum(
+            'value_counts.cur_count * value_counts.numeric_value', 'feature_scales.value_scale'
+        ) }} as cur_sum
+    from value_counts
+    inner join feature_scales
+        on
+            value_counts.model_name = feature_scales.model_name
+            and value_counts.feature_name = feature_scales.feature_name
+    where value_counts.numeric_value is not null
+    group by value_counts.model_name, value_counts.feature_name
+
+),
+
+feature_means as (
+
+    select
+        feature_scales.*,
+        case
+            when feature_scales.n_ref > 0 then feature_sums.ref_sum / feature_scales.n_ref
+        end as ref_mean,
+        case
+            when feature_scales.n_cur > 0 then feature_sums.cur_sum / feature_scales.n_cur
+        end as cur_mean
+    from feature_scales
+    left join feature_sums
+        on
+            feature_scales.model_name = feature_sums.model_name
+            and feature_scales.feature_name = feature_sums.feature_name
 
 ),
 
 feature_totals as (
 
     select
-        model_name,
-        feature_name,
-        feature_kind,
-        n_ref,
-        n_cur,
-        missing_ref,
-        missing_cur,
+        *,
         -- The window sizes the two-sample statistics divide by: null unless both windows have
         -- values, so every distance of a feature with an empty window comes out null.
         case when n_ref > 0 and n_cur > 0 then n_ref end as n_ref_compared,
         case when n_ref > 0 and n_cur > 0 then n_cur end as n_cur_compared,
-        case when n_ref > 0 then ref_sum / n_ref end as ref_mean,
-        case when n_cur > 0 then cur_sum / n_cur end as cur_mean
-    from feature_sums
+        case
+            when greatest(max_value - ref_mean, ref_mean - min_value) > 0
+                then power(greatest(max_value - ref_mean, ref_mean - min_value), 2)
+            else 1.0
+        end as deviation_scale
+    from feature_means
 
 ),
 
@@ -139,6 +193,8 @@ ecdf_gaps as (
         value_ecdf.model_name,
         value_ecdf.feature_name,
         value_ecdf.gap_to_next,
+        feature_totals.range_scale,
+        feature_totals.deviation_scale,
         value_ecdf.ref_count
         * (value_ecdf.numeric_value - feature_totals.ref_mean)
         * (value_ecdf.numeric_value - feature_totals.ref_mean) as ref_squared_deviation,
@@ -168,9 +224,14 @@ ecdf_distances as (
         max(ecdf_gaps.ecdf_gap_scaled)
         / cast(max(feature_totals.n_ref_compared * feature_totals.n_cur_compared) as double)
             as ks_d,
-        sum(ecdf_gaps.ecdf_gap * coalesce(ecdf_gaps.gap_to_next, 0)) as wasserstein,
+        {{ feedback_flywheel.exact_sum(
+            'ecdf_gaps.ecdf_gap * coalesce(ecdf_gaps.gap_to_next, 0)', 'ecdf_gaps.range_scale'
+        ) }} as wasserstein,
         sqrt(
-            sum(ecdf_gaps.ref_squared_deviation) / nullif(max(feature_totals.n_ref) - 1, 0)
+            {{ feedback_flywheel.exact_sum(
+                'ecdf_gaps.ref_squared_deviation', 'ecdf_gaps.deviation_scale'
+            ) }}
+            / nullif(max(feature_totals.n_ref) - 1, 0)
         ) as ref_std
     from ecdf_gaps
     inner join feature_totals
