@@ -31,6 +31,11 @@ MART_TABLES = (
     "marts.fct_training_sample",
     "marts.fct_dataset_versions",
     "marts.rpt_kpi_daily",
+    "marts.fct_drift_numeric",
+    "marts.fct_drift_categorical",
+    "marts.fct_drift_categorical_summary",
+    "marts.fct_drift_reference_bins",
+    "marts.fct_performance_windows",
 )
 
 
