@@ -12,12 +12,13 @@ export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export DBT_PROFILES_DIR := $(CURDIR)
 CI_DB := $(CURDIR)/data/ci/ci_build.duckdb
 
-.PHONY: run test setup dev pytest dbt-check lint benchmark clean help
+.PHONY: run test setup dev pytest dbt-check lint benchmark benchmark-drift clean help
 
 help:
 	@echo "make run        set up and run the whole loop on the demo world (prints a summary)"
 	@echo "make test       set up with dev extras and run pytest, dbt build, sqlfluff and ruff"
-	@echo "make benchmark  ingest / full build / daily batch at 1M and 10M inferences"
+	@echo "make benchmark  ingest / full build / daily batch at 1M inferences (see benchmarks/README.md for 10M)"
+	@echo "make benchmark-drift  the drift suite in SQL vs pandas + scipy at 1M + 1M rows"
 	@echo "make clean      remove the venv, generated data, dbt target and Prefect home"
 
 $(BIN)/flywheel: pyproject.toml
@@ -62,6 +63,9 @@ lint: dev
 
 benchmark: setup
 	$(BIN)/python -m benchmarks.run
+
+benchmark-drift: setup
+	$(BIN)/python -m benchmarks.drift
 
 clean:
 	rm -rf $(VENV) data target logs dbt_packages .prefect .pytest_cache .ruff_cache

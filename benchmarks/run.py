@@ -7,8 +7,9 @@ for them) it runs, each step in its own fresh process measured by :mod:`benchmar
 2. ``ingest``      the four raw tables from the demo files into a fresh DuckDB file,
 3. ``full build``  one batch over the whole history except the last day (``dbt build``),
 4. ``daily batch`` one incremental batch for the last day on top of it,
-5. ``flywheel run`` the same daily batch through the Prefect ``batch_cycle`` flow, on a copy of
-   the database after step 3 (smallest size only), so the flow's overhead is visible.
+5. ``flywheel run`` the same daily batch through the Prefect ``batch_cycle`` flow (``--dry-run``:
+   no model is trained), on a copy of the database after step 3 (smallest size only), so the
+   overhead of the CLI, Prefect and the flow's Python stages is visible.
 
 Progress goes to stderr, the table to stdout. See benchmarks/README.md for reading the numbers.
 """
@@ -31,6 +32,7 @@ from importlib import metadata
 from pathlib import Path
 
 from benchmarks.measure import read_result
+from benchmarks.steps import memory_limit_value
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 DEFAULT_WORKDIR = Path("/tmp/flywheel-bench")
@@ -109,6 +111,27 @@ def machine_lines(workdir: Path) -> list[str]:
     ]
 
 
+class StepFailed(RuntimeError):
+    """A step exited non-zero: shown as FAILED in the table; the size's later steps are skipped."""
+
+
+def failure_summary(log_text: str) -> str:
+    """The failing dbt nodes and the first error message in a step's log, on one line."""
+    lines = log_text.splitlines()
+    nodes = [
+        line.split("Failure in ", 1)[1].split(" (", 1)[0].split()[-1]
+        for line in lines
+        if "Failure in " in line
+    ]
+    errors = [line.strip() for line in lines if "Error:" in line and "Runtime Error in" not in line]
+    message = errors[0] if errors else (lines[-1].strip() if lines else "no output")
+    unique_nodes = list(dict.fromkeys(nodes))
+    summary = (f"{', '.join(unique_nodes)}: " if unique_nodes else "") + message[:300]
+    if "(exit -9)" in log_text:
+        summary += " (SIGKILL: on Linux usually the kernel's OOM killer, see `dmesg`)"
+    return summary
+
+
 class Bench:
     """Runs the steps for the sizes asked for and collects their measurements."""
 
@@ -118,6 +141,11 @@ class Bench:
         self.python = sys.executable
         self.flywheel = str(Path(sys.executable).parent / "flywheel")
         self.rows: dict[tuple[int, str], Row] = {}
+        self.ingest_args: list[str] = []
+        self.batch_args: list[str] = []
+        if args.memory_limit:
+            self.ingest_args = ["--memory-limit", args.memory_limit]
+            self.batch_args = ["--profiles-dir", str(self.limited_profiles(args.memory_limit))]
 
     def env(self, size_dir: Path, db_path: Path) -> dict[str, str]:
         env = dict(os.environ)
@@ -160,13 +188,16 @@ class Bench:
                 stderr=subprocess.STDOUT,
                 check=False,
             )
-        if completed.returncode != 0:
-            tail = "\n".join(log.read_text(errors="replace").splitlines()[-30:])
-            raise SystemExit(f"[{label}] {step} failed (exit {completed.returncode}):\n{tail}")
         measurement = read_result(measurement_file)
         result: dict[str, object] = {}
-        if step_result is not None:
+        if completed.returncode != 0:
+            text = log.read_text(errors="replace")
+            tail = "\n".join(text.splitlines()[-30:])
+            _say(f"[{label}] {step} FAILED (exit {completed.returncode}); end of its log:\n{tail}")
+            result = {"detail": f"FAILED (exit {completed.returncode}): {failure_summary(text)}"}
+        elif step_result is not None:
             result = json.loads(step_result.read_text())
+            shutil.copyfile(step_result, log_dir / f"{label}-{slug}-r{repeat}.result.json")
         rows = result.get("rows")
         detail = str(result.get("detail", ""))
         big = [p for p in measurement.tree_peak_processes if int(p.rsplit(":", 1)[1][:-3]) >= 20]
@@ -192,6 +223,8 @@ class Bench:
             + (f", {run.rows:,} rows" if run.rows is not None else "")
             + f", CPU {run.cpu_seconds:.1f} s, others {run.others_cpu_share:.0%} of the machine"
         )
+        if completed.returncode != 0:
+            raise StepFailed(f"{label} {step}")
         return result
 
     def run_size(self, size: int, repeat: int, with_flow: bool) -> None:
@@ -209,62 +242,31 @@ class Bench:
                 stale.unlink(missing_ok=True)
         env = self.env(size_dir, db_path)
         per_day = math.ceil(size / self.args.days)
-        steps_py = [self.python, "-m", "benchmarks.steps"]
         out = size_dir / "step-result.json"
+        step = [self.python, "-m", "benchmarks.steps", "--out", str(out)]
 
-        demo = self.measured(
-            size,
-            "demo",
-            repeat,
-            [
-                *steps_py,
-                "--out",
-                str(out),
-                "demo",
-                "--dir",
-                str(demo_dir),
-                "--days",
-                str(self.args.days),
-                "--inferences-per-day",
-                str(per_day),
-            ],
-            env,
-            out,
-        )
+        days, per_day_text = str(self.args.days), str(per_day)
+        demo_args = ["--dir", str(demo_dir), "--days", days, "--inferences-per-day", per_day_text]
+        demo = self.measured(size, "demo", repeat, [*step, "demo", *demo_args], env, out)
         end = datetime.fromisoformat(str(demo["end_date"]))
         history_end = end - timedelta(days=1)
         self.measured(
             size,
             "ingest",
             repeat,
-            [*steps_py, "--out", str(out), "ingest", "--dir", str(demo_dir), "--db", str(db_path)],
+            [*step, "ingest", "--dir", str(demo_dir), "--db", str(db_path), *self.ingest_args],
             env,
             out,
         )
-        self.measured(
-            size,
-            "full build",
-            repeat,
-            [
-                *steps_py,
-                "--out",
-                str(out),
-                "batch",
-                "--db",
-                str(db_path),
-                "--end",
-                history_end.isoformat(),
-            ],
-            env,
-            out,
-        )
+        full_args = ["--db", str(db_path), "--end", history_end.isoformat(), *self.batch_args]
+        self.measured(size, "full build", repeat, [*step, "batch", *full_args], env, out)
         if with_flow:
             shutil.copyfile(db_path, flow_db)
         self.measured(
             size,
             "daily batch",
             repeat,
-            [*steps_py, "--out", str(out), "batch", "--db", str(db_path), "--end", end.isoformat()],
+            [*step, "batch", "--db", str(db_path), "--end", end.isoformat(), *self.batch_args],
             env,
             out,
         )
@@ -276,13 +278,40 @@ class Bench:
                 size,
                 STEPS[4],
                 repeat,
-                [self.flywheel, "run", "--db", str(flow_db), "--until", end.isoformat()],
+                self.flow_command(flow_db, end, env),
                 flow_env,
                 None,
             )
             flow_run = self.rows[(size, STEPS[4])].runs[-1]
-            flow_run.rows, detail = self.flow_counts(flow_db)
+            flow_run.rows, detail = self.flow_counts(flow_db, env["DBT_TARGET_PATH"])
             flow_run.detail = detail + flow_run.detail
+
+    def flow_command(self, flow_db: Path, end: datetime, env: dict[str, str]) -> list[str]:
+        """``flywheel run`` up to ``end``, with ``--dry-run`` when the CLI has it: a retraining
+        decision is recorded but no model is trained, which is a job of its own, not the cycle's."""
+        command = [self.flywheel, "run", "--db", str(flow_db), "--until", end.isoformat()]
+        usage = subprocess.run(
+            [self.flywheel, "run", "--help"],
+            cwd=PROJECT_DIR,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout
+        return [*command, "--dry-run"] if "--dry-run" in usage else command
+
+    def limited_profiles(self, memory_limit: str) -> Path:
+        """A copy of the project's profiles.yml with DuckDB's memory_limit set in every output."""
+        import yaml
+
+        profiles = yaml.safe_load((PROJECT_DIR / "profiles.yml").read_text())
+        for profile in profiles.values():
+            for output in profile.get("outputs", {}).values():
+                output.setdefault("settings", {})["memory_limit"] = memory_limit
+        folder = self.workdir / "profiles"
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "profiles.yml").write_text(yaml.safe_dump(profiles, sort_keys=False))
+        return folder
 
     def prepare_prefect(self, env: dict[str, str]) -> None:
         """Create Prefect's database once (not measured): a first-ever run would migrate it."""
@@ -301,9 +330,13 @@ class Bench:
         marker.touch()
 
     @staticmethod
-    def flow_counts(flow_db: Path) -> tuple[int, str]:
+    def flow_counts(flow_db: Path, dbt_target: str) -> tuple[int, str]:
         """Rows and detail of the batch the flow ran, read back from ml.batch_runs."""
         import duckdb
+
+        from benchmarks.steps import node_summary
+
+        nodes = node_summary(Path(dbt_target))  # the flow's dbt wrote its run_results.json there
 
         con = duckdb.connect(str(flow_db), read_only=True)
         try:
@@ -322,8 +355,9 @@ class Bench:
         _, start, end, inferences, feedback, dbt_seconds, preferences = row
         return (
             int(inferences) + int(feedback) + int(preferences),
-            f"window {start:%m-%d}..{end:%m-%d}: same batch through batch_cycle; dbt "
-            f"{dbt_seconds:.1f} s, the rest is Prefect + CLI",
+            f"window {start:%m-%d}..{end:%m-%d}: the same batch through batch_cycle; dbt "
+            f"{dbt_seconds:.1f} s, {nodes}; the rest is the CLI, Prefect and the flow's Python "
+            "stages",
         )
 
     def clean(self, size: int) -> None:
@@ -340,14 +374,16 @@ def render(rows: list[Row], header: list[str], repeat: int) -> str:
     for row in rows:
         walls = [run.wall_seconds for run in row.runs]
         peaks = [run.peak_kib for run in row.runs]
-        last = row.runs[-1]
-        detail = last.detail
+        # The detail (dbt seconds, node counts, database size) of the run with the median wall
+        # time, so it matches the wall column; the lower middle one when the count is even.
+        typical = sorted(row.runs, key=lambda run: run.wall_seconds)[(len(row.runs) - 1) // 2]
+        detail = typical.detail
         if len(row.runs) > 1:
             detail += (
                 f" [n={len(row.runs)}: wall {min(walls):.1f}-{max(walls):.1f} s, "
                 f"peak {_mib(min(peaks))}-{_mib(max(peaks))} MiB]"
             )
-        rows_text = f"{last.rows:,}" if last.rows is not None else ""
+        rows_text = f"{typical.rows:,}" if typical.rows is not None else ""
         lines.append(
             f"| {_size_label(row.size)} | {row.step} | {statistics.median(walls):.1f} | "
             f"{_mib(statistics.median(peaks))} | {rows_text} | "
@@ -356,7 +392,10 @@ def render(rows: list[Row], header: list[str], repeat: int) -> str:
         )
     if repeat > 1:
         lines.append("")
-        lines.append(f"wall s, peak RSS, CPU s and others are medians over {repeat} runs")
+        lines.append(
+            f"wall s, peak RSS, CPU s and others are medians over {repeat} runs; the detail is the"
+            " run with the median wall time"
+        )
     lines.append("")
     lines.append(
         "CPU s: CPU time of the step's process tree (user + system). others: CPU used by other"
@@ -410,6 +449,12 @@ def main(argv: list[str] | None = None) -> int:
         help="keep each size's demo files and databases in the workdir",
     )
     parser.add_argument(
+        "--memory-limit",
+        type=memory_limit_value,
+        help="DuckDB memory_limit for ingest and the dbt builds, e.g. 4GB (default: DuckDB's, 80%% "
+        "of RAM); implies --no-flow, since `flywheel run` uses the project's profile",
+    )
+    parser.add_argument(
         "--no-flow",
         action="store_true",
         help="skip the `flywheel run` (Prefect) step at the smallest size",
@@ -425,20 +470,30 @@ def main(argv: list[str] | None = None) -> int:
     header = machine_lines(bench.workdir)
     header.append(
         f"workload: --days {args.days}, sizes {', '.join(_size_label(s) for s in args.sizes)}"
-        f" inferences, repeat {args.repeat}; every step in a fresh process"
+        f" inferences, repeat {args.repeat}; DuckDB memory_limit "
+        f"{args.memory_limit or 'default (80% of RAM)'}; every step in a fresh process"
     )
     for line in header:
         _say(line)
     started = time.perf_counter()
     smallest = min(args.sizes)
+    failed: list[str] = []
     for size in args.sizes:
         for repeat in range(1, args.repeat + 1):
-            bench.run_size(size, repeat, with_flow=size == smallest and not args.no_flow)
+            with_flow = size == smallest and not (args.no_flow or args.memory_limit)
+            try:
+                bench.run_size(size, repeat, with_flow=with_flow)
+            except StepFailed as failure:
+                failed.append(str(failure))
+                break  # the size's later steps and repeats need this one
         bench.clean(size)
     _say(f"done in {time.perf_counter() - started:.0f} s")
     order = {step: index for index, step in enumerate(STEPS)}
     rows = sorted(bench.rows.values(), key=lambda row: (row.size, order[row.step]))
     print(render(rows, header, args.repeat))
+    if failed:
+        _say(f"failed: {'; '.join(failed)} (logs in {bench.workdir / 'logs'})")
+        return 1
     return 0
 
 

@@ -7,11 +7,14 @@ code, the same functions the ``flywheel`` CLI and the ``batch_cycle`` flow call,
 ``demo``    ``demo.generate`` (the files ``flywheel demo-data`` writes).
 ``ingest``  ``warehouse.init_warehouse`` then ``ingest.ingest_files`` for the four raw tables, from
             the demo folders, into a fresh DuckDB file (what ``flywheel ingest`` does per table).
-``batch``   one batch exactly as ``flows.batch_cycle`` runs it, minus Prefect: ``open_batch``,
-            ``dbt build`` through ``dbt_runner.run_dbt`` in a subprocess with
-            ``load_settings({**batch.dbt_vars()}).dbt_vars()`` as ``--vars``, then
-            ``batch_counts`` + ``close_batch`` (so ``ml.batch_runs`` holds the batch and the next
-            incremental batch, or ``flywheel run``, starts from its watermark).
+``batch``   one batch's build as ``flows.batch_cycle`` runs it, minus Prefect and minus the
+            flow's Python stages after the build (drift and performance tests, the retraining
+            decision): ``plan_windows`` + ``open_batch``; ``dbt build --exclude-resource-type
+            unit_test`` through ``dbt_runner.run_dbt`` in a subprocess, with the project's vars
+            from ``load_settings().dbt_vars()`` minus the batch vars as ``--vars`` and the window
+            as ``BatchWindow.dbt_env()`` environment variables (what ``dbt_build`` in the flow
+            does); then ``batch_counts`` + ``close_batch``, so ``ml.batch_runs`` holds the batch
+            and the next batch, or ``flywheel run``, starts from its watermark.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 import time
 from collections import Counter
@@ -27,6 +31,14 @@ from pathlib import Path
 from typing import Any
 
 RAW_TABLES = ("model_deployments", "inference_log", "feedback_events", "preference_events")
+
+
+def memory_limit_value(text: str) -> str:
+    """A DuckDB memory_limit such as ``4GB`` or ``512MiB``; refuses anything else."""
+    value = text.strip()
+    if not re.fullmatch(r"\d+(\.\d+)?\s*[KMGT]i?B", value, flags=re.IGNORECASE):
+        raise argparse.ArgumentTypeError(f"memory limit must look like 4GB or 512MiB, got {text!r}")
+    return value
 
 
 def _file_mib(path: Path) -> float:
@@ -67,12 +79,14 @@ def step_demo(out: Path, days: int, inferences_per_day: int, seed: int) -> dict[
     }
 
 
-def step_ingest(demo_dir: Path, db_path: Path) -> dict[str, Any]:
+def step_ingest(demo_dir: Path, db_path: Path, memory_limit: str | None) -> dict[str, Any]:
     from feedback_flywheel import ingest, warehouse
 
     per_table: dict[str, int] = {}
     files = 0
     with warehouse.connect(db_path) as con:
+        if memory_limit:
+            con.execute(f"set memory_limit = '{memory_limit_value(memory_limit)}'")
         warehouse.init_warehouse(con)
         for table in RAW_TABLES:
             results = ingest.ingest_files(con, table, [demo_dir / table])
@@ -94,10 +108,10 @@ def step_ingest(demo_dir: Path, db_path: Path) -> dict[str, Any]:
     }
 
 
-def step_batch(db_path: Path, end: datetime) -> dict[str, Any]:
+def step_batch(db_path: Path, end: datetime, profiles_dir: Path | None) -> dict[str, Any]:
     from feedback_flywheel import batches, warehouse
     from feedback_flywheel.dbt_runner import run_dbt
-    from feedback_flywheel.settings import load_settings
+    from feedback_flywheel.settings import BATCH_VARS, load_settings
 
     with warehouse.connect(db_path) as con:
         warehouse.init_warehouse(con)
@@ -106,10 +120,27 @@ def step_batch(db_path: Path, end: datetime) -> dict[str, Any]:
             raise SystemExit(f"expected one batch window up to {end}, planned {planned}")
         batch = planned[0]
         attempt = batches.open_batch(con, batch)
-    settings = load_settings(batch.dbt_vars())
+    # Exactly what flows.batch_cycle.dbt_build runs: the window validated with the other settings,
+    # the constant vars as --vars, the window as environment variables (so dbt can parse the
+    # project partially from one batch to the next), unit tests excluded.
+    load_settings(batch.dbt_vars())
+    constant_vars = {
+        name: value for name, value in load_settings().dbt_vars().items() if name not in BATCH_VARS
+    }
+    args = ["build", "--exclude-resource-type", "unit_test"]
+    if profiles_dir:
+        args += ["--profiles-dir", str(profiles_dir)]
+    target = os.environ.get("DBT_TARGET_PATH")
     started = time.perf_counter()
     try:
-        result = run_dbt(["build"], dbt_vars=settings.dbt_vars(), db_path=db_path, on_line=_echo)
+        result = run_dbt(
+            args,
+            dbt_vars=constant_vars,
+            db_path=db_path,
+            on_line=_echo,
+            target_path=Path(target) if target else None,
+            extra_env=batch.dbt_env(),
+        )
     except Exception as error:
         with warehouse.connect(db_path) as con:
             batches.close_batch(con, batch, attempt, status="failed", error_message=str(error))
@@ -124,11 +155,7 @@ def step_batch(db_path: Path, end: datetime) -> dict[str, Any]:
             "select count(*) from raw.preference_events where received_at >= ? and received_at < ?",
             [batch.window_start, batch.window_end],
         ).fetchone()
-    statuses = Counter(_node_statuses().values())
-    ok = statuses.pop("success", 0) + statuses.pop("pass", 0)
-    nodes = f"{ok}/{ok + sum(statuses.values())} nodes ok" + "".join(
-        f", {count} {status}" for status, count in sorted(statuses.items())
-    )
+    nodes = node_summary()
     inferences = int(counts["inferences_in"])  # type: ignore[call-overload]
     feedback = int(counts["feedback_in"])  # type: ignore[call-overload]
     preferences = int(preferences_in[0]) if preferences_in else 0
@@ -149,11 +176,21 @@ def _echo(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
 
 
-def _node_statuses() -> dict[str, str]:
-    """Node statuses from the run_results.json of the dbt target the runner pointed dbt at."""
+def node_summary(target: Path | None = None) -> str:
+    """``"164/166 nodes ok, 2 no-op"`` from the last dbt run's run_results.json in ``target``."""
+    statuses = Counter(_node_statuses(target).values())
+    ok = statuses.pop("success", 0) + statuses.pop("pass", 0)
+    return f"{ok}/{ok + sum(statuses.values())} nodes ok" + "".join(
+        f", {count} {status}" for status, count in sorted(statuses.items())
+    )
+
+
+def _node_statuses(target: Path | None = None) -> dict[str, str]:
+    """Node statuses from run_results.json in ``target`` (default: where the runner pointed dbt:
+    ``$DBT_TARGET_PATH``, else the project's target/)."""
     from feedback_flywheel import paths
 
-    target = Path(os.environ.get("DBT_TARGET_PATH") or paths.project_dir() / "target")
+    target = target or Path(os.environ.get("DBT_TARGET_PATH") or paths.project_dir() / "target")
     if not target.is_absolute():
         target = paths.project_dir() / target
     try:
@@ -175,17 +212,19 @@ def main(argv: list[str] | None = None) -> int:
     ingest = sub.add_parser("ingest")
     ingest.add_argument("--dir", type=Path, required=True)
     ingest.add_argument("--db", type=Path, required=True)
+    ingest.add_argument("--memory-limit", type=memory_limit_value, help="DuckDB memory_limit")
     batch = sub.add_parser("batch")
     batch.add_argument("--db", type=Path, required=True)
     batch.add_argument("--end", type=datetime.fromisoformat, required=True)
+    batch.add_argument("--profiles-dir", type=Path, help="dbt profiles (default: the project's)")
     args = parser.parse_args(argv)
 
     if args.step == "demo":
         result = step_demo(args.dir, args.days, args.inferences_per_day, args.seed)
     elif args.step == "ingest":
-        result = step_ingest(args.dir, args.db.resolve())
+        result = step_ingest(args.dir, args.db.resolve(), args.memory_limit)
     else:
-        result = step_batch(args.db.resolve(), args.end)
+        result = step_batch(args.db.resolve(), args.end, args.profiles_dir)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     return 0
 
