@@ -310,7 +310,7 @@ def run(
 @click.option(
     "--daily-batches",
     type=click.IntRange(min=1),
-    default=7,
+    default=5,
     show_default=True,
     help="The last N days run as daily batches; the history before them as one batch.",
 )
