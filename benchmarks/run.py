@@ -179,6 +179,9 @@ class Bench:
         log = log_dir / f"{label}-{slug}-r{repeat}.log"
         measurement_file = log_dir / f"{label}-{slug}-r{repeat}.measure.json"
         _say(f"[{label}] {step} (run {repeat}/{self.args.repeat}) ... log: {log}")
+        measurement_file.unlink(missing_ok=True)
+        if step_result is not None:
+            step_result.unlink(missing_ok=True)  # never read an earlier step's result
         with log.open("w") as handle:
             completed = subprocess.run(
                 [self.python, "-m", "benchmarks.measure", str(measurement_file), "--", *command],
@@ -188,6 +191,9 @@ class Bench:
                 stderr=subprocess.STDOUT,
                 check=False,
             )
+        if not measurement_file.exists():  # the wrapper itself was killed
+            _say(f"[{label}] {step}: no measurement (exit {completed.returncode}); see {log}")
+            raise StepFailed(f"{label} {step}")
         measurement = read_result(measurement_file)
         result: dict[str, object] = {}
         if completed.returncode != 0:
@@ -273,7 +279,6 @@ class Bench:
         if with_flow:
             self.prepare_prefect(env)
             flow_env = {**env, "FLYWHEEL_DUCKDB": str(flow_db)}
-            out.unlink(missing_ok=True)
             self.measured(
                 size,
                 STEPS[4],
