@@ -25,3 +25,28 @@
         ) / (1 + {{ z }} * {{ z }} / ({{ trials }}))
     end
 {%- endmacro %}
+
+{#- Mean of a double expression over a group, reproducible bit for bit (see exact_sum): null
+    when the group has no non-null value. bound: a constant >= max |value|. -#}
+{% macro exact_mean(expression, bound) -%}
+    (
+        {{ feedback_flywheel.exact_sum(expression, 'cast(' ~ bound ~ ' as double)') }}
+        / nullif(count({{ expression }}), 0)
+    )
+{%- endmacro %}
+
+{#- Sample standard deviation (n - 1 denominator, as stddev_samp) of a double expression over a
+    group, from exact sums of x and x^2, so it is reproducible bit for bit: null below 2 values; a
+    rounding residue below 0 counts as 0. bound: a constant >= max |value|. Meant for bounded
+    signals (ratings, rewards), where sum(x^2) - sum(x)^2 / n loses nothing that matters. -#}
+{% macro exact_stddev_samp(expression, bound) -%}
+    {%- set n = 'count(' ~ expression ~ ')' -%}
+    {%- set sum_x = feedback_flywheel.exact_sum(expression, 'cast(' ~ bound ~ ' as double)') -%}
+    {%- set sum_x2 = feedback_flywheel.exact_sum(
+        '(' ~ expression ~ ') * (' ~ expression ~ ')', 'cast(' ~ bound * bound ~ ' as double)'
+    ) -%}
+    case
+        when {{ n }} > 1
+            then sqrt(greatest(({{ sum_x2 }} - {{ sum_x }} * {{ sum_x }} / {{ n }}) / ({{ n }} - 1), 0))
+    end
+{%- endmacro %}

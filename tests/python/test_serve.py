@@ -86,10 +86,25 @@ def test_serve_starts_a_server_registers_the_schedule_and_runs_the_flow(tmp_path
             assert schedule["timezone"] == "Europe/Berlin"
             assert f"UI: http://127.0.0.1:{port}" in (tmp_path / "serve.log").read_text()
 
-            run = client.post(f"/deployments/{registered['id']}/create_flow_run", json={}).json()
+            def created():
+                # The server answers while it is still busy with the runner's first calls (its
+                # SQLite database can be briefly locked on a loaded machine): retry server
+                # errors; anything else is a real failure, reported with the server's words.
+                response = client.post(f"/deployments/{registered['id']}/create_flow_run", json={})
+                if response.status_code >= 500:
+                    return None
+                assert response.status_code < 300, (
+                    f"create_flow_run answered {response.status_code}: {response.text}"
+                )
+                return response.json()
+
+            run = _wait_for(created, 60, "a flow run of the served deployment")
 
             def finished():
-                state = client.get(f"/flow_runs/{run['id']}").json()["state"]
+                response = client.get(f"/flow_runs/{run['id']}")
+                if response.status_code >= 500:
+                    return None
+                state = response.json()["state"]
                 return state if state["type"] in {"COMPLETED", "FAILED", "CRASHED"} else None
 
             state = _wait_for(finished, 180, "the triggered batch_cycle run")

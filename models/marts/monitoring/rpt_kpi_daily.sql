@@ -201,9 +201,11 @@ macro_scores as (
         model_version,
         kpi_date,
         count(*) as class_count,
-        avg(class_precision) as precision_macro,
-        avg(class_recall) as recall_macro,
-        avg(class_f1) as f1_macro
+        -- exact means: a re-run must reproduce the mart bit for bit, whatever order the
+        -- parallel aggregate adds the classes in
+        {{ feedback_flywheel.exact_mean('class_precision', 1) }} as precision_macro,
+        {{ feedback_flywheel.exact_mean('class_recall', 1) }} as recall_macro,
+        {{ feedback_flywheel.exact_mean('class_f1', 1) }} as f1_macro
     from per_class_scores
     group by model_name, model_version, kpi_date
 
@@ -216,11 +218,19 @@ signals as (
         model_version,
         kpi_date,
         sum(case when event_type = 'rating' then 1 else 0 end) as rating_count,
-        avg(case when event_type = 'rating' then value_numeric end) as rating_mean,
-        stddev_samp(case when event_type = 'rating' then value_numeric end) as rating_stddev,
+        {{ feedback_flywheel.exact_mean(
+            "case when event_type = 'rating' then value_numeric end", 5
+        ) }} as rating_mean,
+        {{ feedback_flywheel.exact_stddev_samp(
+            "case when event_type = 'rating' then value_numeric end", 5
+        ) }} as rating_stddev,
         sum(case when event_type = 'reward' then 1 else 0 end) as reward_count,
-        avg(case when event_type = 'reward' then value_numeric end) as reward_mean,
-        stddev_samp(case when event_type = 'reward' then value_numeric end) as reward_stddev,
+        {{ feedback_flywheel.exact_mean(
+            "case when event_type = 'reward' then value_numeric end", 1
+        ) }} as reward_mean,
+        {{ feedback_flywheel.exact_stddev_samp(
+            "case when event_type = 'reward' then value_numeric end", 1
+        ) }} as reward_stddev,
         sum(case when event_type = 'thumbs' then 1 else 0 end) as thumbs_count,
         sum(
             case when event_type = 'thumbs' and value_numeric = 1 then 1 else 0 end

@@ -49,7 +49,8 @@ current_predictions as (
         model_version,
         least(cast(floor(predicted_score * {{ bins }}) as integer), {{ bins - 1 }}) as score_bin,
         count(*) as current_predictions,
-        sum(predicted_score) as current_score_sum
+        {{ feedback_flywheel.exact_sum('predicted_score', 'cast(1 as double)') }}
+            as current_score_sum
     from {{ ref('int_inferences_validated') }}
     where
         is_accepted
