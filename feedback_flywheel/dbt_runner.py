@@ -64,7 +64,8 @@ def run_dbt(
     """Run ``dbt <args>`` in the project, streaming its log lines to ``on_line``.
 
     ``target_path`` sends dbt's artefacts (compiled SQL, run_results.json) somewhere other than the
-    project's ``target/``, e.g. for a compile that must not disturb a build's artefacts.
+    project's ``target/``, e.g. for a compile that must not disturb a build's artefacts; without
+    it, a ``DBT_TARGET_PATH`` in the environment is honoured, as dbt itself does.
 
     Raises DbtError naming every failed node (from ``target/run_results.json``) when dbt fails.
     """
@@ -94,7 +95,10 @@ def run_dbt(
             on_line(line)
     returncode = process.wait()
     seconds = time.perf_counter() - started
-    statuses = _node_statuses((target_path or project / "target") / "run_results.json")
+    results_dir = Path(env.get("DBT_TARGET_PATH") or project / "target")
+    if not results_dir.is_absolute():
+        results_dir = project / results_dir
+    statuses = _node_statuses(results_dir / "run_results.json")
     tail = "\n".join(_plain(line) for line in lines[-40:])
     if returncode != 0:
         failed = [
