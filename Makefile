@@ -12,7 +12,7 @@ export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export DBT_PROFILES_DIR := $(CURDIR)
 CI_DB := $(CURDIR)/data/ci/ci_build.duckdb
 
-.PHONY: run test setup dev pytest dbt-check lint benchmark benchmark-drift clean help
+.PHONY: run test setup dev pytest dbt-check lint benchmark benchmark-drift clean help browser
 
 help:
 	@echo "make run        set up and run the whole loop on the demo world (prints a summary)"
@@ -37,11 +37,23 @@ dev: $(VENV)/.dev-installed
 run: setup
 	$(BIN)/flywheel demo
 
-test: dev
+test: dev browser
 	$(MAKE) --no-print-directory pytest dbt-check lint
 
-pytest: dev
+pytest: dev browser
 	$(BIN)/pytest
+
+# The dashboard's browser test (tests/python/test_dashboard.py) drives Debian's chromium; install
+# it when missing (CI runs as root on a fresh Debian 12). No chromium, no green test run.
+CHROMIUM := /usr/bin/chromium
+browser:
+	@if [ -x $(CHROMIUM) ]; then exit 0; fi; \
+	echo "installing Debian's chromium for the dashboard's browser test"; \
+	if [ "$$(id -u)" = 0 ]; then sudo=; else sudo=sudo; fi; \
+	$$sudo apt-get update -qq \
+		&& DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq --no-install-recommends chromium \
+		|| { echo "error: could not install chromium with apt-get (needed by the dashboard's browser test); install it and run make test again" >&2; exit 1; }; \
+	test -x $(CHROMIUM) || { echo "error: $(CHROMIUM) is still missing after apt-get install chromium" >&2; exit 1; }
 
 # dbt build on a throwaway database: a small demo world, ingested, built in one batch.
 dbt-check: dev

@@ -620,5 +620,304 @@ def serve(cron: str, timezone: str, port: int, db_path: Path | None) -> None:
             server.terminate()
 
 
+@main.group()
+def audit() -> None:
+    """The audit trail: verify the hash chain of ml.audit_log, trace lineage."""
+
+
+@audit.command("verify")
+@click.option(
+    "--head",
+    "expected_head",
+    help="A head hash noted earlier: fail unless the chain still contains it (catches rows cut "
+    "off the end, which the chain alone cannot see).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@_db_option
+def audit_verify(expected_head: str | None, as_json: bool, db_path: Path | None) -> None:
+    """Recompute the hash chain of ml.audit_log and report OK with the row count and head hash,
+    or the first broken link: its seq and whether it is a gap in the sequence, a prev_hash that
+    does not match the previous row, or a row whose content no longer matches its hash.
+
+    Exit code 0 when the chain holds, 1 when it is broken.
+    """
+    from feedback_flywheel import audit as audit_module
+    from feedback_flywheel import warehouse
+
+    try:
+        with warehouse.connect(_resolve_db(db_path), read_only=True) as con:
+            result = audit_module.verify(con, expected_head=expected_head)
+    except (FileNotFoundError, RuntimeError) as error:
+        click.echo(f"error: {error}", err=True)
+        sys.exit(EXIT_USAGE)
+    if as_json:
+        click.echo(json.dumps(result.as_dict(), indent=2))
+    elif result.ok:
+        click.echo(f"OK: {result.count:,} audit rows, head {result.head_hash or '(empty log)'}")
+    else:
+        broken = result.broken
+        click.echo(
+            f"BROKEN at seq {broken.seq}: {broken.problem.replace('_', ' ')}: {broken.detail} "
+            f"({result.count:,} rows in ml.audit_log)",
+            err=True,
+        )
+    if not result.ok:
+        sys.exit(EXIT_FAILED)
+
+
+@audit.command("trace")
+@click.argument("identifier")
+@click.option(
+    "--limit",
+    type=click.IntRange(min=0),
+    default=50,
+    show_default=True,
+    help="Raw events to list (0 = all); the per-file summary always counts all of them.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the trace as JSON.")
+@_db_option
+def audit_trace(identifier: str, limit: int, as_json: bool, db_path: Path | None) -> None:
+    """Lineage of IDENTIFIER: a training example (training_example_id, a training sample row or an
+    inference_id) or a dataset version (ds-<batch_id> or the batch id).
+
+    Lists the raw events behind it — inference_log rows and feedback events with the load file
+    (raw.load_ledger) and line (_file_row) each came from, and their validation status — and the
+    training runs that used it with the retraining decision that caused each. Exit code 2 when
+    the id is unknown.
+    """
+    from feedback_flywheel import lineage, warehouse
+
+    try:
+        with warehouse.connect(_resolve_db(db_path), read_only=True) as con:
+            result = lineage.trace(con, identifier, limit=limit or None)
+    except (lineage.TraceError, FileNotFoundError, RuntimeError) as error:
+        click.echo(f"error: {error}", err=True)
+        sys.exit(EXIT_USAGE)
+    if as_json:
+        click.echo(json.dumps(result, indent=2, default=str))
+    else:
+        click.echo(lineage.render_text(result), nl=False)
+
+
+def _serving_option(function):
+    return click.option(
+        "--serving",
+        "serving_path",
+        type=click.Path(dir_okay=False, path_type=Path),
+        default=None,
+        help="Serving snapshot file (default: $FLYWHEEL_SERVING_DUCKDB, else "
+        "<warehouse>.serving.duckdb next to the warehouse).",
+    )(function)
+
+
+@main.command()
+@_serving_option
+@_db_option
+def publish(serving_path: Path | None, db_path: Path | None) -> None:
+    """Publish the read-only serving snapshot of the marts now (the batch cycle does this
+    after every successful batch): built beside the target, then swapped in atomically."""
+    from feedback_flywheel import serving
+
+    database = _resolve_db(db_path)
+    try:
+        result = serving.publish(database, serving_path)
+    except (FileNotFoundError, serving.PublishError) as error:
+        click.echo(f"error: {error}", err=True)
+        sys.exit(EXIT_USAGE)
+    click.echo(result.describe())
+
+
+@main.command()
+@click.option(
+    "--port",
+    type=click.IntRange(1, 65535),
+    default=8501,
+    show_default=True,
+    help="Port to serve the dashboard on.",
+)
+@click.option(
+    "--address",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address to listen on (0.0.0.0 to let other machines in).",
+)
+@click.option(
+    "--headless/--open-browser",
+    default=True,
+    show_default=True,
+    help="--open-browser opens a browser tab on start.",
+)
+@_serving_option
+@_db_option
+def dashboard(
+    port: int, address: str, headless: bool, serving_path: Path | None, db_path: Path | None
+) -> None:
+    """Start the dashboard (Streamlit) over the published serving snapshot (Ctrl-C to stop).
+
+    It reads only the read-only snapshot, never the warehouse, so it can stay open while
+    batches run; it shows a new snapshot as soon as one is published. No usage statistics are
+    sent and nothing is downloaded.
+    """
+    from feedback_flywheel import serving
+
+    database = _resolve_db(db_path)
+    snapshot = serving_path.resolve() if serving_path else serving.serving_path(database)
+    if not snapshot.exists():
+        click.echo(
+            f"note: no serving snapshot at {snapshot} yet; the dashboard will say so until "
+            "a batch publishes one (`flywheel run`) or you run `flywheel publish`.",
+            err=True,
+        )
+    app = Path(__file__).resolve().parent / "dashboard" / "app.py"
+    command = [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        str(app),
+        "--server.headless",
+        str(headless).lower(),
+        "--server.address",
+        address,
+        "--server.port",
+        str(port),
+        "--server.fileWatcherType",
+        "none",
+        "--browser.gatherUsageStats",
+        "false",
+        "--global.developmentMode",
+        "false",
+        "--client.toolbarMode",
+        "minimal",
+    ]
+    environment = {
+        **os.environ,
+        serving.SERVING_ENV: str(snapshot),
+        "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false",
+    }
+    click.echo(f"dashboard on http://{address}:{port}/ reading {snapshot}", err=True)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # Become the Streamlit server, so Ctrl-C and kill reach it directly (no orphaned child).
+    os.execve(sys.executable, command, environment)
+
+
+# --- reward model ---------------------------------------------------------------------------
+
+
+@main.group()
+def reward() -> None:
+    """The reward model: training history, the current version, the model-version leaderboard
+    and the quality of the preference data (written by the batch cycle's reward stage)."""
+
+
+def _fmt(value: object, spec: str = ".3f") -> str:
+    """A number for a table cell; '-' for a missing one (None, NaN, NA)."""
+    import pandas as pd
+
+    if value is None or pd.isna(value):
+        return "-"
+    try:
+        return format(value, spec)
+    except (TypeError, ValueError):
+        return str(value)
+
+
+@reward.command("status")
+@click.option("--limit", type=int, default=10, show_default=True, help="Batches to show.")
+@_db_option
+def reward_status(limit: int, db_path: Path | None) -> None:
+    """Reward-model batches (trained or skipped, promoted or not, and why), held-out accuracy /
+    log loss / calibration error, the current version, and the preference data quality."""
+    from feedback_flywheel import reward as reward_module
+    from feedback_flywheel import warehouse
+
+    with warehouse.connect(_resolve_db(db_path), read_only=True) as con:
+        if not reward_module.has_tables(con):
+            click.echo("no reward model yet: run a batch (`flywheel run`) first")
+            return
+        history = reward_module.status_frame(con, limit)
+        quality = con.execute(
+            """
+            select pair_source, judgements, contexts, tie_share, first_shown_win_rate,
+                first_shown_win_rate_lower, first_shown_win_rate_upper,
+                annotator_agreement_rate, cycle_rate, quarantined_rows, held_rows
+            from marts.rpt_preference_quality order by pair_source = 'all', pair_source
+            """
+        ).fetchall()
+    if history.empty:
+        click.echo("no reward model yet: run a batch (`flywheel run`) first")
+        return
+    click.echo(f"current reward model: {history.current_version.iloc[0] or 'none'}")
+    click.echo(
+        f"{'batch':<17} {'status':<8} {'version':<20} {'prom':<5} {'train':>6} {'val':>5} "
+        f"{'new':>5} {'acc':>6} {'logloss':>8} {'ece':>6}"
+    )
+    for row in history.itertuples(index=False):
+        click.echo(
+            f"{row.batch_id:<17} {row.status:<8} {_fmt(row.reward_model_version, 's'):<20} "
+            f"{'yes' if row.is_promoted else 'no':<5} {row.n_pairs_train:>6} "
+            f"{row.n_pairs_validation:>5} {row.n_pairs_new:>5} {_fmt(row.heldout_accuracy):>6} "
+            f"{_fmt(row.heldout_log_loss, '.4f'):>8} {_fmt(row.heldout_calibration_error):>6}"
+        )
+        click.echo(f"    {row.reason}")
+    if quality:
+        click.echo("\npreference data quality (marts.rpt_preference_quality):")
+        click.echo(
+            f"  {'source':<16} {'judged':>7} {'contexts':>8} {'ties':>6} "
+            f"{'first-shown wins [95% CI]':<26} {'agree':>6} {'cycles':>6} {'quar.':>5} "
+            f"{'held':>5}"
+        )
+        for source, judged, contexts, ties, first, low, high, agree, cycles, quar, held in quality:
+            interval = f"{_fmt(first)} [{_fmt(low)}, {_fmt(high)}]"
+            click.echo(
+                f"  {source:<16} {judged:>7} {contexts:>8} {_fmt(ties):>6} {interval:<26} "
+                f"{_fmt(agree):>6} {_fmt(cycles):>6} {quar:>5} {held:>5}"
+            )
+
+
+@reward.command("leaderboard")
+@click.option("--batch-id", default=None, help="Batch whose leaderboard to show (default latest).")
+@_db_option
+def reward_leaderboard(batch_id: str | None, db_path: Path | None) -> None:
+    """Model versions ranked by an item-level Bradley-Terry fit on cross-version preference pairs
+    (strength with a 95% bootstrap interval), beside the mean reward-model score of each."""
+    from feedback_flywheel import reward as reward_module
+    from feedback_flywheel import warehouse
+
+    with warehouse.connect(_resolve_db(db_path), read_only=True) as con:
+        if not reward_module.has_tables(con):
+            click.echo("no leaderboard yet: run a batch (`flywheel run`) first")
+            return
+        board = reward_module.leaderboard_frame(con, batch_id)
+    if board.empty:
+        raise click.ClickException(
+            f"no leaderboard for batch {batch_id}" if batch_id else "no leaderboard yet"
+        )
+    click.echo(f"leaderboard of batch {board.batch_id.iloc[0]}")
+    click.echo(
+        f"{'rank':>4} {'model:version':<28} {'strength [95% CI]':<28} {'cross':>6} "
+        f"{'W-L-T':<12} {'mean reward':>11} {'scored':>7}"
+    )
+    for row in board.itertuples(index=False):
+        rank = _fmt(row.rank, ".0f")
+        strength = (
+            f"{_fmt(row.strength, '+.3f')} [{_fmt(row.strength_lower, '+.3f')}, "
+            f"{_fmt(row.strength_upper, '+.3f')}]"
+            if row.is_identified
+            else "not compared with another"
+        )
+        record = f"{row.wins}-{row.losses}-{row.ties}"
+        click.echo(
+            f"{rank:>4} {row.item:<28} {strength:<28} {row.cross_version_comparisons:>6} "
+            f"{record:<12} {_fmt(row.mean_reward, '+.3f'):>11} {row.scored_outputs:>7}"
+        )
+    if not board.is_identified.any():
+        click.echo(
+            "\nno preference pair compares outputs of two different versions, so the versions "
+            "cannot be ranked by preference; the mean reward score is the reward model's view."
+        )
+
+
 if __name__ == "__main__":
     main()

@@ -16,6 +16,7 @@ from typing import Any
 import duckdb
 import pandas as pd
 
+from feedback_flywheel import audit
 from feedback_flywheel.policy import Policy
 
 DECISIONS_DDL = """
@@ -38,6 +39,26 @@ create table if not exists ml.retraining_decisions (
     decided_at timestamp not null
 )
 """
+
+
+DECISION_COLUMNS = (
+    "decision_id",
+    "batch_id",
+    "model_name",
+    "decision",
+    "reason",
+    "signals_json",
+    "fired_signals",
+    "policy_version",
+    "policy_json",
+    "dataset_version",
+    "action_kind",
+    "is_dry_run",
+    "trigger_status",
+    "triggered_run_id",
+    "watermark_at",
+    "decided_at",
+)
 
 
 @dataclass
@@ -164,7 +185,10 @@ def build_signals(
             "segments": [
                 f"{row.segment_attribute}={row.segment_value} ({row.model_version}): "
                 f"{row.accuracy_change:+.3f} [{row.concept_lower:+.3f}, {row.concept_upper:+.3f}]"
-                for row in flagged.itertuples(index=False)
+                # worst first: the reason quotes the first five
+                for row in flagged.sort_values(
+                    ["accuracy_change", "segment_attribute", "segment_value"]
+                ).itertuples(index=False)
             ],
             "decompositions": [
                 f"by {row.segment_attribute} ({row.model_version}): concept "
@@ -284,28 +308,38 @@ def record_decision(
     triggered_run_id: str | None,
     decided_at: datetime,
 ) -> None:
-    """Append the decision row (never updated afterwards)."""
-    con.execute(
-        """
-        insert into ml.retraining_decisions values
-            (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-        """,
-        [
-            decision.decision_id,
-            decision.batch_id,
-            decision.model_name,
-            decision.decision,
-            decision.reason,
-            json.dumps({n: s.as_dict() for n, s in decision.signals.items()}, default=float),
-            ",".join(decision.fired),
-            policy.policy_version,
-            policy.model_dump_json(exclude={"source"}),
-            decision.dataset_version,
-            policy.action.kind,
-            is_dry_run,
-            trigger_status,
-            triggered_run_id,
-            decision.watermark_at,
-            decided_at,
-        ],
-    )
+    """Append the decision row (never updated afterwards) and, in the same transaction, its
+    ``decision`` row of the audit trail (``ml.audit_log``, payload = the decision row)."""
+    values = [
+        decision.decision_id,
+        decision.batch_id,
+        decision.model_name,
+        decision.decision,
+        decision.reason,
+        json.dumps({n: s.as_dict() for n, s in decision.signals.items()}, default=float),
+        ",".join(decision.fired),
+        policy.policy_version,
+        policy.model_dump_json(exclude={"source"}),
+        decision.dataset_version,
+        policy.action.kind,
+        is_dry_run,
+        trigger_status,
+        triggered_run_id,
+        decision.watermark_at,
+        decided_at,
+    ]
+    with audit.atomic(con):
+        con.execute(
+            """
+            insert into ml.retraining_decisions values
+                (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            """,
+            values,
+        )
+        audit.record(
+            con,
+            kind="decision",
+            subject_id=decision.decision_id,
+            payload=dict(zip(DECISION_COLUMNS, values, strict=True)),
+            batch_id=decision.batch_id,
+        )

@@ -75,6 +75,12 @@ PROBABILITIES_NULL_RATE = 0.02
 
 WEEKDAY_VOLUME_RATIO = 1.4  # inferences on a weekday / inferences on a weekend day
 PAIR_TICKET_SHARE = 0.05  # share of tickets answered twice (preference pairs)
+# From v2's deployment on, this share of the tickets answered twice get their second answer from
+# v1 kept running in shadow (champion / challenger), so preferences compare the two versions.
+SHADOW_PAIR_SHARE = 0.5
+# Added to the latent quality of a version's replies: v2 writes better replies on average, which
+# the item-level Bradley-Terry fit (the model-version leaderboard) should recover.
+VERSION_QUALITY_OFFSET: dict[str, float] = {"v1": 0.0, "v2": 0.6}
 SESSION_SHARE = 0.10  # share of inferences inside RL-style sessions
 SESSION_STEPS = (2, 8)  # min / max steps of a session
 SESSION_STEP_GAP_MINUTES = (1.0, 5.0)
@@ -611,6 +617,10 @@ def _inferences(
 
     # The model: correct (w.r.t. the relationship it learned) with its version's accuracy.
     version = (logged >= v2_us).astype(np.int8)  # 0 = v1, 1 = v2
+    # v1 in shadow answers the second half of some tickets after v2's deployment. A generator of
+    # its own (spawned, so the main stream of draws is unchanged).
+    shadow = twin & (version == 1) & (rng.spawn(1)[0].random(n) < SHADOW_PAIR_SHARE)
+    version[shadow] = 0
     biased_values = list(CONTEXT_SHARES[BIASED_ATTRIBUTE])
     in_biased = context[BIASED_ATTRIBUTE] == biased_values.index(BIASED_VALUE)
     accuracy = np.where(version == 1, ACCURACY["v2"], ACCURACY["v1"]) - np.where(
@@ -648,6 +658,7 @@ def _inferences(
         QUALITY_WEIGHTS["intercept"]
         + text_features[text_code] @ weights
         + rng.normal(0.0, QUALITY_NOISE_SD, n)
+        + np.where(version == 1, VERSION_QUALITY_OFFSET["v2"], VERSION_QUALITY_OFFSET["v1"])
     )
 
     # Sort by logged_at: the inference number (id) follows serving order.
@@ -1468,5 +1479,11 @@ def _truth(
             "tie_probability": TIE_PROBABILITY,
             "position_bias": POSITION_BIAS,
             "annotators": {"human": N_HUMAN_ANNOTATORS, "ai_judge": N_AI_JUDGES},
+            "shadow_pair_share": SHADOW_PAIR_SHARE,
+            "version_quality_offset": VERSION_QUALITY_OFFSET,
+            # best first: the order the model-version leaderboard should recover
+            "version_order": sorted(
+                VERSION_QUALITY_OFFSET, key=lambda v: VERSION_QUALITY_OFFSET[v], reverse=True
+            ),
         },
     }

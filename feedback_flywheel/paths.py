@@ -32,6 +32,10 @@ def database_path() -> Path:
 
 
 def published_path(db_path: Path | None = None) -> Path:
-    """The read-only copy published after each successful cycle (``<db>.serving.duckdb``)."""
-    db_path = db_path or database_path()
+    """The read-only copy published after each successful cycle: ``$FLYWHEEL_SERVING_DUCKDB``
+    if set, else ``<db>.serving.duckdb`` next to the warehouse."""
+    configured = os.environ.get("FLYWHEEL_SERVING_DUCKDB")
+    if configured:
+        return Path(configured).expanduser().resolve()
+    db_path = Path(db_path).resolve() if db_path else database_path()
     return db_path.with_name(db_path.stem + ".serving.duckdb")

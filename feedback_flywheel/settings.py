@@ -16,6 +16,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from feedback_flywheel import paths
 
 BATCH_VARS = ("batch_id", "batch_start", "batch_end")
+# Features of int_output_features that do not come from var reward_text_keywords.
+REWARD_FIXED_FEATURES = ("n_words", "n_chars", "n_sentences", "has_question", "predicted_score")
 
 
 class SettingsError(ValueError):
@@ -61,6 +63,93 @@ class FlywheelVars(BaseModel):
     performance_current_days: int = Field(ge=1, le=365)
     performance_reference_days: int = Field(ge=1, le=3650)
     calibration_bins: int = Field(ge=2, le=100)
+
+    # Analytics: deployment impact and bias across segments (models/marts/analytics).
+    deployment_impact_days: int = Field(
+        ge=1, le=365, description="Days with predictions compared before and after a deployment."
+    )
+    bias_intersections: list[list[str]] = Field(
+        description="Intersections of segment attributes reported as their own attribute."
+    )
+    bias_reference_groups: dict[str, str] = Field(
+        description="Reference group per attribute ('a|b' for an intersection); default majority."
+    )
+    bias_positive_labels: dict[str, list[str]] = Field(
+        description="Per model, the labels treated as the positive prediction (default: all)."
+    )
+    bias_min_group_count: int = Field(
+        ge=1, description="Denominator below which a group's metric is suppressed."
+    )
+    bias_alpha: float = Field(gt=0, lt=1, description="FDR level of the BH-adjusted bias flags.")
+    bias_disparity_band: list[float] = Field(
+        min_length=2,
+        max_length=2,
+        description="Disparity ratios inside [low, high] count as fair (Aequitas: 0.8, 1.25).",
+    )
+
+    @model_validator(mode="after")
+    def _bias_settings_are_usable(self) -> FlywheelVars:
+        attributes = set(self.segment_attributes)
+        for intersection in self.bias_intersections:
+            unknown = [name for name in intersection if name not in attributes]
+            if len(intersection) < 2 or unknown or len(set(intersection)) < len(intersection):
+                raise ValueError(
+                    f"bias_intersections: each entry lists two or more distinct attributes of "
+                    f"segment_attributes ({', '.join(self.segment_attributes)}); "
+                    f"got {intersection!r}"
+                )
+        known = attributes | {"|".join(entry) for entry in self.bias_intersections}
+        for attribute, value in self.bias_reference_groups.items():
+            if attribute not in known:
+                raise ValueError(
+                    f"bias_reference_groups: {attribute!r} is neither a segment attribute nor "
+                    f"an intersection of bias_intersections ({', '.join(sorted(known))})"
+                )
+            if "'" in value or "'" in attribute:
+                raise ValueError(f"bias_reference_groups.{attribute}: no quotes allowed")
+        for model, labels in self.bias_positive_labels.items():
+            if not labels or any("'" in text for text in [model, *labels]):
+                raise ValueError(
+                    f"bias_positive_labels.{model}: give a non-empty list of labels without quotes"
+                )
+        low, high = self.bias_disparity_band
+        if not 0 < low <= 1 <= high:
+            raise ValueError(f"bias_disparity_band: need 0 < low <= 1 <= high; got [{low}, {high}]")
+        return self
+
+    # Preferences and the reward model.
+    preference_validation_share: float = Field(
+        gt=0, lt=1, description="Share of contexts in the validation split (hash of context_id)."
+    )
+    preference_source_weights: dict[
+        Literal["human", "ai_judge", "feedback_rating", "reward_model"], float
+    ] = Field(description="Training weight of a preference pair by pair_source (each >= 0).")
+    preference_reward_model_pairs: bool = Field(
+        description="Add the reward model's own scores as (down-weighted) reward_model pairs."
+    )
+    reward_model_pair_min_margin: float = Field(
+        ge=0, description="Score difference a reward_model pair needs."
+    )
+    reward_text_keywords: dict[str, str] = Field(
+        description="Text features: column name -> LIKE pattern on the lower-cased output_text."
+    )
+
+    @model_validator(mode="after")
+    def _reward_settings_are_usable(self) -> FlywheelVars:
+        negative = {k: v for k, v in self.preference_source_weights.items() if v < 0}
+        if negative:
+            raise ValueError(f"preference_source_weights must be >= 0; got {negative}")
+        for name, pattern in self.reward_text_keywords.items():
+            if name in REWARD_FIXED_FEATURES or not name.isidentifier() or name != name.lower():
+                raise ValueError(
+                    f"reward_text_keywords: {name!r} must be a lower-case SQL column name, "
+                    f"not one of {', '.join(REWARD_FIXED_FEATURES)}"
+                )
+            if "'" in pattern:
+                raise ValueError(
+                    f"reward_text_keywords.{name}: the pattern must not contain a quote"
+                )
+        return self
 
     @model_validator(mode="after")
     def _stratify_by_is_a_segment(self) -> FlywheelVars:

@@ -109,6 +109,9 @@ def init_warehouse(con: duckdb.DuckDBPyConnection) -> None:
 
     monitoring.ensure_tables(con)
     con.execute(decision.DECISIONS_DDL)
+    from feedback_flywheel import audit
+
+    audit.ensure_table(con)
 
 
 @contextmanager

@@ -78,6 +78,18 @@ def dbt_build(db_path: Path, batch: batches.BatchWindow, overrides: dict[str, An
     return result.seconds
 
 
+@task(name="audit-dataset-versions", **IO_RETRIES)
+def audit_dataset_versions(db_path: Path, batch: batches.BatchWindow) -> list[str]:
+    """Append the batch's new dataset version(s) to the audit trail (``ml.audit_log``); a re-run
+    of the batch rebuilds the same version and adds nothing. Returns the audit row hashes."""
+    from feedback_flywheel import audit
+
+    with warehouse.connect(db_path) as con:
+        entries = audit.dataset_version_entries(con, batch.batch_id)
+        with audit.atomic(con):
+            return [audit.record(con, **entry) for entry in entries]
+
+
 @task(name="record-batch", **IO_RETRIES)
 def record_batch(
     db_path: Path, batch: batches.BatchWindow, attempt: int, dbt_seconds: float
@@ -254,6 +266,37 @@ def _record(db_path, decision, policy, dry_run, status, run_id) -> None:
         )
 
 
+@task(name="train-reward-model", **IO_RETRIES)
+def train_reward_model(db_path: Path, batch: batches.BatchWindow, lookback_days: int) -> str:
+    """The reward stage: retrain the Bradley-Terry reward model on the accumulated preference
+    pairs when enough new ones arrived (policies/reward.yml), promote it only when it beats the
+    current version, fit the model-version leaderboard, score the batch's new outputs. A batch
+    already processed is left as it is. Returns the one-line summary it logs."""
+    from feedback_flywheel import reward
+
+    logger = get_run_logger()
+    with warehouse.connect(db_path) as con:
+        outcome = reward.run_batch(
+            con,
+            batch_id=batch.batch_id,
+            window_start=batch.window_start,
+            window_end=batch.window_end,
+            lookback_days=lookback_days,
+        )
+    logger.info(outcome.summary())
+    metrics = "\n".join(
+        f"| {name} | {value if value is not None else '-'} |"
+        for name, value in outcome.metrics.items()
+    )
+    create_markdown_artifact(
+        key="reward-model",
+        markdown=f"## Reward model, batch {batch.batch_id}\n\n{outcome.summary()}\n\n"
+        f"| metric | value |\n|---|---|\n{metrics}\n",
+        description=f"Reward model after batch {batch.batch_id}",
+    )
+    return outcome.summary()
+
+
 @task(name="publish-batch-summary")
 def publish_summary(db_path: Path, batch: batches.BatchWindow) -> str:
     """The batch summary as a Prefect artifact (stable key ``batch-summary``) and as text."""
@@ -263,6 +306,24 @@ def publish_summary(db_path: Path, batch: batches.BatchWindow) -> str:
         key="batch-summary", markdown=markdown, description=f"Batch {batch.batch_id}"
     )
     return markdown
+
+
+@task(name="publish-serving-snapshot", **IO_RETRIES)
+def publish_serving_snapshot(db_path: Path, batch: batches.BatchWindow) -> str:
+    """Publish the read-only copy of the marts that the dashboard reads (atomic swap of a
+    separate DuckDB file; see feedback_flywheel/serving.py). Returns its path."""
+    from feedback_flywheel import serving
+
+    try:
+        result = serving.publish(db_path, batch_id=batch.batch_id)
+    except Exception as error:
+        raise serving.PublishError(
+            f"batch {batch.batch_id} succeeded, but its serving snapshot was not published "
+            f"({type(error).__name__}: {error}); the dashboard keeps the previous one. "
+            "Publish it with `flywheel publish`."
+        ) from error
+    get_run_logger().info(result.describe())
+    return str(result.path)
 
 
 @flow(name="batch_cycle", log_prints=True)
@@ -294,15 +355,18 @@ def batch_cycle(
     attempt = open_batch(database, batch)
     try:
         dbt_seconds = dbt_build(database, batch, overrides)
+        audit_dataset_versions(database, batch)
         test_drift(database, batch, policy)
         check_performance(database, batch, policy)
         for decision in decide_retraining(database, batch, policy):
             act_on(database, decision, policy, dry_run)
+        train_reward_model(database, batch, load_settings(overrides).lookback_days)
         counts = record_batch(database, batch, attempt, dbt_seconds)
     except Exception as error:
         fail_batch(database, batch, attempt, f"{type(error).__name__}: {error}")
         raise
     publish_summary(database, batch)
+    publish_serving_snapshot(database, batch)
     logger.info(
         "Batch %s done: %s feedback in, %s accepted, %s quarantined, %s held",
         batch.batch_id,

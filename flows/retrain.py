@@ -25,7 +25,7 @@ import pyarrow.parquet as pq
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 
-from feedback_flywheel import ingest, paths, training, warehouse
+from feedback_flywheel import audit, ingest, paths, training, warehouse
 
 
 def _is_transient(task: Any, task_run: Any, state: Any) -> bool:
@@ -154,6 +154,8 @@ def deploy_candidate(db_path: Path, result: training.TrainingResult) -> str:
             "select _load_id from raw.model_deployments where training_run_id = ? limit 1",
             [result.training_run_id],
         ).fetchone()
+        if existing is not None:  # a retried attempt: its audit row too (a no-op when there)
+            audit.record(con, **audit.deployment_entry(con, str(existing[0])))
     if existing is not None:
         return str(existing[0])
     folder = db_path.parent / "registry"
@@ -171,6 +173,8 @@ def deploy_candidate(db_path: Path, result: training.TrainingResult) -> str:
     pq.write_table(table, path)
     with warehouse.connect(db_path) as con:
         loaded = ingest.ingest_file(con, "model_deployments", path)
+        if loaded.status == ingest.LOADED:
+            audit.record(con, **audit.deployment_entry(con, str(loaded.load_id)))
     if loaded.status != ingest.LOADED:
         raise RuntimeError(f"deploying {result.candidate_version} failed: {loaded.message}")
     return str(loaded.load_id)
@@ -193,6 +197,7 @@ def record_training_run(db_path: Path, row: dict[str, Any]) -> int:
             con.execute(
                 f"insert into ml.training_runs ({columns}) values ({marks})", list(record.values())
             )
+            audit.record(con, **audit.training_run_entry(record))
             con.execute("commit")
         except BaseException:
             con.execute("rollback")

@@ -1,28 +1,30 @@
 {#- Wilson score interval for a proportion successes / trials at confidence z (default 95%).
-    Null when there are no trials. Pure arithmetic, the same on every engine. -#}
+    Null when there are no trials. Pure arithmetic, the same on every engine. Clamped to [0, 1]:
+    at 0 successes (or successes = trials) rounding leaves ~1e-18 outside the unit interval,
+    which would fail "lower <= rate <= upper". -#}
 {% macro wilson_lower(successes, trials, z=1.959963984540054) -%}
     case when {{ trials }} > 0 then
-        (
+        greatest(0.0, (
             ({{ successes }}) * 1.0 / ({{ trials }}) + {{ z }} * {{ z }} / (2.0 * ({{ trials }}))
             - {{ z }} * sqrt(
                 ({{ successes }}) * 1.0 / ({{ trials }})
                 * (1 - ({{ successes }}) * 1.0 / ({{ trials }})) / ({{ trials }})
                 + {{ z }} * {{ z }} / (4.0 * ({{ trials }}) * ({{ trials }}))
             )
-        ) / (1 + {{ z }} * {{ z }} / ({{ trials }}))
+        ) / (1 + {{ z }} * {{ z }} / ({{ trials }})))
     end
 {%- endmacro %}
 
 {% macro wilson_upper(successes, trials, z=1.959963984540054) -%}
     case when {{ trials }} > 0 then
-        (
+        least(1.0, (
             ({{ successes }}) * 1.0 / ({{ trials }}) + {{ z }} * {{ z }} / (2.0 * ({{ trials }}))
             + {{ z }} * sqrt(
                 ({{ successes }}) * 1.0 / ({{ trials }})
                 * (1 - ({{ successes }}) * 1.0 / ({{ trials }})) / ({{ trials }})
                 + {{ z }} * {{ z }} / (4.0 * ({{ trials }}) * ({{ trials }}))
             )
-        ) / (1 + {{ z }} * {{ z }} / ({{ trials }}))
+        ) / (1 + {{ z }} * {{ z }} / ({{ trials }})))
     end
 {%- endmacro %}
 

@@ -27,6 +27,15 @@ RAW_TABLE_ORDER = ("model_deployments", "inference_log", "feedback_events", "pre
 
 
 @pytest.fixture(scope="session", autouse=True)
+def isolated_environment() -> Iterator[None]:
+    """Every test passes its own warehouse path; the serving copy follows it (next to it) only
+    when no FLYWHEEL_SERVING_DUCKDB is exported, so one exported in the shell is set aside."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.delenv("FLYWHEEL_SERVING_DUCKDB", raising=False)
+        yield
+
+
+@pytest.fixture(scope="session", autouse=True)
 def prefect_harness(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     """One temporary Prefect API for the whole session (starting one costs seconds)."""
     from prefect.testing.utilities import prefect_test_harness

@@ -289,10 +289,37 @@ def test_versions_follow_deployments(
         f"""
         select count(*) from inference_log
         where model_name != 'support_router'
-           or (logged_at < timestamp '{v2_at}') != (model_version = 'v1')
+           or (logged_at < timestamp '{v2_at}' and model_version != 'v1')
         """,
     )
     assert wrong == 0
+    # After v2's deployment, v1 only answers in shadow: the second answer of a ticket answered
+    # twice, for about the planted share of those tickets.
+    after = con.execute(
+        f"""
+        with twins as (
+            select
+                inference_id,
+                model_version,
+                context ->> '$.context_id' as context_id,
+                row_number() over (
+                    partition by context ->> '$.context_id' order by logged_at, inference_id
+                ) as answer
+            from inference_log
+            where logged_at >= timestamp '{v2_at}'
+        )
+        select
+            count(*) filter (where model_version = 'v1' and (context_id is null or answer = 1)),
+            count(*) filter (where model_version = 'v1'),
+            count(*) filter (where context_id is not null and answer = 2)
+        from twins
+        """
+    ).fetchone()
+    stray, shadow, second_answers = after
+    assert stray == 0
+    share = truth["preference"]["shadow_pair_share"]
+    assert shadow > 0
+    assert abs(shadow / second_answers - share) < 4 * (share * (1 - share) / second_answers) ** 0.5
 
 
 def test_covariate_drift_shifts_message_length_and_channel(

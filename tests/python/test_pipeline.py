@@ -36,6 +36,14 @@ MART_TABLES = (
     "marts.fct_drift_categorical_summary",
     "marts.fct_drift_reference_bins",
     "marts.fct_performance_windows",
+    "marts.fct_segment_outcomes_daily",
+    "marts.rpt_kpi_trends_daily",
+    "marts.rpt_kpi_trends_weekly",
+    "marts.rpt_kpi_weekday_profile",
+    "marts.rpt_deployment_impact",
+    "marts.rpt_segment_bias",
+    "marts.rpt_segment_bias_summary",
+    "marts.rpt_feedback_skew",
 )
 
 

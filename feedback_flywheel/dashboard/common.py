@@ -1,0 +1,91 @@
+"""What every page shares: where the snapshot is, cached reads, and the "not published yet" note.
+
+Reads are cached per (snapshot path, file identity): a new publication replaces the file (new
+inode and mtime), so the next rerun reads the new copy, while reruns in between cost nothing.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+from feedback_flywheel import paths, serving
+from feedback_flywheel.dashboard import data
+
+CACHE_SECONDS = 600
+
+
+def snapshot_path() -> Path:
+    """``$FLYWHEEL_SERVING_DUCKDB`` (set by ``flywheel dashboard``), else next to the warehouse."""
+    return serving.serving_path(paths.database_path())
+
+
+def _identity(path: Path) -> tuple[int, int]:
+    stat = path.stat()
+    return stat.st_ino, stat.st_mtime_ns
+
+
+@st.cache_data(ttl=CACHE_SECONDS, show_spinner=False)
+def _cached(name: str, path: str, identity: tuple[int, int], args: tuple) -> Any:
+    with serving.open_snapshot(Path(path)) as con:
+        return getattr(data, name)(con, *args)
+
+
+def load(name: str, *args: Any) -> Any:
+    """``data.<name>(con, *args)`` on the published snapshot (cached until it is replaced)."""
+    path = snapshot_path()
+    return _cached(name, str(path), _identity(path), args)
+
+
+def require_snapshot() -> Path:
+    """Stop the page with instructions when no snapshot has been published yet."""
+    path = snapshot_path()
+    if not path.exists():
+        st.error(
+            f"No serving snapshot at `{path}` yet.\n\n"
+            "The dashboard reads only the read-only copy the batch cycle publishes after each "
+            "successful batch. Run a batch (`flywheel run`, or `make run` for the demo), or "
+            "publish the warehouse you already have with `flywheel publish` "
+            f"(set `{serving.SERVING_ENV}` to read a copy elsewhere)."
+        )
+        st.stop()
+    return path
+
+
+def snapshot_caption() -> None:
+    """One line under each page title: which batch, when published."""
+    info: pd.DataFrame = load("snapshot_info")
+    if info.empty:
+        return
+    first = info.iloc[0]
+    st.caption(
+        f"Snapshot of batch **{first.batch_id or 'n/a'}**, published "
+        f"{pd.Timestamp(first.published_at):%Y-%m-%d %H:%M} UTC from `{first.source_db}` "
+        f"· {len(info)} tables"
+    )
+
+
+def page_header(title: str, lede: str) -> None:
+    require_snapshot()
+    st.title(title)
+    snapshot_caption()
+    st.markdown(lede)
+
+
+def model_picker(key: str) -> str | None:
+    """A model selector (hidden when there is only one model)."""
+    names: list[str] = load("model_names")
+    if not names:
+        return None
+    if len(names) == 1:
+        return names[0]
+    return st.selectbox("Model", names, key=key)
+
+
+def table(frame: pd.DataFrame, label: str = "Table") -> None:
+    """The rows behind a chart, folded away under it."""
+    with st.expander(f"{label} ({len(frame):,} rows)"):
+        st.dataframe(frame, width="stretch", hide_index=True)

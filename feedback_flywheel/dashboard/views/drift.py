@@ -1,0 +1,40 @@
+"""Drift by feature and batch, from the Python stage's tests (ml.drift_results)."""
+
+import pandas as pd
+import streamlit as st
+
+from feedback_flywheel.dashboard import charts, common
+
+common.page_header(
+    "Drift",
+    "Each batch compares the current window with its reference window. A feature **drifts** "
+    "only when its Benjamini-Hochberg-adjusted p-value is below alpha *and* its effect size is "
+    "above the floor of its test; the colour is the strongest effect relative to that floor "
+    "(above 1 = past the floor), a dot marks drift.",
+)
+
+overview: pd.DataFrame = common.load("drift_overview")
+if overview.empty:
+    st.info("No drift tests in this snapshot yet: they are written by the batch cycle.")
+    st.stop()
+
+models = sorted(overview.model_name.unique())
+model_name = st.selectbox("Model", models, key="drift_model") if len(models) > 1 else models[0]
+overview = overview[overview.model_name == model_name]
+
+st.altair_chart(charts.drift_heatmap(overview), width="stretch")
+st.altair_chart(charts.drifted_per_batch(overview), width="stretch")
+
+batches = sorted(overview.batch_id.unique(), reverse=True)
+batch_id = st.selectbox("Tests of batch", batches, key="drift_batch")
+tests: pd.DataFrame = common.load("drift_tests", batch_id, model_name)
+drifted = tests[tests.is_drift]
+if drifted.empty:
+    st.success(f"No feature drifted in {batch_id}.")
+else:
+    st.warning(
+        f"{drifted.feature_name.nunique()} feature(s) drifted in {batch_id}: "
+        + ", ".join(sorted(drifted.feature_name.unique()))
+    )
+common.table(tests, f"Drift tests of {batch_id}")
+common.table(overview, "Per feature and batch")

@@ -1,0 +1,261 @@
+{{
+    config(
+        materialized='incremental',
+        unique_key=['model_name', 'served_date'],
+        incremental_strategy=feedback_flywheel.flywheel_incremental_strategy(),
+        on_schema_change='fail',
+    )
+}}
+
+-- Outcome counts per model version, day served, segment and class: the one scan of the
+-- prediction-level tables that every analytics mart aggregates further (counts, never rates, so
+-- any window or bucket is a plain sum). Each accepted prediction adds to the row of its predicted
+-- class and, when it has a current matured label, to the row of its true class.
+-- "New" for this model: the days this batch changed anything on (new inferences, training examples
+-- added or superseded, feedback accepted); those days are replaced whole (delete+insert on
+-- model_name and served_date), so a label that arrives weeks late still updates its day.
+
+{%- set batch_id = feedback_flywheel.batch_param('batch_id') %}
+{%- set batch_start = feedback_flywheel.var_timestamp('batch_start') %}
+{%- set batch_end = feedback_flywheel.var_timestamp('batch_end') %}
+{%- set segments = var('segment_attributes') %}
+{%- set dimensions = feedback_flywheel.analytics_segment_dimensions() %}
+
+with
+
+{% if is_incremental() %}
+changed_days as (
+
+    select cast(logged_at as date) as served_date
+    from {{ ref('int_inferences_validated') }}
+    where
+        logged_at >= {{ dbt.dateadd('day', -var('lookback_days'), batch_start) }}
+        and logged_at < {{ batch_end }}
+
+    union
+
+    select cast(inference_logged_at as date) as served_date
+    from {{ ref('fct_training_examples') }}
+    where batch_id = '{{ batch_id }}' or superseded_in_batch_id = '{{ batch_id }}'
+
+    union
+
+    select cast(inference_logged_at as date) as served_date
+    from {{ ref('fct_feedback') }}
+    where batch_id = '{{ batch_id }}'
+
+),
+{% endif %}
+
+inferences as (
+
+    select
+        inference_id,
+        model_name,
+        model_version,
+        predicted_label,
+        {%- for attribute in segments %}
+            {{ attribute }},
+        {%- endfor %}
+        cast(logged_at as date) as served_date
+    from {{ ref('int_inferences_validated') }}
+    where
+        is_accepted
+        and logged_at < {{ batch_end }}
+    {%- if is_incremental() %}
+            and cast(logged_at as date) in (select changed_days.served_date from changed_days)
+        {%- endif %}
+
+),
+
+labels as (
+
+    select
+        inference_id,
+        label
+    from {{ ref('fct_training_examples') }}
+    where
+        is_current
+    {%- if is_incremental() %}
+            and cast(inference_logged_at as date) in (
+                select changed_days.served_date from changed_days
+            )
+        {%- endif %}
+
+),
+
+explicit_feedback as (
+
+    -- Per prediction: its non-retracted explicit feedback (ratings and thumbs).
+    select
+        inference_id,
+        count(*) as explicit_event_count,
+        sum(case when event_type = 'rating' then 1 else 0 end) as rating_count,
+        sum(case when event_type = 'rating' then value_numeric else 0 end) as rating_sum,
+        sum(
+            case when event_type = 'rating' then value_numeric * value_numeric else 0 end
+        ) as rating_sum_squares,
+        sum(case when event_type = 'thumbs' then 1 else 0 end) as thumbs_count,
+        sum(
+            case when event_type = 'thumbs' and value_numeric = 1 then 1 else 0 end
+        ) as thumbs_up_count
+    from {{ ref('fct_feedback') }}
+    where
+        is_explicit
+        and not is_retracted
+        and received_at < {{ batch_end }}
+    {%- if is_incremental() %}
+            and cast(inference_logged_at as date) in (
+                select changed_days.served_date from changed_days
+            )
+        {%- endif %}
+    group by inference_id
+
+),
+
+predictions as (
+
+    select
+        inferences.*,
+        labels.label,
+        case when labels.label is not null then 1 else 0 end as is_labelled,
+        case when labels.label = inferences.predicted_label then 1 else 0 end as is_correct,
+        case when explicit_feedback.explicit_event_count > 0 then 1 else 0 end as has_explicit,
+        coalesce(explicit_feedback.rating_count, 0) as rating_count,
+        coalesce(explicit_feedback.rating_sum, 0) as rating_sum,
+        coalesce(explicit_feedback.rating_sum_squares, 0) as rating_sum_squares,
+        coalesce(explicit_feedback.thumbs_count, 0) as thumbs_count,
+        coalesce(explicit_feedback.thumbs_up_count, 0) as thumbs_up_count
+    from inferences
+    left join labels
+        on inferences.inference_id = labels.inference_id
+    left join explicit_feedback
+        on inferences.inference_id = explicit_feedback.inference_id
+
+),
+
+dimensions as (
+
+    {%- for name, expression in dimensions %}
+        select '{{ name }}' as segment_attribute
+        {%- if not loop.last %}
+            union all
+        {%- endif %}
+    {%- endfor %}
+
+),
+
+segmented as (
+
+    -- Every prediction once per dimension (overall, each attribute, each intersection).
+    select
+        predictions.*,
+        dimensions.segment_attribute,
+        case dimensions.segment_attribute
+            {%- for name, expression in dimensions %}
+                when '{{ name }}' then {{ expression }}
+            {%- endfor %}
+        end as segment_value
+    from predictions
+    cross join dimensions
+
+),
+
+class_contributions as (
+
+    -- The predicted class's row gets the prediction; the true class's row gets the label.
+    select
+        model_name,
+        model_version,
+        served_date,
+        segment_attribute,
+        segment_value,
+        predicted_label as class_label,
+        1 as predicted_count,
+        is_labelled as labelled_predicted_count,
+        is_correct as true_positive_count,
+        0 as labelled_actual_count,
+        has_explicit,
+        rating_count,
+        rating_sum,
+        rating_sum_squares,
+        thumbs_count,
+        thumbs_up_count
+    from segmented
+
+    union all
+
+    select
+        model_name,
+        model_version,
+        served_date,
+        segment_attribute,
+        segment_value,
+        label as class_label,
+        0 as predicted_count,
+        0 as labelled_predicted_count,
+        0 as true_positive_count,
+        1 as labelled_actual_count,
+        0 as has_explicit,
+        0 as rating_count,
+        0 as rating_sum,
+        0 as rating_sum_squares,
+        0 as thumbs_count,
+        0 as thumbs_up_count
+    from segmented
+    where is_labelled = 1
+
+),
+
+aggregated as (
+
+    select
+        model_name,
+        model_version,
+        served_date,
+        segment_attribute,
+        segment_value,
+        class_label,
+        sum(predicted_count) as predicted_count,
+        sum(labelled_predicted_count) as labelled_predicted_count,
+        sum(true_positive_count) as true_positive_count,
+        sum(labelled_actual_count) as labelled_actual_count,
+        sum(has_explicit) as explicit_feedback_count,
+        sum(rating_count) as rating_count,
+        sum(rating_sum) as rating_sum,
+        sum(rating_sum_squares) as rating_sum_squares,
+        sum(thumbs_count) as thumbs_count,
+        sum(thumbs_up_count) as thumbs_up_count
+    from class_contributions
+    group by model_name, model_version, served_date, segment_attribute, segment_value, class_label
+
+),
+
+final as (
+
+    select
+        {{ feedback_flywheel.surrogate_key([
+            'model_name', 'model_version', 'served_date', 'segment_attribute', 'segment_value',
+            'class_label',
+        ]) }} as segment_outcome_id,
+        model_name,
+        model_version,
+        segment_attribute,
+        segment_value,
+        class_label,
+        cast(predicted_count as {{ dbt.type_bigint() }}) as predicted_count,
+        cast(labelled_predicted_count as {{ dbt.type_bigint() }}) as labelled_predicted_count,
+        cast(labelled_actual_count as {{ dbt.type_bigint() }}) as labelled_actual_count,
+        cast(true_positive_count as {{ dbt.type_bigint() }}) as true_positive_count,
+        cast(explicit_feedback_count as {{ dbt.type_bigint() }}) as explicit_feedback_count,
+        cast(rating_count as {{ dbt.type_bigint() }}) as rating_count,
+        cast(thumbs_count as {{ dbt.type_bigint() }}) as thumbs_count,
+        cast(thumbs_up_count as {{ dbt.type_bigint() }}) as thumbs_up_count,
+        cast(rating_sum as double) as rating_sum,
+        cast(rating_sum_squares as double) as rating_sum_squares,
+        served_date
+    from aggregated
+
+)
+
+select * from final
