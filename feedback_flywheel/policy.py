@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from feedback_flywheel import paths
+
+PolicyModel = TypeVar("PolicyModel", bound=BaseModel)
 
 
 class PolicyError(ValueError):
@@ -100,26 +102,43 @@ def default_policy_path() -> Path:
 
 def load_policy(path: Path | None = None) -> Policy:
     """The policy at ``path`` (default ``policies/retraining.yml``), validated."""
-    path = Path(path) if path else default_policy_path()
+    return load_policy_file(
+        Path(path) if path else default_policy_path(), Policy, PolicyError, "retraining", "p1"
+    )
+
+
+def load_policy_file(
+    path: Path,
+    model: type[PolicyModel],
+    error: type[Exception],
+    what: str,
+    version_prefix: str,
+) -> PolicyModel:
+    """Read and validate a YAML policy file into ``model``: an unreadable file, invalid YAML or an
+    invalid value raises ``error`` naming the file and every offending key with what it got. The
+    result carries ``policy_version`` (``<prefix>-`` and a hash of the file's text, so any edit
+    makes a new version) and ``source`` (the file)."""
     try:
         text = path.read_text()
-    except OSError as error:
-        raise PolicyError(f"cannot read the retraining policy {path}: {error}") from None
+    except OSError as problem:
+        raise error(f"cannot read the {what} policy {path}: {problem}") from None
     try:
         document = yaml.safe_load(text) or {}
-    except yaml.YAMLError as error:
-        raise PolicyError(f"{path} is not valid YAML: {error}") from None
+    except yaml.YAMLError as problem:
+        raise error(f"{path} is not valid YAML: {problem}") from None
     try:
-        policy = Policy.model_validate(document)
-    except ValidationError as error:
+        policy = model.model_validate(document)
+    except ValidationError as invalid:
         lines = []
-        for problem in error.errors():
+        for problem in invalid.errors():
             key = ".".join(str(part) for part in problem["loc"])
             message = problem["msg"].removeprefix("Value error, ")
             lines.append(
                 f"  {key or '(top level)'}: {message}"
                 + (f" (got {problem.get('input')!r})" if key else "")
             )
-        raise PolicyError(f"invalid retraining policy {path}:\n" + "\n".join(lines)) from None
+        raise error(f"invalid {what} policy {path}:\n" + "\n".join(lines)) from None
     digest = hashlib.sha256(text.encode()).hexdigest()[:12]
-    return policy.model_copy(update={"policy_version": f"p1-{digest}", "source": str(path)})
+    return policy.model_copy(
+        update={"policy_version": f"{version_prefix}-{digest}", "source": str(path)}
+    )

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import duckdb
 
+from feedback_flywheel import paths
+
 
 def _rows(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None) -> list[tuple]:
     return con.execute(sql, params or []).fetchall()
@@ -119,7 +121,75 @@ def run_summary(con: duckdb.DuckDBPyConnection, db_path: Path) -> str:
         )
     lines.append("  KPIs per day (last 7 days with matured labels; recent days are still filling):")
     lines += kpi_lines(con, last_batch)
+    lines += _bias_lines(con) + _reward_lines(con)
+    serving = paths.published_path(db_path)
+    lines.append(f"  dashboard: `flywheel dashboard` (reads the serving copy {serving})")
     return "\n".join(lines)
+
+
+def _table_exists(con: duckdb.DuckDBPyConnection, schema: str, name: str) -> bool:
+    return bool(
+        _rows(
+            con,
+            "select count(*) from information_schema.tables "
+            "where table_schema = ? and table_name = ?",
+            [schema, name],
+        )[0][0]
+    )
+
+
+def _bias_lines(con: duckdb.DuckDBPyConnection, most: int = 3) -> list[str]:
+    """The worst flagged accuracy gaps over all time, all versions pooled."""
+    if not _table_exists(con, "marts", "rpt_segment_bias"):
+        return []
+    flagged = _rows(
+        con,
+        f"""
+        select segment_attribute, segment_value, reference_group, difference, difference_lower,
+            difference_upper
+        from marts.rpt_segment_bias
+        where is_flagged and time_bucket = 'all' and model_version = '__all__'
+            and metric = 'accuracy'
+        order by difference, segment_attribute, segment_value
+        limit {int(most)}
+        """,
+    )
+    if not flagged:
+        return ["  segment bias: no accuracy gap flagged (all time, all versions)"]
+    lines = ["  segment bias: accuracy gaps flagged (all time, all versions; 95% interval):"]
+    lines += [
+        f"    {attribute}={value} vs {reference}: {diff:+.3f} [{lower:+.3f}, {upper:+.3f}]"
+        for attribute, value, reference, diff, lower, upper in flagged
+    ]
+    return lines
+
+
+def _reward_lines(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """The reward model in use and what the latest batch did with it."""
+    if not _table_exists(con, "ml", "reward_models"):
+        return []
+    latest = _rows(
+        con,
+        """
+        select batch_id, status, current_version, reason
+        from ml.reward_models order by batch_id desc limit 1
+        """,
+    )
+    if not latest:
+        return []
+    batch_id, status, current, reason = latest[0]
+    line = f"  reward model: current {current or 'none yet'}"
+    promoted = _rows(
+        con,
+        """
+        select heldout_accuracy, heldout_pairs from ml.reward_models
+        where is_promoted and reward_model_version = ?
+        """,
+        [current],
+    )
+    if promoted and promoted[0][0] is not None:
+        line += f" (held-out pairwise accuracy {promoted[0][0]:.3f} on {promoted[0][1]:,} pairs)"
+    return [line, f"    batch {batch_id}: {status}: {reason}"]
 
 
 def batch_markdown(con: duckdb.DuckDBPyConnection, batch_id: str) -> str:
@@ -165,7 +235,23 @@ def batch_markdown(con: duckdb.DuckDBPyConnection, batch_id: str) -> str:
     lines.append("## KPIs per day (last 7 days with matured labels)")
     lines += ["```", *kpi_lines(con, batch_id), "```", ""]
     lines += monitoring_markdown(con, batch_id)
+    lines += audit_lines(con)
     return "\n".join(lines)
+
+
+def audit_lines(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """The audit chain checked now, and its head: note the head to catch later truncation with
+    ``flywheel audit verify --head HASH``."""
+    from feedback_flywheel import audit
+
+    result = audit.verify(con)
+    if result.count == 0:
+        return []
+    if result.broken is None:
+        state = f"verified, {result.count:,} rows"
+    else:
+        state = f"**BROKEN at seq {result.broken.seq}** ({result.broken.problem})"
+    return ["## Audit log", f"`ml.audit_log` {state}; head `{result.head_hash}`", ""]
 
 
 def monitoring_markdown(con: duckdb.DuckDBPyConnection, batch_id: str) -> list[str]:

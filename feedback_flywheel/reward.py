@@ -37,11 +37,11 @@ from typing import Any, Literal
 import duckdb
 import numpy as np
 import pandas as pd
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 from scipy import optimize, special
 
 from feedback_flywheel import audit, paths
+from feedback_flywheel.policy import load_policy_file
 
 # --- tables ------------------------------------------------------------------------------------
 
@@ -178,29 +178,13 @@ def default_reward_policy_path() -> Path:
 
 def load_reward_policy(path: Path | None = None) -> RewardPolicy:
     """The reward policy at ``path`` (default ``policies/reward.yml``), validated."""
-    path = Path(path) if path else default_reward_policy_path()
-    try:
-        text = path.read_text()
-    except OSError as error:
-        raise RewardPolicyError(f"cannot read the reward policy {path}: {error}") from None
-    try:
-        document = yaml.safe_load(text) or {}
-    except yaml.YAMLError as error:
-        raise RewardPolicyError(f"{path} is not valid YAML: {error}") from None
-    try:
-        policy = RewardPolicy.model_validate(document)
-    except ValidationError as error:
-        lines = []
-        for problem in error.errors():
-            key = ".".join(str(part) for part in problem["loc"])
-            message = problem["msg"].removeprefix("Value error, ")
-            lines.append(
-                f"  {key or '(top level)'}: {message}"
-                + (f" (got {problem.get('input')!r})" if key else "")
-            )
-        raise RewardPolicyError(f"invalid reward policy {path}:\n" + "\n".join(lines)) from None
-    digest = hashlib.sha256(text.encode()).hexdigest()[:12]
-    return policy.model_copy(update={"policy_version": f"r1-{digest}", "source": str(path)})
+    return load_policy_file(
+        Path(path) if path else default_reward_policy_path(),
+        RewardPolicy,
+        RewardPolicyError,
+        "reward",
+        "r1",
+    )
 
 
 # --- the Bradley–Terry fit ---------------------------------------------------------------------

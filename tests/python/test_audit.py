@@ -526,3 +526,19 @@ def test_audit_trace_command_text_json_and_unknown_id(
     unknown = runner.invoke(main, ["audit", "trace", "no-such-thing", *db])
     assert unknown.exit_code == 2
     assert "'no-such-thing' is not a dataset version" in unknown.output
+
+
+def test_batch_summary_artifact_shows_the_verified_head_and_a_broken_link(
+    demo_warehouse: DemoWarehouse,
+) -> None:
+    """The batch-summary artifact notes the chain's head (what `audit verify --head` needs) and
+    says so loudly when the chain no longer verifies."""
+    from feedback_flywheel import report
+
+    con = _log_in_memory(demo_warehouse.db_path)
+    rows = con.execute("select seq, row_hash from ml.audit_log order by seq").fetchall()
+    text = "\n".join(report.audit_lines(con))
+    assert f"verified, {len(rows):,} rows" in text
+    assert f"head `{rows[-1][1]}`" in text
+    con.execute("update ml.audit_log set subject_id = subject_id || 'x' where seq = 2")
+    assert "**BROKEN at seq 2** (content_hash_mismatch)" in "\n".join(report.audit_lines(con))

@@ -523,3 +523,33 @@ def test_held_feedback_is_accepted_when_its_inference_arrives_late(tmp_path) -> 
             "select batch_id from marts.fct_feedback where event_id = 'fe-1'"
         ).fetchone()[0]
     assert accepted_in == next_day.batch_id
+
+
+def test_run_summary_names_the_biased_segment_the_reward_model_and_the_dashboard(
+    demo_warehouse: DemoWarehouse,
+) -> None:
+    """The end-of-run summary a user reads after `make run` points at what the demo planted: the
+    worse-off segment with a negative interval, the reward model in use, and where to look next."""
+    from feedback_flywheel import paths, report
+
+    biased = demo_warehouse.truth["biased_segment"]
+    with demo_warehouse.connect() as con:
+        text = report.run_summary(con, demo_warehouse.db_path)
+        current, accuracy = con.execute(
+            """
+            select current_version, (
+                select heldout_accuracy from ml.reward_models promoted
+                where promoted.is_promoted
+                    and promoted.reward_model_version = latest.current_version
+            )
+            from ml.reward_models latest order by batch_id desc limit 1
+            """
+        ).fetchone()
+    line = next(
+        line for line in text.splitlines() if f"{biased['attribute']}={biased['value']} vs" in line
+    )
+    difference, interval = line.split(": ")[1].split(" ", 1)
+    lower, upper = (float(bound) for bound in interval.strip("[]").split(", "))
+    assert float(difference) < 0 and upper < 0 and lower < float(difference)
+    assert f"reward model: current {current} (held-out pairwise accuracy {accuracy:.3f}" in text
+    assert f"reads the serving copy {paths.published_path(demo_warehouse.db_path)}" in text
