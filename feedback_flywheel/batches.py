@@ -140,7 +140,9 @@ def rerun_window(con: duckdb.DuckDBPyConnection, batch_id: str) -> BatchWindow:
     if latest and latest.window_end > row[2]:
         raise BatchError(
             f"batch {batch_id} is older than the latest batch {latest.batch_id}; only the latest "
-            "batch can be re-run in place. To rebuild history, run `flywheel rebuild`."
+            "batch can be re-run in place. To rebuild history, rebuild from raw (it is never "
+            "changed): ingest the same files into a new database (`flywheel ingest --db NEW`) "
+            "and run `flywheel run --daily --db NEW` up to the watermark you need."
         )
     return BatchWindow(*row)
 

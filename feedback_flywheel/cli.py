@@ -58,7 +58,22 @@ def _parse_timestamp(value: str | None) -> datetime | None:
     return parsed
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _FlywheelGroup(click.Group):
+    """Commands that cannot open the warehouse (locked by a running build, or missing) print
+    the reason and what to do, without a traceback."""
+
+    def invoke(self, ctx: click.Context):
+        from feedback_flywheel.warehouse import WarehouseUnavailable
+
+        try:
+            return super().invoke(ctx)
+        except WarehouseUnavailable as error:
+            problem = click.ClickException(str(error))
+            problem.exit_code = EXIT_USAGE  # as the commands that catch it themselves
+            raise problem from error
+
+
+@click.group(cls=_FlywheelGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="feedback_flywheel")
 def main() -> None:
     """feedback_flywheel: turn logged predictions and their feedback into curated datasets,
@@ -892,7 +907,10 @@ def reward_leaderboard(batch_id: str | None, db_path: Path | None) -> None:
         board = reward_module.leaderboard_frame(con, batch_id)
     if board.empty:
         raise click.ClickException(
-            f"no leaderboard for batch {batch_id}" if batch_id else "no leaderboard yet"
+            f"no leaderboard for batch {batch_id}; `flywheel reward status` lists the batches "
+            "the reward stage ran for"
+            if batch_id
+            else "no leaderboard yet: run a batch (`flywheel run`) first"
         )
     click.echo(f"leaderboard of batch {board.batch_id.iloc[0]}")
     click.echo(

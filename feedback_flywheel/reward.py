@@ -625,7 +625,11 @@ def fit_leaderboard(pairs: pd.DataFrame, policy: RewardPolicy, ties: str) -> pd.
     """Item-level Bradley–Terry: one strength per model version (``model_name:model_version``),
     from pairs whose two outputs come from different versions, with a percentile cluster bootstrap
     over contexts. Strengths are centred on the mean of the identified items. Versions never
-    compared with another version are listed with ``is_identified`` false and no strength."""
+    compared with another version are listed with ``is_identified`` false and no strength.
+    Pairs the reward model judged itself (``pair_source`` ``reward_model``) are left out: the
+    leaderboard says which version people (and AI judges) prefer, not what the model echoes."""
+    if "pair_source" in pairs:
+        pairs = pairs[pairs.pair_source != "reward_model"].reset_index(drop=True)
     item_low = pairs.model_name + ":" + pairs.model_version_low
     item_high = pairs.model_name + ":" + pairs.model_version_high
     items = sorted(set(item_low) | set(item_high))
@@ -637,22 +641,15 @@ def fit_leaderboard(pairs: pd.DataFrame, policy: RewardPolicy, ties: str) -> pd.
     outcome_all = pairs.preferred_output.map(OUTCOMES).to_numpy()
     low_idx = item_low.map(index).to_numpy()
     high_idx = item_high.map(index).to_numpy()
-    compared = np.zeros(len(items), dtype=int)
-    wins = np.zeros(len(items), dtype=int)
-    losses = np.zeros(len(items), dtype=int)
-    tie_count = np.zeros(len(items), dtype=int)
-    for lo, hi, result in zip(low_idx[cross], high_idx[cross], outcome_all[cross], strict=True):
-        compared[lo] += 1
-        compared[hi] += 1
-        if result == LOW:
-            wins[lo] += 1
-            losses[hi] += 1
-        elif result == HIGH:
-            wins[hi] += 1
-            losses[lo] += 1
-        else:
-            tie_count[lo] += 1
-            tie_count[hi] += 1
+    lo_c, hi_c, result_c = low_idx[cross], high_idx[cross], outcome_all[cross]
+
+    def count(indices: np.ndarray) -> np.ndarray:
+        return np.bincount(indices, minlength=len(items)).astype(int)
+
+    compared = count(lo_c) + count(hi_c)
+    wins = count(lo_c[result_c == LOW]) + count(hi_c[result_c == HIGH])
+    losses = count(hi_c[result_c == LOW]) + count(lo_c[result_c == HIGH])
+    tie_count = count(lo_c[result_c == TIE]) + count(hi_c[result_c == TIE])
     identified = compared > 0
     strength = np.full(len(items), np.nan)
     lower = np.full(len(items), np.nan)
@@ -684,7 +681,9 @@ def fit_leaderboard(pairs: pd.DataFrame, policy: RewardPolicy, ties: str) -> pd.
             rng = np.random.default_rng(board.seed)
             contexts = sub.context_id.to_numpy()
             unique_contexts, inverse = np.unique(contexts, return_inverse=True)
-            members = [np.flatnonzero(inverse == i) for i in range(len(unique_contexts))]
+            by_context = np.argsort(inverse, kind="stable")
+            boundaries = np.flatnonzero(np.diff(inverse[by_context])) + 1
+            members = np.split(by_context, boundaries)
             warm = theta_of(base_fit, ties, False)
             draws = []
             for _ in range(board.bootstrap_samples):

@@ -52,6 +52,10 @@ PUBLISHED_RELATIONS = (
     ("ml", "retraining_decisions"),
     ("ml", "training_runs"),
     ("ml", "audit_log"),
+    # the reward model per batch and the model-version leaderboard (small); not the per-output
+    # ml.reward_scores, which grows with the traffic
+    ("ml", "reward_models"),
+    ("ml", "reward_leaderboard"),
     ("staging", "stg_raw__model_deployments"),
 )
 

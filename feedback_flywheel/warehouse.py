@@ -114,6 +114,15 @@ def init_warehouse(con: duckdb.DuckDBPyConnection) -> None:
     audit.ensure_table(con)
 
 
+class WarehouseUnavailable(RuntimeError):
+    """The warehouse cannot be opened as asked (locked by another process, or missing); the
+    message says what to do. The CLI prints it without a traceback."""
+
+
+class WarehouseMissing(FileNotFoundError, WarehouseUnavailable):
+    """There is no warehouse file to read."""
+
+
 @contextmanager
 def connect(
     db_path: Path | None = None, *, read_only: bool = False
@@ -127,7 +136,7 @@ def connect(
     if not read_only:
         db_path.parent.mkdir(parents=True, exist_ok=True)
     elif not db_path.exists():
-        raise FileNotFoundError(
+        raise WarehouseMissing(
             f"no warehouse at {db_path}: run `flywheel init` (or `make run`) first, "
             "or point FLYWHEEL_DUCKDB at an existing file"
         )
@@ -135,7 +144,7 @@ def connect(
         con = duckdb.connect(str(db_path), read_only=read_only)
     except duckdb.IOException as error:
         if "lock" in str(error).lower():
-            raise RuntimeError(
+            raise WarehouseUnavailable(
                 f"{db_path} is open in another process (DuckDB allows one writer). Wait for the "
                 "running build to finish, or read the published copy "
                 f"{paths.published_path(db_path)} instead."

@@ -82,7 +82,8 @@ def test_publish_copies_every_mart_with_true_row_counts(source_db: Path, publish
         select table_schema || '.' || table_name as relation from information_schema.tables
         where table_schema = 'marts'
             or (table_schema = 'ml' and table_name in
-                ('batch_runs', 'drift_results', 'retraining_decisions', 'training_runs'))
+                ('batch_runs', 'drift_results', 'retraining_decisions', 'training_runs',
+                 'audit_log', 'reward_models', 'reward_leaderboard'))
         """,
     ).relation
     meta = _read(published, "select * from meta.snapshot")

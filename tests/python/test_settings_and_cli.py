@@ -116,3 +116,43 @@ def test_contract_markdown_lists_every_column() -> None:
     for table in RAW_TABLES.values():
         for column in table.columns:
             assert f"| `{column.name}` |" in result.output
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["batches"], ["decisions"], ["drift"], ["summary"], ["reward", "status"], ["dataset", "list"]],
+)
+def test_reading_commands_explain_a_missing_or_locked_warehouse_without_a_traceback(
+    command: list[str], tmp_path: Path
+) -> None:
+    import subprocess
+    import sys
+
+    missing = CliRunner().invoke(main, [*command, "--db", str(tmp_path / "nope.duckdb")])
+    assert missing.exit_code == EXIT_USAGE, missing.output
+    assert "no warehouse at" in missing.output and "flywheel init" in missing.output
+    assert "Traceback" not in missing.output
+
+    locked_db = tmp_path / "locked.duckdb"
+    writer = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, duckdb\n"
+            "con = duckdb.connect(sys.argv[1])\n"
+            "print('locked', flush=True)\n"
+            "sys.stdin.read()\n",
+            str(locked_db),
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert writer.stdout.readline().strip() == "locked"
+        locked = CliRunner().invoke(main, [*command, "--db", str(locked_db)])
+    finally:
+        writer.stdin.close()
+        writer.wait(10)
+    assert locked.exit_code == EXIT_USAGE, locked.output
+    assert "open in another process" in locked.output and "published copy" in locked.output

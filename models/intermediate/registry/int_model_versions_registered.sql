@@ -16,7 +16,9 @@ latest_per_version as (
         *,
         row_number() over (
             partition by model_name, model_version
-            order by loaded_at desc, deployment_row_id desc
+            -- the last row of the last file loaded; file rows compared as numbers (as text,
+            -- row 9 would come after row 10)
+            order by loaded_at desc, load_id desc, file_row desc
         ) as statement_recency
     from deployments
 

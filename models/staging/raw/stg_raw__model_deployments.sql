@@ -15,6 +15,7 @@ renamed as (
         model_version,
         training_run_id,
         _load_id as load_id,
+        _file_row as file_row,
         deployed_at,
         retired_at,
         _loaded_at as loaded_at
