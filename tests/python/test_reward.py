@@ -678,3 +678,60 @@ def test_crafted_preference_rows_are_deduplicated_quarantined_or_held(demo_wareh
     assert (np.abs(difference) >= settings.reward_model_pair_min_margin).all()
     assert list(echo.preferred_output) == ["low" if d > 0 else "high" for d in difference]
     assert list(echo.annotator_id) == list(low.reward_model_version)
+
+
+def test_a_candidate_is_promoted_only_when_it_beats_the_current_version(world):
+    """Over the demo's batches both outcomes happen, and each follows the policy's rule on the
+    stored metrics of the candidate and of the current version on the same validation pairs."""
+    rules = reward.load_reward_policy().promotion
+    models = world["models"]
+    previous_current = models.current_version.shift(1)
+    contested = models[(models.status == "trained") & previous_current.notna()]
+    assert contested.is_promoted.any() and not contested.is_promoted.all()
+    for row, incumbent in zip(
+        contested.itertuples(), previous_current[contested.index], strict=True
+    ):
+        if rules.metric == "log_loss":
+            gain = row.current_heldout_log_loss - row.heldout_log_loss
+        else:
+            gain = row.heldout_accuracy - row.current_heldout_accuracy
+        assert row.is_promoted == (gain > rules.min_improvement), row.reason
+        assert row.previous_version == incumbent
+        assert row.current_version == (row.reward_model_version if row.is_promoted else incumbent)
+        assert incumbent in row.reason
+        # iterative refinement: each candidate starts from the version it has to beat
+        assert row.warm_started_from == incumbent
+
+
+@pytest.mark.parametrize("metric", ["log_loss", "accuracy"])
+def test_promotion_rule_refuses_a_worse_candidate_and_takes_a_better_one(metric):
+    policy = reward.load_reward_policy()
+    policy = policy.model_copy(
+        update={
+            "promotion": policy.promotion.model_copy(
+                update={"metric": metric, "min_improvement": 0.01}
+            )
+        }
+    )
+    incumbent = reward.RewardModel(
+        version="rm-old",
+        feature_names=["x"],
+        means=np.zeros(1),
+        scales=np.ones(1),
+        weights=np.ones(1),
+        position_bias=0.0,
+        tie_parameter=0.0,
+        ties="exclude",
+        extra={},
+    )
+    current = {"pairs": 200, "accuracy": 0.70, "log_loss": 0.60}
+    worse = {"pairs": 200, "accuracy": 0.705, "log_loss": 0.595}  # better, but not by 0.01
+    better = {"pairs": 200, "accuracy": 0.75, "log_loss": 0.55}
+    promoted, reason = reward._promotion(worse, current, incumbent, policy)
+    assert not promoted and "keeping rm-old" in reason
+    promoted, reason = reward._promotion(better, current, incumbent, policy)
+    assert promoted and "beats rm-old" in reason
+    first, reason = reward._promotion(better, None, None, policy)
+    assert first and "first reward model" in reason
+    coin = {"pairs": 200, "accuracy": policy.promotion.min_accuracy, "log_loss": 0.69}
+    assert not reward._promotion(coin, None, None, policy)[0]
