@@ -1,7 +1,7 @@
 -- What each deployment changed: KPIs of the predictions served in a window before the deployment
 -- against a window after it, overall and per segment, with the difference, its 95% interval and
--- whether it is significant. "Same weekdays": each window holds at most var
--- deployment_impact_days calendar days with predictions (stopping at the neighbouring
+-- whether it is significant. "Same weekdays": each window holds the days with predictions
+-- within var deployment_impact_days calendar days of the deployment (stopping at the neighbouring
 -- deployments of the model), and per ISO weekday both windows keep only as many days as the
 -- poorer side has (the days nearest the deployment), so both windows have the same weekday mix
 -- and a weekly rhythm cannot pose as an effect. The day of a deployment is left out unless it
