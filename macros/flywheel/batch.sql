@@ -13,3 +13,32 @@
     {%- endif -%}
     {{ return(env_var('FLYWHEEL_' ~ name | upper, var(name))) }}
 {%- endmacro %}
+
+
+{#- The days (by the day a prediction was served, named `column`) that the current batch changed
+    anything on: inferences logged in the batch window or up to lookback_days before it, training
+    examples the batch added or superseded, feedback it accepted. Incremental marts keyed by day
+    recompute exactly these days, so a label that arrives weeks late still updates its day. A
+    select statement, for a CTE. -#}
+{% macro days_changed_by_batch(column) -%}
+    {%- set batch_id = feedback_flywheel.batch_param('batch_id') %}
+    {%- set batch_start = feedback_flywheel.var_timestamp('batch_start') %}
+    {%- set batch_end = feedback_flywheel.var_timestamp('batch_end') %}
+    select cast(logged_at as date) as {{ column }}
+    from {{ ref('int_inferences_validated') }}
+    where
+        logged_at >= {{ dbt.dateadd('day', -var('lookback_days'), batch_start) }}
+        and logged_at < {{ batch_end }}
+
+    union
+
+    select cast(inference_logged_at as date) as {{ column }}
+    from {{ ref('fct_training_examples') }}
+    where batch_id = '{{ batch_id }}' or superseded_in_batch_id = '{{ batch_id }}'
+
+    union
+
+    select cast(inference_logged_at as date) as {{ column }}
+    from {{ ref('fct_feedback') }}
+    where batch_id = '{{ batch_id }}'
+{%- endmacro %}

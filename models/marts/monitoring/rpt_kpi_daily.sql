@@ -14,8 +14,6 @@
 -- added or superseded, feedback accepted or retracted); those days are recomputed whole, so a
 -- label that arrives weeks late still updates the day it belongs to.
 
-{%- set batch_id = feedback_flywheel.batch_param('batch_id') %}
-{%- set batch_start = feedback_flywheel.var_timestamp('batch_start') %}
 {%- set batch_end = feedback_flywheel.var_timestamp('batch_end') %}
 
 with
@@ -23,23 +21,7 @@ with
 {% if is_incremental() %}
 changed_days as (
 
-    select cast(logged_at as date) as kpi_date
-    from {{ ref('int_inferences_validated') }}
-    where
-        logged_at >= {{ dbt.dateadd('day', -var('lookback_days'), batch_start) }}
-        and logged_at < {{ batch_end }}
-
-    union
-
-    select cast(inference_logged_at as date) as kpi_date
-    from {{ ref('fct_training_examples') }}
-    where batch_id = '{{ batch_id }}' or superseded_in_batch_id = '{{ batch_id }}'
-
-    union
-
-    select cast(inference_logged_at as date) as kpi_date
-    from {{ ref('fct_feedback') }}
-    where batch_id = '{{ batch_id }}'
+    {{ feedback_flywheel.days_changed_by_batch('kpi_date') }}
 
 ),
 {% endif %}
