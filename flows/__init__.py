@@ -1,7 +1,10 @@
-"""Prefect flows of feedback_flywheel: one ``@flow`` per module.
+"""Prefect flows of feedback_flywheel: one ``@flow`` per module, composing the capabilities'
+functions as tasks. Only this package imports Prefect.
 
-Importing :mod:`feedback_flywheel` first sets the project's Prefect defaults (``PREFECT_HOME``
-inside the project, telemetry off) before any flow module imports prefect.
+Importing it sets the project's Prefect defaults (``PREFECT_HOME`` inside the project, telemetry
+off) before any flow module imports prefect.
 """
 
-import feedback_flywheel  # noqa: F401
+from flows import prefect_env as _prefect_env
+
+_prefect_env.configure()

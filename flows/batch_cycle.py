@@ -1,41 +1,48 @@
-"""The batch cycle: open a batch, build the warehouse for its window, record it, close it.
+"""The batch cycle: open a batch, build the warehouse for its window, test drift and performance,
+decide whether to retrain (and trigger it), train the reward model, close the batch, publish.
 
-Later stages (drift, decision, reward model, replay, calibration) slot in between the build and
-the close. Each step is a small task; the ones that touch the database retry with backoff. The
-DuckDB file is opened by one step at a time and closed again, because dbt (a subprocess) needs the
-single writer lock while it builds.
+The flow only composes: each step is a small task around a capability's function, handed the
+run's :class:`~feedback_flywheel.config.Settings` explicitly. The ones that touch the database
+retry with backoff. The DuckDB file is opened by one step at a time and closed again, because dbt
+(a subprocess) needs the single writer lock while it builds.
 """
 
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 
-from feedback_flywheel import (
-    batches,
-    monitoring,
-    paths,
-    report,
-    training,
-    warehouse,
+from feedback_flywheel import audit, batches
+from feedback_flywheel.config import Settings
+from feedback_flywheel.publish import artifacts, serving
+from feedback_flywheel.retraining import decision as decisions
+from feedback_flywheel.retraining import drift, performance
+from feedback_flywheel.retraining.results import write_batch_rows
+from feedback_flywheel.rewards import stage as reward_stage
+from feedback_flywheel.warehouse import connect, init_warehouse
+from feedback_flywheel.warehouse.catalogue import (
+    DRIFT_RESULTS,
+    PERFORMANCE_CHECKS,
+    PERFORMANCE_ESTIMATES,
+    RPT_KPI_DAILY,
 )
-from feedback_flywheel import decision as decision_module
-from feedback_flywheel.dbt_runner import run_dbt
-from feedback_flywheel.policy import Policy, load_policy
-from feedback_flywheel.settings import BATCH_VARS, load_settings
+from feedback_flywheel.warehouse.dbt import run_dbt
+from flows.retrain import trigger_retraining
 
 IO_RETRIES = {"retries": 3, "retry_delay_seconds": [2, 10, 30]}
 
 
 @task(name="plan-batch", **IO_RETRIES)
 def plan_batch(
-    db_path: Path, window_start: datetime | None, window_end: datetime | None, batch_id: str | None
+    settings: Settings,
+    window_start: datetime | None,
+    window_end: datetime | None,
+    batch_id: str | None,
 ) -> batches.BatchWindow | None:
     """The window to process: an explicit one, the latest batch again, or last watermark → now."""
-    with warehouse.connect(db_path) as con:
-        warehouse.init_warehouse(con)
+    with connect(settings.db_path) as con:
+        init_warehouse(con)
         if batch_id:
             return batches.rerun_window(con, batch_id)
         if window_start and window_end:
@@ -45,24 +52,18 @@ def plan_batch(
 
 
 @task(name="open-batch", **IO_RETRIES)
-def open_batch(db_path: Path, batch: batches.BatchWindow) -> int:
-    with warehouse.connect(db_path) as con:
+def open_batch(settings: Settings, batch: batches.BatchWindow) -> int:
+    with connect(settings.db_path) as con:
         return batches.open_batch(con, batch)
 
 
 @task(name="dbt-build")
-def dbt_build(db_path: Path, batch: batches.BatchWindow, overrides: dict[str, Any]) -> float:
-    """``dbt build`` with the batch's window as vars: seeds, models and their data tests.
+def dbt_build(settings: Settings, batch: batches.BatchWindow) -> float:
+    """``dbt build`` with the batch's window: seeds, models, snapshots and their data tests.
 
     dbt unit tests check the SQL logic, not the data; they run in ``make test``, not every batch.
     """
     logger = get_run_logger()
-    load_settings({**overrides, **batch.dbt_vars()})  # the batch window is valid too
-    constant_vars = {
-        name: value
-        for name, value in load_settings(overrides).dbt_vars().items()
-        if name not in BATCH_VARS
-    }
 
     def on_line(line: str) -> None:
         if " of " in line or "Completed" in line or "ERROR" in line or "FAIL" in line:
@@ -70,8 +71,10 @@ def dbt_build(db_path: Path, batch: batches.BatchWindow, overrides: dict[str, An
 
     result = run_dbt(
         ["build", "--exclude-resource-type", "unit_test"],
-        dbt_vars=constant_vars,
-        db_path=db_path,
+        project_dir=settings.project_dir,
+        db_path=settings.db_path,
+        target=settings.target,
+        dbt_vars=settings.dbt_vars(),
         on_line=on_line,
         extra_env=batch.dbt_env(),
     )
@@ -79,12 +82,10 @@ def dbt_build(db_path: Path, batch: batches.BatchWindow, overrides: dict[str, An
 
 
 @task(name="audit-dataset-versions", **IO_RETRIES)
-def audit_dataset_versions(db_path: Path, batch: batches.BatchWindow) -> list[str]:
+def audit_dataset_versions(settings: Settings, batch: batches.BatchWindow) -> list[str]:
     """Append the batch's new dataset version(s) to the audit trail (``ml.audit_log``); a re-run
     of the batch rebuilds the same version and adds nothing. Returns the audit row hashes."""
-    from feedback_flywheel import audit
-
-    with warehouse.connect(db_path) as con:
+    with connect(settings.db_path) as con:
         entries = audit.dataset_version_entries(con, batch.batch_id)
         with audit.atomic(con):
             return [audit.record(con, **entry) for entry in entries]
@@ -92,9 +93,9 @@ def audit_dataset_versions(db_path: Path, batch: batches.BatchWindow) -> list[st
 
 @task(name="record-batch", **IO_RETRIES)
 def record_batch(
-    db_path: Path, batch: batches.BatchWindow, attempt: int, dbt_seconds: float
+    settings: Settings, batch: batches.BatchWindow, attempt: int, dbt_seconds: float
 ) -> dict[str, Any]:
-    with warehouse.connect(db_path) as con:
+    with connect(settings.db_path) as con:
         counts = batches.batch_counts(con, batch)
         batches.close_batch(
             con, batch, attempt, status="success", counts=counts, dbt_seconds=dbt_seconds
@@ -103,24 +104,18 @@ def record_batch(
 
 
 @task(name="fail-batch", **IO_RETRIES)
-def fail_batch(db_path: Path, batch: batches.BatchWindow, attempt: int, error: str) -> None:
-    with warehouse.connect(db_path) as con:
+def fail_batch(settings: Settings, batch: batches.BatchWindow, attempt: int, error: str) -> None:
+    with connect(settings.db_path) as con:
         batches.close_batch(con, batch, attempt, status="failed", error_message=error[:4000])
 
 
 @task(name="test-drift", **IO_RETRIES)
-def test_drift(db_path: Path, batch: batches.BatchWindow, policy: Policy) -> int:
+def test_drift(settings: Settings, batch: batches.BatchWindow) -> int:
     """p-values, Benjamini-Hochberg and the drift gate over the warehouse's drift summaries."""
-    with warehouse.connect(db_path) as con:
-        monitoring.ensure_tables(con)
-        results = monitoring.drift_tests(con, batch.batch_id, policy)
-        monitoring.write_batch_rows(
-            con,
-            "ml.drift_results",
-            batch.batch_id,
-            results,
-            monitoring.DRIFT_COLUMNS,
-            batches.utc_now(),
+    with connect(settings.db_path) as con:
+        results = drift.drift_tests(con, batch.batch_id, settings.retraining_policy)
+        write_batch_rows(
+            con, DRIFT_RESULTS, batch.batch_id, results, drift.DRIFT_COLUMNS, batches.utc_now()
         )
         drifted = results[results.is_drift] if not results.empty else results
     logger = get_run_logger()
@@ -140,63 +135,49 @@ def test_drift(db_path: Path, batch: batches.BatchWindow, policy: Policy) -> int
 
 
 @task(name="check-performance", **IO_RETRIES)
-def check_performance(db_path: Path, batch: batches.BatchWindow, policy: Policy) -> int:
+def check_performance(settings: Settings, batch: batches.BatchWindow) -> int:
     """Accuracy change, its covariate / concept split, and the confidence-based estimate."""
-    with warehouse.connect(db_path) as con:
-        monitoring.ensure_tables(con)
-        checks = monitoring.performance_checks(con, batch.batch_id, policy)
-        monitoring.write_batch_rows(
-            con,
-            "ml.performance_checks",
-            batch.batch_id,
-            checks,
-            monitoring.PERFORMANCE_COLUMNS,
-            batches.utc_now(),
+    now = batches.utc_now()
+    with connect(settings.db_path) as con:
+        checks = performance.performance_checks(con, batch.batch_id, settings.retraining_policy)
+        write_batch_rows(
+            con, PERFORMANCE_CHECKS, batch.batch_id, checks, performance.PERFORMANCE_COLUMNS, now
         )
-        estimates = monitoring.performance_estimates(con, batch.batch_id)
-        monitoring.write_batch_rows(
+        estimates = performance.performance_estimates(con, batch.batch_id)
+        write_batch_rows(
             con,
-            "ml.performance_estimates",
+            PERFORMANCE_ESTIMATES,
             batch.batch_id,
             estimates,
-            monitoring.ESTIMATE_COLUMNS,
-            batches.utc_now(),
+            performance.ESTIMATE_COLUMNS,
+            now,
         )
     return 0 if checks.empty else int(checks.is_flagged.sum())
 
 
 @task(name="decide-retraining", **IO_RETRIES)
-def decide_retraining(
-    db_path: Path, batch: batches.BatchWindow, policy: Policy
-) -> list[decision_module.Decision]:
-    """One decision per model served in the batch; a model already decided for this batch keeps
-    its decision (re-running a batch never triggers a second retraining)."""
+def decide_retraining(settings: Settings, batch: batches.BatchWindow) -> list[decisions.Decision]:
+    """One decision per model served before the watermark; a model already decided for this
+    batch keeps its decision (re-running a batch never triggers a second retraining)."""
     logger = get_run_logger()
-    decisions = []
-    with warehouse.connect(db_path) as con:
-        monitoring.ensure_tables(con)
-        con.execute(decision_module.DECISIONS_DDL)
+    policy = settings.retraining_policy
+    made = []
+    with connect(settings.db_path) as con:
         models = [
             name
             for (name,) in con.execute(
-                """
-                select distinct model_name from intermediate.int_inferences_validated
-                where is_accepted and logged_at < ? order by 1
-                """,
-                [batch.window_end],
+                f"select distinct model_name from {RPT_KPI_DAILY} "
+                "where inference_count > 0 order by 1"
             ).fetchall()
         ]
-        drift = con.execute(
-            "select * from ml.drift_results where batch_id = ?", [batch.batch_id]
-        ).df()
-        checks = con.execute(
-            "select * from ml.performance_checks where batch_id = ?", [batch.batch_id]
-        ).df()
-        estimates = con.execute(
-            "select * from ml.performance_estimates where batch_id = ?", [batch.batch_id]
-        ).df()
+        results = {
+            relation: con.execute(
+                f"select * from {relation} where batch_id = ?", [batch.batch_id]
+            ).df()
+            for relation in (DRIFT_RESULTS, PERFORMANCE_CHECKS, PERFORMANCE_ESTIMATES)
+        }
         for model_name in models:
-            earlier = decision_module.existing_decision(con, batch.batch_id, model_name)
+            earlier = decisions.existing_decision(con, batch.batch_id, model_name)
             if earlier is not None:
                 logger.info(
                     "%s: batch %s was already decided (%s, %s); keeping it",
@@ -206,9 +187,15 @@ def decide_retraining(
                     earlier["decision_id"],
                 )
                 continue
-            signals = decision_module.build_signals(model_name, drift, checks, estimates, policy)
-            decisions.append(
-                decision_module.decide(
+            signals = decisions.build_signals(
+                model_name,
+                results[DRIFT_RESULTS],
+                results[PERFORMANCE_CHECKS],
+                results[PERFORMANCE_ESTIMATES],
+                policy,
+            )
+            made.append(
+                decisions.decide(
                     con,
                     batch_id=batch.batch_id,
                     model_name=model_name,
@@ -218,47 +205,49 @@ def decide_retraining(
                     policy=policy,
                 )
             )
-    for decision in decisions:
+    for decision in made:
         logger.info("%s: %s — %s", decision.model_name, decision.decision, decision.reason)
-    return decisions
+    return made
 
 
-def act_on(
-    db_path: Path,
-    decision: decision_module.Decision,
-    policy: Policy,
-    dry_run: bool,
-) -> None:
+def act_on(settings: Settings, decision: decisions.Decision, dry_run: bool) -> None:
     """Trigger the retraining a decision asks for (unless dry-run), then append the decision."""
     logger = get_run_logger()
+    policy = settings.retraining_policy
     status, run_id = "not_applicable", None
     if decision.decision == "retrain" and dry_run:
         status = "dry_run"
         logger.info("%s: dry run, retraining not triggered", decision.model_name)
     elif decision.decision == "retrain":
         try:
-            run_id = training.trigger_retraining(
+            run_id = trigger_retraining(
                 decision.dataset_version,
                 decision.decision_id,
                 deployment_name=policy.action.deployment_name
                 if policy.action.kind == "deployment"
                 else None,
-                db_path=str(db_path),
+                db_path=str(settings.db_path),
             )
             status = "triggered"
         except Exception as error:  # recorded with the decision, then re-raised
             status = f"failed: {type(error).__name__}: {error}"[:500]
-            _record(db_path, decision, policy, dry_run, status, None)
+            _record(settings, decision, dry_run, status, None)
             raise
-    _record(db_path, decision, policy, dry_run, status, run_id)
+    _record(settings, decision, dry_run, status, run_id)
 
 
-def _record(db_path, decision, policy, dry_run, status, run_id) -> None:
-    with warehouse.connect(db_path) as con:
-        decision_module.record_decision(
+def _record(
+    settings: Settings,
+    decision: decisions.Decision,
+    dry_run: bool,
+    status: str,
+    run_id: str | None,
+) -> None:
+    with connect(settings.db_path) as con:
+        decisions.record_decision(
             con,
             decision,
-            policy,
+            settings.retraining_policy,
             is_dry_run=dry_run,
             trigger_status=status,
             triggered_run_id=run_id,
@@ -267,21 +256,20 @@ def _record(db_path, decision, policy, dry_run, status, run_id) -> None:
 
 
 @task(name="train-reward-model", **IO_RETRIES)
-def train_reward_model(db_path: Path, batch: batches.BatchWindow, lookback_days: int) -> str:
+def train_reward_model(settings: Settings, batch: batches.BatchWindow) -> str:
     """The reward stage: retrain the Bradley-Terry reward model on the accumulated preference
     pairs when enough new ones arrived (policies/reward.yml), promote it only when it beats the
     current version, fit the model-version leaderboard, score the batch's new outputs. A batch
     already processed is left as it is. Returns the one-line summary it logs."""
-    from feedback_flywheel import reward
-
     logger = get_run_logger()
-    with warehouse.connect(db_path) as con:
-        outcome = reward.run_batch(
+    with connect(settings.db_path) as con:
+        outcome = reward_stage.run_batch(
             con,
             batch_id=batch.batch_id,
             window_start=batch.window_start,
             window_end=batch.window_end,
-            lookback_days=lookback_days,
+            policy=settings.reward_policy,
+            lookback_days=settings.vars.lookback_days,
         )
     logger.info(outcome.summary())
     metrics = "\n".join(
@@ -298,10 +286,10 @@ def train_reward_model(db_path: Path, batch: batches.BatchWindow, lookback_days:
 
 
 @task(name="publish-batch-summary")
-def publish_summary(db_path: Path, batch: batches.BatchWindow) -> str:
+def publish_summary(settings: Settings, batch: batches.BatchWindow) -> str:
     """The batch summary as a Prefect artifact (stable key ``batch-summary``) and as text."""
-    with warehouse.connect(db_path) as con:
-        markdown = report.batch_markdown(con, batch.batch_id)
+    with connect(settings.db_path) as con:
+        markdown = artifacts.batch_markdown(con, batch.batch_id)
     create_markdown_artifact(
         key="batch-summary", markdown=markdown, description=f"Batch {batch.batch_id}"
     )
@@ -309,13 +297,11 @@ def publish_summary(db_path: Path, batch: batches.BatchWindow) -> str:
 
 
 @task(name="publish-serving-snapshot", **IO_RETRIES)
-def publish_serving_snapshot(db_path: Path, batch: batches.BatchWindow) -> str:
+def publish_serving_snapshot(settings: Settings, batch: batches.BatchWindow) -> str:
     """Publish the read-only copy of the marts that the dashboard reads (atomic swap of a
-    separate DuckDB file; see feedback_flywheel/serving.py). Returns its path."""
-    from feedback_flywheel import serving
-
+    separate DuckDB file; see feedback_flywheel/publish/serving.py). Returns its path."""
     try:
-        result = serving.publish(db_path, batch_id=batch.batch_id)
+        result = serving.publish(settings.db_path, settings.serving_path, batch_id=batch.batch_id)
     except Exception as error:
         raise serving.PublishError(
             f"batch {batch.batch_id} succeeded, but its serving snapshot was not published "
@@ -341,32 +327,30 @@ def batch_cycle(
     performance, decide whether to retrain and (unless ``dry_run``) trigger it. Returns the
     batch's counts, or None when the warehouse is already up to date."""
     logger = get_run_logger()
-    database = Path(db_path).resolve() if db_path else paths.database_path()
-    overrides = overrides or {}
-    load_settings(overrides)  # fail before opening a batch when the configuration is invalid
-    policy = load_policy(Path(policy_path) if policy_path else None)
-    batch = plan_batch(database, window_start, window_end, batch_id)
+    # one load of the configuration: a bad var or policy fails before a batch is opened
+    settings = Settings.load(db_path=db_path, overrides=overrides, policy_path=policy_path)
+    batch = plan_batch(settings, window_start, window_end, batch_id)
     if batch is None:
         logger.info("Nothing to do: the warehouse is already at the requested watermark.")
         return None
     logger.info(
         "Batch %s: received_at in [%s, %s)", batch.batch_id, batch.window_start, batch.window_end
     )
-    attempt = open_batch(database, batch)
+    attempt = open_batch(settings, batch)
     try:
-        dbt_seconds = dbt_build(database, batch, overrides)
-        audit_dataset_versions(database, batch)
-        test_drift(database, batch, policy)
-        check_performance(database, batch, policy)
-        for decision in decide_retraining(database, batch, policy):
-            act_on(database, decision, policy, dry_run)
-        train_reward_model(database, batch, load_settings(overrides).lookback_days)
-        counts = record_batch(database, batch, attempt, dbt_seconds)
+        dbt_seconds = dbt_build(settings, batch)
+        audit_dataset_versions(settings, batch)
+        test_drift(settings, batch)
+        check_performance(settings, batch)
+        for decision in decide_retraining(settings, batch):
+            act_on(settings, decision, dry_run)
+        train_reward_model(settings, batch)
+        counts = record_batch(settings, batch, attempt, dbt_seconds)
     except Exception as error:
-        fail_batch(database, batch, attempt, f"{type(error).__name__}: {error}")
+        fail_batch(settings, batch, attempt, f"{type(error).__name__}: {error}")
         raise
-    publish_summary(database, batch)
-    publish_serving_snapshot(database, batch)
+    publish_summary(settings, batch)
+    publish_serving_snapshot(settings, batch)
     logger.info(
         "Batch %s done: %s feedback in, %s accepted, %s quarantined, %s held",
         batch.batch_id,

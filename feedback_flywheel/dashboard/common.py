@@ -6,21 +6,26 @@ inode and mtime), so the next rerun reads the new copy, while reruns in between 
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import streamlit as st
 
-from feedback_flywheel import paths, serving
+from feedback_flywheel.config import paths
 from feedback_flywheel.dashboard import data
+from feedback_flywheel.publish import serving
 
 CACHE_SECONDS = 600
 
 
 def snapshot_path() -> Path:
-    """``$FLYWHEEL_SERVING_DUCKDB`` (set by ``flywheel dashboard``), else next to the warehouse."""
-    return serving.serving_path(paths.database_path())
+    """``$FLYWHEEL_SERVING_DUCKDB`` (set by ``flywheel dashboard``, which runs this app in a
+    process of its own), else next to the default warehouse."""
+    environ = os.environ
+    return paths.published_path(paths.database_path(environ, paths.project_dir(environ)), environ)
 
 
 def _identity(path: Path) -> tuple[int, int]:
@@ -29,15 +34,19 @@ def _identity(path: Path) -> tuple[int, int]:
 
 
 @st.cache_data(ttl=CACHE_SECONDS, show_spinner=False)
-def _cached(name: str, path: str, identity: tuple[int, int], args: tuple) -> Any:
+def _cached(
+    name: str, _query: Callable[..., Any], path: str, identity: tuple[int, int], args: tuple
+) -> Any:
+    # `_query` is not hashed (leading underscore); its name is the cache key.
     with serving.open_snapshot(Path(path)) as con:
-        return getattr(data, name)(con, *args)
+        return _query(con, *args)
 
 
-def load(name: str, *args: Any) -> Any:
-    """``data.<name>(con, *args)`` on the published snapshot (cached until it is replaced)."""
+def load(query: Callable[..., Any], *args: Any) -> Any:
+    """``query(con, *args)`` — a function of :mod:`feedback_flywheel.dashboard.data` — on the
+    published snapshot (cached until it is replaced)."""
     path = snapshot_path()
-    return _cached(name, str(path), _identity(path), args)
+    return _cached(query.__name__, query, str(path), _identity(path), args)
 
 
 def require_snapshot() -> Path:
@@ -57,7 +66,7 @@ def require_snapshot() -> Path:
 
 def snapshot_caption() -> None:
     """One line under each page title: which batch, when published."""
-    info: pd.DataFrame = load("snapshot_info")
+    info: pd.DataFrame = load(data.snapshot_info)
     if info.empty:
         return
     first = info.iloc[0]
@@ -77,7 +86,7 @@ def page_header(title: str, lede: str) -> None:
 
 def model_picker(key: str) -> str | None:
     """A model selector (hidden when there is only one model)."""
-    names: list[str] = load("model_names")
+    names: list[str] = load(data.model_names)
     if not names:
         return None
     if len(names) == 1:

@@ -16,7 +16,7 @@ common.page_header(
 )
 
 model_name = common.model_picker("bias_model")
-choices: pd.DataFrame = common.load("bias_choices", model_name) if model_name else pd.DataFrame()
+choices: pd.DataFrame = common.load(data.bias_choices, model_name) if model_name else pd.DataFrame()
 if choices.empty:
     st.info(
         "`marts.rpt_segment_bias` is not in this snapshot yet: it appears once a batch has "
@@ -24,7 +24,7 @@ if choices.empty:
     )
     st.stop()
 
-flags: pd.DataFrame = common.load("bias_flags", model_name)
+flags: pd.DataFrame = common.load(data.bias_flags, model_name)
 if flags.empty:
     st.success("No flagged disparity over the whole period.")
 else:
@@ -91,9 +91,9 @@ if not over_time.empty:
     st.altair_chart(charts.disparity_over_time(over_time), width="stretch")
     common.table(over_time, "Disparity per week")
 
-summary: pd.DataFrame = common.load("bias_summary", model_name)
+summary: pd.DataFrame = common.load(data.bias_summary, model_name)
 if not summary.empty:
     common.table(summary, "Fairlearn-style summary (demographic parity, equalized odds)")
-skew: pd.DataFrame = common.load("feedback_skew", model_name)
+skew: pd.DataFrame = common.load(data.feedback_skew, model_name)
 if not skew.empty:
     common.table(skew, "Feedback skew: who gives feedback, beside the accuracy gap")

@@ -20,8 +20,8 @@ metric = st.selectbox(
     key="kpi_metric",
 )
 spec = data.KPI_METRICS[metric]
-series: pd.DataFrame = common.load("kpi_daily", metric, model_name)
-deployments: pd.DataFrame = common.load("deployments", model_name)
+series: pd.DataFrame = common.load(data.kpi_daily, metric, model_name)
+deployments: pd.DataFrame = common.load(data.deployments, model_name)
 
 if series.empty:
     st.info(f"No {spec.label.lower()} yet for {model_name}: nothing counted for it so far.")
@@ -33,7 +33,7 @@ else:
     common.table(series, f"{spec.label} per day")
 
 if model_name:
-    rolling: pd.DataFrame = common.load("kpi_rolling", model_name)
+    rolling: pd.DataFrame = common.load(data.kpi_rolling, model_name)
     if not rolling.empty:
         st.subheader("Accuracy over all versions: day, 7 and 28 days")
         st.caption(
@@ -43,7 +43,7 @@ if model_name:
         st.altair_chart(charts.rolling_accuracy(rolling, deployments), width="stretch")
         common.table(rolling, "Rolling accuracy")
 
-    impact: pd.DataFrame = common.load("deployment_impact", model_name)
+    impact: pd.DataFrame = common.load(data.deployment_impact, model_name)
     if not impact.empty:
         st.subheader("What each deployment changed")
         st.caption(
@@ -67,7 +67,7 @@ if model_name:
             )
         common.table(impact, "Deployment impact")
 
-    profile: pd.DataFrame = common.load("weekday_profile", model_name)
+    profile: pd.DataFrame = common.load(data.weekday_profile, model_name)
     if not profile.empty:
         st.subheader("Weekday profile")
         st.caption(

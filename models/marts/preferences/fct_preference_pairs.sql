@@ -56,7 +56,7 @@ ratings as (
 
 reward_scores as (
 
-    select * from {{ ref('stg_ml_reward__reward_scores') }}
+    select * from {{ ref('stg_ml__reward_scores') }}
 
 ),
 

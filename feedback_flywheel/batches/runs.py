@@ -1,0 +1,111 @@
+"""Batch bookkeeping: each attempt at a batch is a row in ``ml.batch_runs`` (status running,
+then success or failed), so a failed batch can be retried and its history stays.
+"""
+
+from __future__ import annotations
+
+import json
+
+import duckdb
+
+from feedback_flywheel.batches.windows import BatchWindow, utc_now
+from feedback_flywheel.warehouse.catalogue import (
+    BATCH_RUNS,
+    FCT_FEEDBACK_QUARANTINE,
+    RPT_BATCH_RECONCILIATION,
+)
+
+
+def open_batch(con: duckdb.DuckDBPyConnection, batch: BatchWindow) -> int:
+    """Record a new attempt at ``batch`` as running; returns the attempt number."""
+    attempt = con.execute(
+        f"select coalesce(max(attempt), 0) + 1 from {BATCH_RUNS} where batch_id = ?",
+        [batch.batch_id],
+    ).fetchone()[0]
+    con.execute(
+        f"""
+        insert into {BATCH_RUNS}
+            (batch_id, attempt, window_start, window_end, status, started_at)
+        values (?, ?, ?, ?, 'running', ?)
+        """,
+        [batch.batch_id, attempt, batch.window_start, batch.window_end, utc_now()],
+    )
+    return attempt
+
+
+def batch_counts(con: duckdb.DuckDBPyConnection, batch: BatchWindow) -> dict[str, object]:
+    """What the batch did, read from the report the build just wrote
+    (``rpt_batch_reconciliation``) and the batch's quarantine reasons."""
+    rows = con.execute(
+        f"""
+        select feedback_in, feedback_accepted, feedback_quarantined, feedback_held,
+            inferences_in, training_examples_added
+        from {RPT_BATCH_RECONCILIATION} where batch_id = ?
+        """,
+        [batch.batch_id],
+    ).fetchall()
+    if not rows:
+        raise LookupError(
+            f"{RPT_BATCH_RECONCILIATION} has no row for batch {batch.batch_id}: the build did not "
+            "reach it (see the dbt log)"
+        )
+    fin, accepted, quarantined, held, inferences_in, examples_added = rows[0]
+    reasons = dict(
+        con.execute(
+            f"""
+            select reason_code, count(*) from {FCT_FEEDBACK_QUARANTINE}
+            where batch_id = ? group by reason_code order by reason_code
+            """,
+            [batch.batch_id],
+        ).fetchall()
+    )
+    return {
+        "feedback_in": fin,
+        "feedback_accepted": accepted,
+        "feedback_quarantined": quarantined,
+        "feedback_held": held,
+        "quarantined_by_reason": reasons,
+        "inferences_in": inferences_in,
+        "training_examples_added": examples_added,
+        "dataset_version": batch.dataset_version,
+    }
+
+
+def close_batch(
+    con: duckdb.DuckDBPyConnection,
+    batch: BatchWindow,
+    attempt: int,
+    *,
+    status: str,
+    counts: dict[str, object] | None = None,
+    error_message: str | None = None,
+    dbt_seconds: float | None = None,
+) -> None:
+    """Mark an attempt success or failed, with its counts or its error."""
+    counts = counts or {}
+    con.execute(
+        f"""
+        update {BATCH_RUNS} set
+            status = ?, feedback_in = ?, feedback_accepted = ?, feedback_quarantined = ?,
+            feedback_held = ?, quarantined_by_reason = ?, inferences_in = ?,
+            training_examples_added = ?, dataset_version = ?, error_message = ?,
+            dbt_seconds = ?, finished_at = ?
+        where batch_id = ? and attempt = ?
+        """,
+        [
+            status,
+            counts.get("feedback_in"),
+            counts.get("feedback_accepted"),
+            counts.get("feedback_quarantined"),
+            counts.get("feedback_held"),
+            json.dumps(counts.get("quarantined_by_reason", {}), sort_keys=True) if counts else None,
+            counts.get("inferences_in"),
+            counts.get("training_examples_added"),
+            counts.get("dataset_version"),
+            error_message,
+            dbt_seconds,
+            utc_now(),
+            batch.batch_id,
+            attempt,
+        ],
+    )

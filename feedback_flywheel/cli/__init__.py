@@ -1,0 +1,19 @@
+"""The ``flywheel`` command: one module per command group (as Prefect's own CLI is laid out).
+
+- :mod:`.data`: ``init``, ``contract``, ``demo-data``, ``ingest``
+- :mod:`.run`: ``run``, ``demo``, ``serve``
+- :mod:`.reports`: ``summary``, ``batches``, ``decisions``, ``drift``, ``dataset``
+- :mod:`.audit`: ``audit verify``, ``audit trace``
+- :mod:`.dashboard`: ``dashboard``, ``publish``
+- :mod:`.reward`: ``reward status``, ``reward leaderboard``
+
+Nothing imports this package; it imports the flows and the capabilities, never SQL of its own.
+"""
+
+from feedback_flywheel.cli import audit, dashboard, data, reports, reward, run  # noqa: F401
+from feedback_flywheel.cli.app import main
+
+__all__ = ["main"]
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,260 @@
+"""Running the loop: ``flywheel run`` (the batch cycle now), ``demo`` (the whole loop on the demo
+world) and ``serve`` (the batch cycle on a schedule)."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from datetime import date, datetime, timedelta
+from pathlib import Path
+
+import click
+
+from feedback_flywheel.cli.app import main
+from feedback_flywheel.cli.common import (
+    CONFIGURATION_ERRORS,
+    EXIT_FAILED,
+    EXIT_USAGE,
+    db_option,
+    echo_progress,
+    load_settings,
+    parse_timestamp,
+)
+from feedback_flywheel.config import Settings, SettingsError, parse_overrides
+
+RAW_TABLE_ORDER = ("model_deployments", "inference_log", "feedback_events", "preference_events")
+
+
+def run_batches(
+    settings: Settings,
+    until: datetime | None,
+    daily: bool,
+    batch_id: str | None,
+    *,
+    dry_run: bool = False,
+    policy_path: Path | None = None,
+) -> list[dict]:
+    """Plan and run batch_cycle flows; returns the counts of each batch run."""
+    from feedback_flywheel import batches
+    from feedback_flywheel.warehouse import connect, init_warehouse
+    from flows.batch_cycle import batch_cycle
+
+    common = {
+        "overrides": settings.overrides,
+        "db_path": str(settings.db_path),
+        "dry_run": dry_run,
+        "policy_path": str(policy_path) if policy_path else None,
+    }
+    if batch_id:
+        return [batch_cycle(batch_id=batch_id, **common)]
+    with connect(settings.db_path) as con:
+        init_warehouse(con)
+        windows = batches.plan_windows(con, until or batches.utc_now(), daily=daily)
+    if not windows:
+        click.echo("nothing to do: the warehouse is already at that watermark", err=True)
+    results = []
+    for number, window in enumerate(windows, start=1):
+        click.echo(
+            f"[{number}/{len(windows)}] batch {window.batch_id}: "
+            f"{window.window_start} .. {window.window_end}",
+            err=True,
+        )
+        results.append(
+            batch_cycle(window_start=window.window_start, window_end=window.window_end, **common)
+        )
+    return results
+
+
+def print_summary(settings: Settings) -> None:
+    from feedback_flywheel.publish.summary import run_summary
+    from feedback_flywheel.warehouse import connect
+
+    with connect(settings.db_path, read_only=True) as con:
+        click.echo(run_summary(con, settings.db_path, settings.serving_path))
+
+
+@main.command()
+@click.option("--until", help="Watermark to build up to (ISO 8601, UTC; default: now).")
+@click.option("--daily", is_flag=True, help="One batch per UTC day up to the watermark.")
+@click.option("--batch-id", help="Re-run this batch (only the latest can be re-run).")
+@click.option(
+    "--var",
+    "var_pairs",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Override a dbt var for this run (repeatable), e.g. --var lookback_days=5.",
+)
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Record retraining decisions without triggering any retraining.",
+)
+@click.option(
+    "--policy",
+    "policy_path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Retraining policy file (default: policies/retraining.yml).",
+)
+@db_option
+def run(
+    until: str | None,
+    daily: bool,
+    batch_id: str | None,
+    var_pairs: tuple[str, ...],
+    dry_run: bool,
+    policy_path: Path | None,
+    db_path: Path | None,
+) -> None:
+    """Run the batch cycle now: from the last watermark up to --until (default: now): build the
+    warehouse, test drift and performance, decide whether to retrain, and trigger it."""
+    from feedback_flywheel.batches import BatchError
+
+    try:
+        overrides = parse_overrides(var_pairs)
+    except SettingsError as error:
+        click.echo(f"error: {error}", err=True)
+        sys.exit(EXIT_USAGE)
+    # a bad --var or policy fails here, before any batch is opened
+    settings = load_settings(db_path, overrides=overrides, policy_path=policy_path)
+    try:
+        run_batches(
+            settings,
+            parse_timestamp(until),
+            daily,
+            batch_id,
+            dry_run=dry_run,
+            policy_path=policy_path,
+        )
+    except (BatchError, *CONFIGURATION_ERRORS) as error:
+        click.echo(f"error: {error}", err=True)
+        sys.exit(EXIT_USAGE)
+    except Exception as error:  # a failed batch: recorded in ml.batch_runs, reported here
+        click.echo(f"batch failed: {error}", err=True)
+        sys.exit(EXIT_FAILED)
+    print_summary(settings)
+
+
+def _demo_world(seed: int, days: int, inferences_per_day: int, project_dir: Path) -> tuple:
+    """The demo world's folder and truth, generated once (it is deterministic)."""
+    from feedback_flywheel import demo as demo_module
+
+    out = project_dir / "data" / f"demo-seed{seed}-{days}d-{inferences_per_day}"
+    truth_file = out / "truth.json"
+    click.echo(f"1/4 demo world -> {out}", err=True)
+    if truth_file.exists():
+        click.echo("  already generated (deterministic); reusing it", err=True)
+        return out, json.loads(truth_file.read_text())
+    truth = demo_module.generate(
+        out,
+        seed=seed,
+        days=days,
+        inferences_per_day=inferences_per_day,
+        start_date=date(2026, 1, 1),
+        progress=echo_progress,
+    )
+    return out, truth
+
+
+def _ingest_demo(settings: Settings, out: Path) -> None:
+    from feedback_flywheel import ingest as ingest_module
+    from feedback_flywheel.warehouse import connect, init_warehouse
+
+    click.echo(f"2/4 ingest into {settings.db_path}", err=True)
+    with connect(settings.db_path) as con:
+        init_warehouse(con)
+        for table in RAW_TABLE_ORDER:
+            results = ingest_module.ingest_files(con, table, [out / table])
+            loaded = [r for r in results if r.status == "loaded"]
+            refused = [r for r in results if r.status == "refused"]
+            click.echo(
+                f"  {table}: {sum(r.rows for r in loaded):,} rows from {len(loaded)} "
+                f"file(s), {len(results) - len(loaded) - len(refused)} already loaded",
+                err=True,
+            )
+            if refused:
+                for result in refused:
+                    click.echo(result.message, err=True)
+                sys.exit(EXIT_FAILED)
+
+
+@main.command()
+@click.option("--seed", type=int, default=7, show_default=True)
+@click.option("--days", type=click.IntRange(min=8), default=60, show_default=True)
+@click.option("--inferences-per-day", type=click.IntRange(min=10), default=2000, show_default=True)
+@click.option(
+    "--daily-batches",
+    type=click.IntRange(min=1),
+    default=5,
+    show_default=True,
+    help="The last N days run as daily batches; the history before them as one batch.",
+)
+@db_option
+def demo(
+    seed: int, days: int, inferences_per_day: int, daily_batches: int, db_path: Path | None
+) -> None:
+    """The whole loop on the demo world: generate, ingest, run the batches, print a summary."""
+    settings = load_settings(db_path)
+    out, truth = _demo_world(seed, days, inferences_per_day, settings.project_dir)
+    _ingest_demo(settings, out)
+    end = datetime.fromisoformat(truth["end_date"])
+    history_end = end - timedelta(days=daily_batches)
+    click.echo(
+        f"3/4 batches: history up to {history_end.date()}, then {daily_batches} daily", err=True
+    )
+    try:
+        run_batches(settings, history_end, False, None)
+        run_batches(settings, end, True, None)
+    except Exception as error:
+        click.echo(f"batch failed: {error}", err=True)
+        sys.exit(EXIT_FAILED)
+    click.echo("4/4 summary", err=True)
+    print_summary(settings)
+
+
+@main.command()
+@click.option(
+    "--cron", default="0 2 * * *", show_default=True, help="When to run the cycle (cron syntax)."
+)
+@click.option(
+    "--timezone",
+    default="UTC",
+    show_default=True,
+    help="IANA time zone the cron is read in, e.g. Europe/Berlin.",
+)
+@click.option(
+    "--port",
+    type=int,
+    default=4200,
+    show_default=True,
+    help="Port of the local Prefect server started when PREFECT_API_URL is unset.",
+)
+@db_option
+def serve(cron: str, timezone: str, port: int, db_path: Path | None) -> None:
+    """Serve batch_cycle on a schedule through Prefect (Ctrl-C to stop).
+
+    Prefect's temporary API does not fire schedules, so without PREFECT_API_URL a local Prefect
+    server is started first (its UI address is printed).
+    """
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(timezone)
+    except ZoneInfoNotFoundError:
+        raise click.BadParameter(
+            f"unknown time zone {timezone!r}", param_hint="--timezone"
+        ) from None
+    settings = load_settings(db_path)
+    from flows.schedule import PrefectServerError, serve_batch_cycle
+
+    try:
+        serve_batch_cycle(
+            settings.db_path,
+            cron=cron,
+            timezone=timezone,
+            port=port,
+            api_url=os.environ.get("PREFECT_API_URL"),
+            echo=click.echo,
+        )
+    except PrefectServerError as error:
+        raise click.ClickException(str(error)) from error

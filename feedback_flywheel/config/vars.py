@@ -1,0 +1,210 @@
+"""The dbt vars: thresholds, windows and budgets read from ``dbt_project.yml``, validated on load.
+
+``dbt_project.yml`` is the one documented place for them (dbt reads the same values). A run may
+override any of them (``flywheel run --var lookback_days=5``); the merged values are validated
+here before dbt sees them, and an error names the key, what it got and what it allows.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+BATCH_VARS = ("batch_id", "batch_start", "batch_end")
+# Features of int_output_features that do not come from var reward_text_keywords.
+REWARD_FIXED_FEATURES = ("n_words", "n_chars", "n_sentences", "has_question", "predicted_score")
+
+
+class SettingsError(ValueError):
+    """The configuration is invalid; the message names the key and the allowed values."""
+
+
+class DriftFeatures(BaseModel):
+    """The keys of ``inputs`` whose drift is monitored, by kind."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    numeric: list[str] = Field(default_factory=list)
+    categorical: list[str] = Field(default_factory=list)
+
+
+class FlywheelVars(BaseModel):
+    """The project's dbt vars. Field descriptions are the documentation users read."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    segment_attributes: list[str] = Field(
+        min_length=1, description="Keys of inference_log.context that become segment columns."
+    )
+    batch_id: str = Field(pattern=r"^b\d{8}T\d{6}$", description="Id of the batch being built.")
+    batch_start: str = Field(description="Start of the batch window over received_at (UTC).")
+    batch_end: str = Field(description="End (exclusive) of the batch window: the watermark.")
+    lookback_days: int = Field(ge=0, le=365, description="How long held feedback is re-tried.")
+    label_settle_hours: int = Field(ge=0, le=24 * 90, description="Age at which a label matures.")
+    clock_skew_seconds: int = Field(ge=0, le=86400, description="Tolerated client clock skew.")
+    supported_schema_versions: list[str] = Field(min_length=1)
+    label_weights: dict[str, float]
+    sampling_seed: int = Field(ge=0)
+    stratify_by: str
+    stratified_quota_per_cell: int = Field(ge=0)
+    uncertainty_method: Literal["least_confidence", "margin", "entropy"]
+    uncertainty_budget: int = Field(ge=0)
+
+    drift_current_days: int = Field(ge=1, le=365, description="Drift: current window length.")
+    drift_reference_days: int = Field(ge=1, le=3650, description="Drift: reference window.")
+    drift_features: DriftFeatures
+    drift_top_k: int = Field(ge=1, le=1000, description="Categorical drift: categories kept.")
+    drift_bins: int = Field(ge=2, le=100, description="PSI / JS bins from reference quantiles.")
+    performance_current_days: int = Field(ge=1, le=365)
+    performance_reference_days: int = Field(ge=1, le=3650)
+    calibration_bins: int = Field(ge=2, le=100)
+
+    # Analytics: deployment impact and bias across segments (models/marts/analytics).
+    deployment_impact_days: int = Field(
+        ge=1, le=365, description="Days with predictions compared before and after a deployment."
+    )
+    bias_intersections: list[list[str]] = Field(
+        description="Intersections of segment attributes reported as their own attribute."
+    )
+    bias_reference_groups: dict[str, str] = Field(
+        description="Reference group per attribute ('a|b' for an intersection); default majority."
+    )
+    bias_positive_labels: dict[str, list[str]] = Field(
+        description="Per model, the labels treated as the positive prediction (default: all)."
+    )
+    bias_min_group_count: int = Field(
+        ge=1, description="Denominator below which a group's metric is suppressed."
+    )
+    bias_alpha: float = Field(gt=0, lt=1, description="FDR level of the BH-adjusted bias flags.")
+    bias_disparity_band: list[float] = Field(
+        min_length=2,
+        max_length=2,
+        description="Disparity ratios inside [low, high] count as fair (Aequitas: 0.8, 1.25).",
+    )
+
+    @model_validator(mode="after")
+    def _bias_settings_are_usable(self) -> FlywheelVars:
+        attributes = set(self.segment_attributes)
+        for intersection in self.bias_intersections:
+            unknown = [name for name in intersection if name not in attributes]
+            if len(intersection) < 2 or unknown or len(set(intersection)) < len(intersection):
+                raise ValueError(
+                    f"bias_intersections: each entry lists two or more distinct attributes of "
+                    f"segment_attributes ({', '.join(self.segment_attributes)}); "
+                    f"got {intersection!r}"
+                )
+        known = attributes | {"|".join(entry) for entry in self.bias_intersections}
+        for attribute, value in self.bias_reference_groups.items():
+            if attribute not in known:
+                raise ValueError(
+                    f"bias_reference_groups: {attribute!r} is neither a segment attribute nor "
+                    f"an intersection of bias_intersections ({', '.join(sorted(known))})"
+                )
+            if "'" in value or "'" in attribute:
+                raise ValueError(f"bias_reference_groups.{attribute}: no quotes allowed")
+        for model, labels in self.bias_positive_labels.items():
+            if not labels or any("'" in text for text in [model, *labels]):
+                raise ValueError(
+                    f"bias_positive_labels.{model}: give a non-empty list of labels without quotes"
+                )
+        low, high = self.bias_disparity_band
+        if not 0 < low <= 1 <= high:
+            raise ValueError(f"bias_disparity_band: need 0 < low <= 1 <= high; got [{low}, {high}]")
+        return self
+
+    # Preferences and the reward model.
+    preference_validation_share: float = Field(
+        gt=0, lt=1, description="Share of contexts in the validation split (hash of context_id)."
+    )
+    preference_source_weights: dict[
+        Literal["human", "ai_judge", "feedback_rating", "reward_model"], float
+    ] = Field(description="Training weight of a preference pair by pair_source (each >= 0).")
+    preference_reward_model_pairs: bool = Field(
+        description="Add the reward model's own scores as (down-weighted) reward_model pairs."
+    )
+    reward_model_pair_min_margin: float = Field(
+        ge=0, description="Score difference a reward_model pair needs."
+    )
+    reward_text_keywords: dict[str, str] = Field(
+        description="Text features: column name -> LIKE pattern on the lower-cased output_text."
+    )
+
+    @model_validator(mode="after")
+    def _reward_settings_are_usable(self) -> FlywheelVars:
+        negative = {k: v for k, v in self.preference_source_weights.items() if v < 0}
+        if negative:
+            raise ValueError(f"preference_source_weights must be >= 0; got {negative}")
+        for name, pattern in self.reward_text_keywords.items():
+            if name in REWARD_FIXED_FEATURES or not name.isidentifier() or name != name.lower():
+                raise ValueError(
+                    f"reward_text_keywords: {name!r} must be a lower-case SQL column name, "
+                    f"not one of {', '.join(REWARD_FIXED_FEATURES)}"
+                )
+            if "'" in pattern:
+                raise ValueError(
+                    f"reward_text_keywords.{name}: the pattern must not contain a quote"
+                )
+        return self
+
+    @model_validator(mode="after")
+    def _stratify_by_is_a_segment(self) -> FlywheelVars:
+        if self.stratify_by not in self.segment_attributes:
+            raise ValueError(
+                f"stratify_by must be one of segment_attributes "
+                f"({', '.join(self.segment_attributes)}); got {self.stratify_by!r}"
+            )
+        return self
+
+    def dbt_vars(self) -> dict[str, Any]:
+        """The values as the ``--vars`` mapping dbt receives."""
+        return self.model_dump()
+
+
+def project_vars(project_dir: Path) -> dict[str, Any]:
+    """The ``vars:`` block of ``dbt_project.yml`` as written."""
+    project_file = project_dir / "dbt_project.yml"
+    with project_file.open() as handle:
+        return dict(yaml.safe_load(handle).get("vars") or {})
+
+
+def parse_overrides(pairs: list[str] | tuple[str, ...]) -> dict[str, Any]:
+    """``["key=value", ...]`` from the command line into a dict; values are parsed as YAML."""
+    overrides: dict[str, Any] = {}
+    for pair in pairs:
+        key, separator, value = pair.partition("=")
+        if not separator or not key.strip():
+            raise SettingsError(f"--var expects key=value, got {pair!r}")
+        overrides[key.strip()] = yaml.safe_load(value)
+    return overrides
+
+
+def load_vars(project_dir: Path, overrides: dict[str, Any] | None = None) -> FlywheelVars:
+    """The project's vars with ``overrides`` applied, validated.
+
+    Raises SettingsError with one line per problem: the key, what was given and what is allowed.
+    """
+    values = project_vars(project_dir)
+    unknown = sorted(set(overrides or {}) - set(FlywheelVars.model_fields))
+    if unknown:
+        raise SettingsError(
+            f"unknown setting(s) {', '.join(unknown)}; known settings: "
+            f"{', '.join(FlywheelVars.model_fields)}"
+        )
+    values.update(overrides or {})
+    try:
+        return FlywheelVars.model_validate(values)
+    except ValidationError as error:
+        lines = []
+        for problem in error.errors():
+            key = ".".join(str(part) for part in problem["loc"])
+            message = problem["msg"].removeprefix("Value error, ")
+            if key:
+                lines.append(f"  {key}: {message} (got {problem.get('input')!r})")
+            else:
+                lines.append(f"  {message}")
+        raise SettingsError(
+            "invalid settings (dbt_project.yml vars, or --var overrides):\n" + "\n".join(lines)
+        ) from None
