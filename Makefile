@@ -68,6 +68,7 @@ dbt-check: dev
 lint: dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 	# sqlfluff renders models against an empty database, so is_incremental() is always false here
 	rm -rf data/lint && mkdir -p data/lint
 	FLYWHEEL_DUCKDB=$(CURDIR)/data/lint/lint.duckdb $(BIN)/sqlfluff lint models analyses tests/dbt

@@ -47,7 +47,6 @@ loading) come back as a ``refused`` :class:`LoadResult`; anything else is rolled
 from __future__ import annotations
 
 import contextlib
-import csv
 import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -57,6 +56,22 @@ from typing import Final, Literal
 
 import duckdb
 
+from feedback_flywheel.ingest.conversion import (
+    _JSON_STAGE_NAME,
+    _STAGE,
+    _STAGE_NAME,
+    _check_values,
+    _Conversion,
+    _convert,
+    _error_reason,
+    _literal,
+    _match_columns,
+    _quote,
+    _Refusal,
+    _rows,
+    _SourceColumn,
+)
+from feedback_flywheel.ingest.staging import _stage, _stage_is_empty
 from feedback_flywheel.warehouse import schema
 from feedback_flywheel.warehouse.contract import RawTable, get_table
 
@@ -74,11 +89,15 @@ __all__ = [
 ]
 
 LoadStatus = Literal["loaded", "already_loaded", "refused"]
+
 LOADED: Final = "loaded"
+
 ALREADY_LOADED: Final = "already_loaded"
+
 REFUSED: Final = "refused"
 
 #: File extension -> format name recorded in ``raw.load_ledger.file_format``.
+
 SUPPORTED_EXTENSIONS: Final[dict[str, str]] = {
     ".parquet": "parquet",
     ".csv": "csv",
@@ -86,32 +105,10 @@ SUPPORTED_EXTENSIONS: Final[dict[str, str]] = {
     ".ndjson": "json",
     ".json": "json",
 }
+
 _SUPPORTED_LIST = ", ".join(SUPPORTED_EXTENSIONS)
 
-_STAGE_NAME = "_flywheel_ingest_stage"  # the temporary table a file is read into
-_STAGE = f"temp.main.{_STAGE_NAME}"
-_ROW = "__flywheel_file_row"  # stage column holding the 1-based row number (not for CSV)
-_JSON_STAGE_NAME = "_flywheel_ingest_json"  # JSON records, before their values are extracted
-_JSON = "__flywheel_json"  # column of that table holding one JSON record
-_VALUES = "__flywheel_values"  # stage column holding a JSON record's values (JSON only)
 _HASH_CHUNK = 1 << 20
-_MAX_SHOWN_VALUE = 80
-_MAX_LISTED_COLUMNS = 25
-
-_SAFE_BIGINT_SOURCES = {
-    "TINYINT",
-    "SMALLINT",
-    "INTEGER",
-    "BIGINT",
-    "UTINYINT",
-    "USMALLINT",
-    "UINTEGER",
-}
-_WIDE_INT_SOURCES = {"UBIGINT", "HUGEINT", "UHUGEINT"}
-_FLOAT_SOURCES = {"FLOAT", "DOUBLE", "REAL"}
-_STRING_SOURCES = {"VARCHAR", "JSON"}
-_NAIVE_TIME_SOURCES = {"TIMESTAMP", "TIMESTAMP_NS", "TIMESTAMP_MS", "TIMESTAMP_S", "DATE"}
-_TZ_TIME_SOURCES = {"TIMESTAMP WITH TIME ZONE", "TIMESTAMPTZ"}
 
 
 @dataclass(frozen=True)
@@ -136,31 +133,6 @@ class LoadResult:
     def ok(self) -> bool:
         """True unless the file was refused (an already-loaded file is fine)."""
         return self.status != REFUSED
-
-
-@dataclass(frozen=True)
-class _SourceColumn:
-    """One column as the file has it: its name, a SQL expression over the stage, its DuckDB type."""
-
-    name: str  # as in the file
-    expr: str
-    type: str
-
-
-@dataclass(frozen=True)
-class _Conversion:
-    """How a source column becomes a contract column.
-
-    ``present`` is the SQL expression that is non-null when the file has a value; a row is bad when
-    ``present`` is not null but ``expr`` is. None means the conversion cannot fail (no check).
-    """
-
-    expr: str
-    present: str | None
-
-
-class _Refusal(Exception):
-    """The file breaks the contract; the message is the user-facing sentence."""
 
 
 def file_sha256(path: Path) -> str:
@@ -311,9 +283,6 @@ def ingest_file(
     return LoadResult(table, path, LOADED, rows, load_id, "; ".join([message, *notes]), sha)
 
 
-# --- one file: stage, then check and insert inside the transaction ---------------------------
-
-
 def _load(
     con: duckdb.DuckDBPyConnection,
     table: RawTable,
@@ -355,303 +324,6 @@ def _load(
 _BOOKKEEPING_NAMES = ("_load_id", "_file_row", "_loaded_at")
 
 
-def _stage(
-    con: duckdb.DuckDBPyConnection, path: Path, file_format: str
-) -> tuple[list[_SourceColumn], str]:
-    """Read the file into the temporary stage table; return its columns and the row-number SQL.
-
-    Parquet row numbers come from ``read_parquet(file_row_number = true)``. CSV and JSON readers
-    have no such column, so their row number is ``rowid + 1`` of the stage: with
-    ``preserve_insertion_order`` on (ingest_file sets it), DuckDB appends the rows of a
-    ``create table as select`` in scan order, also when the scan is parallel. That holds only for
-    committed rows, which is why this runs outside the load transaction.
-    """
-    try:
-        if file_format == "parquet":
-            con.execute(
-                f"create or replace temp table {_STAGE_NAME} as "
-                f"select * exclude (file_row_number), file_row_number + 1 as {_ROW} "
-                "from read_parquet(?, file_row_number = true)",
-                [str(path)],
-            )
-            return _described_columns(con, exclude={_ROW}), _ROW
-        if file_format == "csv":
-            if path.stat().st_size == 0:
-                return _empty_stage(con), "rowid + 1"
-            header = _csv_header(path)
-            # A fixed dialect instead of DuckDB's sniffer: the sniffer may pick another delimiter,
-            # skip leading rows or treat `#` lines as comments when rows are ragged, and its
-            # errors do not say which line is wrong. Stage columns are positional (c0, c1, ...)
-            # so that header names DuckDB would reject or merge (case-insensitive duplicates,
-            # quotes, blanks) reach the contract check exactly as written.
-            columns = ", ".join(f"'c{index}': 'VARCHAR'" for index in range(len(header)))
-            con.execute(
-                f"create or replace temp table {_STAGE_NAME} as select * from read_csv(?, "
-                f"columns = {{{columns}}}, header = true, auto_detect = false, delim = ',', "
-                "quote = '\"', escape = '\"', comment = '', skip = 0, strict_mode = true)",
-                [str(path)],
-            )
-            sources = [
-                _SourceColumn(name, f"c{index}", "VARCHAR") for index, name in enumerate(header)
-            ]
-            return sources, "rowid + 1"
-        reader_format = "auto" if path.suffix.lower() == ".json" else "newline_delimited"
-        con.execute(
-            f"create or replace temp table {_JSON_STAGE_NAME} as "
-            f"select json as {_JSON} from read_json_objects(?, format = '{reader_format}')",
-            [str(path)],
-        )
-        return _json_columns(con, path), _ROW
-    except duckdb.Error as error:
-        kind = {"parquet": "Parquet", "csv": "CSV"}.get(file_format, "JSON lines")
-        raise _Refusal(
-            f"{path}: could not be read as {kind}: {_error_reason(error)}; nothing loaded"
-        ) from error
-
-
-def _csv_header(path: Path) -> list[str]:
-    """The names in the CSV header row (the first record; a UTF-8 byte order mark is ignored)."""
-    # Decoding errors are replaced, not raised: the text layer decodes ahead of the header, and
-    # a bad byte further down is DuckDB's to report, with its line number.
-    try:
-        with path.open(newline="", encoding="utf-8-sig", errors="replace") as handle:
-            header = next(csv.reader(handle), [])
-    except csv.Error as error:
-        raise _Refusal(
-            f"{path}: could not be read as CSV: bad header row ({error}); nothing loaded"
-        ) from error
-    if any("\ufffd" in name for name in header):
-        raise _Refusal(
-            f"{path}: could not be read as CSV: the header row is not UTF-8 text; nothing loaded"
-        )
-    if not any(name.strip() for name in header):
-        raise _Refusal(
-            f"{path}: could not be read as CSV: the first line must be a header row naming the "
-            "columns; nothing loaded"
-        )
-    return header
-
-
-def _empty_stage(con: duckdb.DuckDBPyConnection) -> list[_SourceColumn]:
-    """A zero-row stage for a zero-byte file: no columns to check, nothing to insert."""
-    con.execute(f"create or replace temp table {_STAGE_NAME} ({_ROW} bigint)")
-    return []
-
-
-def _described_columns(con: duckdb.DuckDBPyConnection, exclude: set[str]) -> list[_SourceColumn]:
-    """The stage's columns (Parquet/CSV) as source columns referencing themselves."""
-    described = con.execute(f"describe {_STAGE}").fetchall()
-    return [
-        _SourceColumn(name, _quote(name), str(type_).upper())
-        for name, type_, *_ in described
-        if name not in exclude
-    ]
-
-
-def _json_columns(con: duckdb.DuckDBPyConnection, path: Path) -> list[_SourceColumn]:
-    """Turn the staged JSON records into the stage table: row number plus one list of values.
-
-    Refuses records that are not objects. The columns are the union of the records' keys (in
-    first-seen order); a key a record lacks is NULL there. Values are extracted in one
-    ``json_extract_string(record, [paths])`` call per record, so each record is parsed once:
-    strings unquoted, numbers and booleans as their JSON text, nested objects/arrays as JSON text,
-    JSON null as NULL.
-    """
-    json_stage = f"temp.main.{_JSON_STAGE_NAME}"
-    bad = con.execute(
-        f"select min(rowid) + 1, count(*) from {json_stage} where json_type({_JSON}) <> 'OBJECT'"
-    ).fetchone()
-    if bad and bad[1]:
-        more = f" (and {bad[1] - 1:,} more)" if bad[1] > 1 else ""
-        raise _Refusal(
-            f"{path}: record {bad[0]} is not a JSON object{more}; each line must be one object "
-            "of column -> value; nothing loaded"
-        )
-    keys = [
-        str(key)
-        for (key,) in con.execute(
-            f"select key from (select rowid as r, unnest(json_keys({_JSON})) as key "
-            f"from {json_stage}) group by key order by min(r), key"
-        ).fetchall()
-    ]
-    paths = ", ".join(
-        _literal('$."' + key.replace("\\", "\\\\").replace('"', '\\"') + '"') for key in keys
-    )
-    values = f", json_extract_string({_JSON}, [{paths}]) as {_VALUES}" if keys else ""
-    con.execute(
-        f"create or replace temp table {_STAGE_NAME} as "
-        f"select rowid + 1 as {_ROW}{values} from {json_stage}"
-    )
-    con.execute(f"drop table {json_stage}")
-    return [
-        _SourceColumn(key, f"{_VALUES}[{index}]", "VARCHAR")
-        for index, key in enumerate(keys, start=1)
-    ]
-
-
-def _stage_is_empty(con: duckdb.DuckDBPyConnection) -> bool:
-    """True when the stage table has no rows."""
-    found = con.execute(f"select exists (select 1 from {_STAGE})").fetchone()
-    return not (found and found[0])
-
-
-def _match_columns(
-    table: RawTable,
-    path: Path,
-    sources: list[_SourceColumn],
-    allow_extra_columns: bool,
-    no_columns_ok: bool,
-) -> tuple[dict[str, _SourceColumn], list[str]]:
-    """Map contract column names to the file's columns; refuse missing/extra/duplicate columns.
-
-    Returns the mapping and notes for the success message (dropped extras, NULL-filled optionals).
-    ``no_columns_ok``: the file has neither rows nor columns, so there is nothing to check.
-    """
-    by_name: dict[str, _SourceColumn] = {}
-    duplicates: list[str] = []
-    extras: list[str] = []
-    for source in sources:
-        name = source.name.strip()
-        if name in by_name:
-            duplicates.append(name)
-        elif name in table.column_names:
-            by_name[name] = source
-        else:
-            extras.append(source.name)
-    if no_columns_ok:
-        return by_name, []
-
-    problems = []
-    missing = [c for c in table.columns if c.required and c.name not in by_name]
-    if missing:
-        listed = ", ".join(f"`{c.name}` ({c.type})" for c in missing)
-        plural = "s" if len(missing) > 1 else ""
-        problem = f"missing required column{plural} {listed} for table {table.name}"
-        near = [
-            f"`{extra}` for `{c.name}`"
-            for c in missing
-            for extra in extras
-            if extra.strip().casefold() == c.name.casefold()
-        ]
-        if near:
-            problem += f" (the file has {', '.join(near)}; names are case-sensitive)"
-        problems.append(problem)
-    if duplicates:
-        problems.append(
-            f"{'columns' if len(duplicates) > 1 else 'column'} {_names(duplicates)} "
-            f"{'appear' if len(duplicates) > 1 else 'appears'} more than once"
-        )
-    if extras and not allow_extra_columns:
-        plural = "s" if len(extras) > 1 else ""
-        problems.append(
-            f"extra column{plural} {_names(extras)} not in the {table.name} contract; "
-            "pass `--allow-extra-columns` to drop " + ("them" if plural else "it")
-        )
-    if problems:
-        has = _names([s.name for s in sources])
-        raise _Refusal(
-            f"{path}: " + "; ".join(problems) + f"; the file has columns {has}; nothing loaded "
-            "(`flywheel contract` lists the expected columns)"
-        )
-
-    notes = []
-    if extras:
-        notes.append(f"dropped extra columns {_names(extras)} (--allow-extra-columns)")
-    absent = [c.name for c in table.columns if not c.required and c.name not in by_name]
-    if absent:
-        notes.append(f"optional columns not in the file, filled with NULL: {_names(absent)}")
-    return by_name, notes
-
-
-def _convert(expr: str, source_type: str, target: str) -> _Conversion:
-    """SQL that turns a source column into the contract type, and whether that can fail.
-
-    Conversions that cannot fail (same type, widening, anything to VARCHAR, zoned or naive
-    timestamps to TIMESTAMP) get no check. Everything else goes through the value's trimmed text
-    and ``try_cast``, so a bad value becomes NULL and can be found by :func:`_check_values`.
-    """
-    source = source_type.upper()
-    target = target.upper()
-    if source == target:
-        return _Conversion(expr, None)
-    if target == "VARCHAR":
-        if source.startswith(("STRUCT", "MAP", "UNION")) or source.endswith("]"):
-            return _Conversion(f"cast(to_json({expr}) as VARCHAR)", None)
-        return _Conversion(f"cast({expr} as VARCHAR)", None)
-
-    is_decimal = source.startswith("DECIMAL")
-    text = (
-        f"nullif(trim({expr}), '')"
-        if source in _STRING_SOURCES
-        else f"nullif(trim(cast({expr} as VARCHAR)), '')"
-    )
-    if target == "DOUBLE":
-        if source in _SAFE_BIGINT_SOURCES | _WIDE_INT_SOURCES | _FLOAT_SOURCES or is_decimal:
-            return _Conversion(f"cast({expr} as DOUBLE)", None)
-        return _Conversion(f"try_cast({text} as DOUBLE)", text)
-    if target == "BIGINT":
-        if source in _SAFE_BIGINT_SOURCES:
-            return _Conversion(f"cast({expr} as BIGINT)", None)
-        if source in _WIDE_INT_SOURCES:
-            return _Conversion(f"try_cast({expr} as BIGINT)", expr)
-        if source in _FLOAT_SOURCES or is_decimal:
-            return _Conversion(
-                f"case when {expr} = trunc({expr}) then try_cast({expr} as BIGINT) end", expr
-            )
-        # DuckDB rounds '2.5' to 3 when casting text to BIGINT; accept only integral text.
-        integral = f"regexp_extract({text}, '^([+-]?[0-9]+)(\\.0*)?$', 1)"
-        return _Conversion(f"try_cast({integral} as BIGINT)", text)
-    if target == "TIMESTAMP":
-        if source in _NAIVE_TIME_SOURCES:
-            return _Conversion(f"cast({expr} as TIMESTAMP)", None)
-        if source in _TZ_TIME_SOURCES:
-            return _Conversion(f"timezone('UTC', {expr})", None)
-        # Through TIMESTAMPTZ so that offsets are applied; naive text is read in the session time
-        # zone, which ingest_file has set to UTC.
-        return _Conversion(f"timezone('UTC', try_cast({text} as TIMESTAMPTZ))", text)
-    return _Conversion(f"try_cast({text} as {target})", text)
-
-
-def _check_values(
-    con: duckdb.DuckDBPyConnection,
-    table: RawTable,
-    path: Path,
-    by_name: dict[str, _SourceColumn],
-    conversions: dict[str, _Conversion],
-    row_expr: str,
-) -> None:
-    """Refuse the file if any value does not convert, naming column, type, first row and value.
-
-    One aggregate query finds, per checked column, the first bad row and how many there are.
-    """
-    checked = [name for name in table.column_names if conversions[name].present is not None]
-    if not checked:
-        return
-    aggregates = []
-    for name in checked:
-        conversion = conversions[name]
-        bad = f"({conversion.present}) is not null and ({conversion.expr}) is null"
-        aggregates.append(f"min({row_expr}) filter (where {bad})")
-        aggregates.append(f"count(*) filter (where {bad})")
-    found = con.execute(f"select {', '.join(aggregates)} from {_STAGE}").fetchone()
-    assert found is not None
-    problems = []
-    for index, name in enumerate(checked):
-        first_row, count = found[2 * index], found[2 * index + 1]
-        if not count:
-            continue
-        value_row = con.execute(
-            f"select cast({by_name[name].expr} as VARCHAR) from {_STAGE} where {row_expr} = ?",
-            [first_row],
-        ).fetchone()
-        value = _show(value_row[0] if value_row else None)
-        more = f" (and {count - 1:,} more row{'s' if count > 2 else ''})" if count > 1 else ""
-        expected = table.column(name).type
-        problems.append(f"column `{name}` expects {expected}, row {first_row} has {value}{more}")
-    if problems:
-        raise _Refusal(f"{path}: " + "; ".join(problems) + "; nothing loaded")
-
-
 def _record_ledger(
     con: duckdb.DuckDBPyConnection,
     load_id: str,
@@ -683,9 +355,6 @@ def _previous_load(
     return (str(row[0]), str(row[1]), int(row[2]), row[3]) if row else None
 
 
-# --- small helpers ----------------------------------------------------------------------------
-
-
 def _override_settings(con: duckdb.DuckDBPyConnection, values: dict[str, str]) -> dict[str, str]:
     """Set session settings (not transactional in DuckDB) and return the old values to restore."""
     old = {}
@@ -715,53 +384,3 @@ def _utc_naive(moment: datetime | None) -> datetime:
     if moment.tzinfo is not None:
         return moment.astimezone(UTC).replace(tzinfo=None)
     return moment
-
-
-def _quote(identifier: str) -> str:
-    """A double-quoted SQL identifier."""
-    return '"' + identifier.replace('"', '""') + '"'
-
-
-def _literal(value: str) -> str:
-    """A single-quoted SQL string literal."""
-    return "'" + value.replace("'", "''") + "'"
-
-
-def _rows(count: int) -> str:
-    """``"1 row"``, ``"1,234 rows"``."""
-    return f"{count:,} row" + ("" if count == 1 else "s")
-
-
-def _names(names: list[str]) -> str:
-    """Backticked, comma-separated column names, shortened when there are very many."""
-    shown = ", ".join(f"`{name}`" for name in names[:_MAX_LISTED_COLUMNS])
-    if len(names) > _MAX_LISTED_COLUMNS:
-        shown += f" and {len(names) - _MAX_LISTED_COLUMNS} more"
-    return shown
-
-
-def _show(value: object) -> str:
-    """A bad value for a message: quoted, shortened when long."""
-    if value is None:
-        return "NULL"
-    text = str(value)
-    if len(text) > _MAX_SHOWN_VALUE:
-        text = text[: _MAX_SHOWN_VALUE - 3] + "..."
-    return f"'{text}'"
-
-
-def _error_reason(error: BaseException) -> str:
-    """The useful part of a DuckDB error: its lines up to the generic advice, joined.
-
-    DuckDB's CSV errors span many lines ("CSV Error on Line: 3", the original line, the cause, then
-    "Possible fixes" and the reader options); the first line alone would drop the cause. The echoed
-    original line is left out: it can be long, and the line number already points at it.
-    """
-    kept = []
-    for raw_line in str(error).splitlines():
-        line = raw_line.strip()
-        if line.startswith(("Possible fix", "Possible Solution", "LINE ", "* ", "file = ")):
-            break
-        if line and not line.startswith("Original Line:"):
-            kept.append(line)
-    return "; ".join(kept) if kept else type(error).__name__
