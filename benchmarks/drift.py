@@ -12,9 +12,9 @@ built-in ``predicted_score`` and ``predicted_label``):
 * **warehouse, SQL**: the sum of the five models' ``execution_time`` in ``run_results.json`` (the
   SQL without dbt's start-up; with ``threads: 2`` two models can overlap, so the sum can exceed the
   span, which the notes show), and each model on its own line.
-* **warehouse, Python stage**: ``monitoring.drift_tests`` as the flow's ``test-drift`` task calls
-  it: read the three summary marts, KS p-value from (D, n, m) and chi-square per contingency table,
-  Benjamini-Hochberg, the gate.
+* **warehouse, Python stage**: ``retraining.drift.drift_tests`` as the flow's ``test-drift`` task
+  calls it: read the three summary marts, KS p-value from (D, n, m) and chi-square per
+  contingency table, Benjamini-Hochberg, the gate.
 * **in memory, read**: the raw Parquet file the warehouse ingested, read with pandas (pyarrow),
   its ``inputs`` JSON parsed into one column per feature (``orjson`` per row into DataFrames of
   250k rows; on this data as fast as pyarrow's vectorised JSON reader, 2.5x faster than the
@@ -77,11 +77,11 @@ import pyarrow as pa
 from scipy import stats
 from scipy.spatial import distance
 
-from feedback_flywheel import batches, monitoring, warehouse
-from feedback_flywheel.dbt_runner import run_dbt
+from feedback_flywheel import batches, warehouse
+from feedback_flywheel.config import Settings
 from feedback_flywheel.ingest import ingest_file
-from feedback_flywheel.policy import load_policy
-from feedback_flywheel.settings import BATCH_VARS, load_settings
+from feedback_flywheel.retraining import drift as monitoring
+from feedback_flywheel.warehouse.dbt import run_dbt
 
 DEFAULT_WORKDIR = Path("/tmp/flywheel-drift-bench")
 MODEL_NAME = "bench"
@@ -403,6 +403,7 @@ class Warehouse:
     workdir: Path
     batch: batches.BatchWindow
     dbt_vars: dict[str, Any]
+    project_dir: Path
 
     @property
     def target_path(self) -> Path:
@@ -415,6 +416,7 @@ class Warehouse:
         with log.open("w") as handle:
             result = run_dbt(
                 args,
+                project_dir=self.project_dir,
                 dbt_vars=self.dbt_vars,
                 db_path=self.db_path,
                 target_path=self.target_path,
@@ -878,9 +880,9 @@ def main(argv: list[str] | None = None) -> int:
         "drift_reference_days": 1,
     }
     batch = batches.window(REFERENCE_DAY, BATCH_END)
-    load_settings({**overrides, **batch.dbt_vars()})  # the batch window is valid too
-    settings = load_settings(overrides)
-    dbt_vars = {k: v for k, v in settings.dbt_vars().items() if k not in BATCH_VARS}
+    run_settings = Settings.load(overrides=overrides)
+    dbt_vars = run_settings.dbt_vars()
+    settings = run_settings.vars
     bins, top_k = settings.drift_bins, settings.drift_top_k
 
     # --- untimed setup ---
@@ -905,7 +907,7 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"ingest refused the file: {loaded.message}")
     _say(f"  {ingest_seconds:.1f} s: {loaded.message}")
 
-    bench = Warehouse(db_path, workdir, batch, dbt_vars)
+    bench = Warehouse(db_path, workdir, batch, dbt_vars, run_settings.project_dir)
     _say("dbt build of everything upstream of int_drift_values ...")
     setup_seconds = bench.dbt(
         [
@@ -929,7 +931,7 @@ def main(argv: list[str] | None = None) -> int:
         f"tests) {setup_seconds:.1f} s"
     )
 
-    policy = load_policy()
+    policy = run_settings.retraining_policy
     steps = {
         key: Step(name)
         for key, name in [
@@ -937,7 +939,7 @@ def main(argv: list[str] | None = None) -> int:
             ("sql", "warehouse: SQL = sum of the models' execution_time"),
             *[(model, f"warehouse SQL: {model}") for model in DRIFT_MODELS],
             ("marts", "warehouse: SQL of the 4 marts (without int_drift_values)"),
-            ("python", "warehouse: Python stage (monitoring.drift_tests)"),
+            ("python", "warehouse: Python stage (retraining.drift.drift_tests)"),
             ("read", "in memory: read (pandas)"),
             ("compute", "in memory: compute (scipy)"),
         ]

@@ -10,10 +10,10 @@ code, the same functions the ``flywheel`` CLI and the ``batch_cycle`` flow call,
 ``batch``   one batch's build as ``flows.batch_cycle`` runs it, minus Prefect and minus the
             flow's Python stages after the build (drift and performance tests, the retraining
             decision): ``plan_windows`` + ``open_batch``; ``dbt build --exclude-resource-type
-            unit_test`` through ``dbt_runner.run_dbt`` in a subprocess, with the project's vars
-            from ``load_settings().dbt_vars()`` minus the batch vars as ``--vars`` and the window
-            as ``BatchWindow.dbt_env()`` environment variables (what ``dbt_build`` in the flow
-            does); then ``batch_counts`` + ``close_batch``, so ``ml.batch_runs`` holds the batch
+            unit_test`` through ``warehouse.dbt.run_dbt`` in a subprocess, with the project's
+            vars from ``Settings.dbt_vars()`` (without the batch window) as ``--vars`` and the
+            window as ``BatchWindow.dbt_env()`` environment variables (what ``dbt_build`` in the
+            flow does); then ``batch_counts`` + ``close_batch``, so ``ml.batch_runs`` holds the batch
             and the next batch, or ``flywheel run``, starts from its watermark.
 """
 
@@ -110,8 +110,8 @@ def step_ingest(demo_dir: Path, db_path: Path, memory_limit: str | None) -> dict
 
 def step_batch(db_path: Path, end: datetime, profiles_dir: Path | None) -> dict[str, Any]:
     from feedback_flywheel import batches, warehouse
-    from feedback_flywheel.dbt_runner import run_dbt
-    from feedback_flywheel.settings import BATCH_VARS, load_settings
+    from feedback_flywheel.config import Settings
+    from feedback_flywheel.warehouse.dbt import run_dbt
 
     with warehouse.connect(db_path) as con:
         warehouse.init_warehouse(con)
@@ -123,10 +123,8 @@ def step_batch(db_path: Path, end: datetime, profiles_dir: Path | None) -> dict[
     # Exactly what flows.batch_cycle.dbt_build runs: the window validated with the other settings,
     # the constant vars as --vars, the window as environment variables (so dbt can parse the
     # project partially from one batch to the next), unit tests excluded.
-    load_settings(batch.dbt_vars())
-    constant_vars = {
-        name: value for name, value in load_settings().dbt_vars().items() if name not in BATCH_VARS
-    }
+    settings = Settings.load(db_path=db_path)
+    constant_vars = settings.dbt_vars()
     args = ["build", "--exclude-resource-type", "unit_test"]
     if profiles_dir:
         args += ["--profiles-dir", str(profiles_dir)]
@@ -135,6 +133,7 @@ def step_batch(db_path: Path, end: datetime, profiles_dir: Path | None) -> dict[
     try:
         result = run_dbt(
             args,
+            project_dir=settings.project_dir,
             dbt_vars=constant_vars,
             db_path=db_path,
             on_line=_echo,
@@ -188,11 +187,12 @@ def node_summary(target: Path | None = None) -> str:
 def _node_statuses(target: Path | None = None) -> dict[str, str]:
     """Node statuses from run_results.json in ``target`` (default: where the runner pointed dbt:
     ``$DBT_TARGET_PATH``, else the project's target/)."""
-    from feedback_flywheel import paths
+    from feedback_flywheel.config import paths
 
-    target = target or Path(os.environ.get("DBT_TARGET_PATH") or paths.project_dir() / "target")
+    project = paths.project_dir(os.environ)
+    target = target or Path(os.environ.get("DBT_TARGET_PATH") or project / "target")
     if not target.is_absolute():
-        target = paths.project_dir() / target
+        target = project / target
     try:
         results = json.loads((target / "run_results.json").read_text())["results"]
     except (OSError, ValueError, KeyError):
