@@ -26,6 +26,7 @@ from feedback_flywheel.config.policies import (
     load_reward_policy,
 )
 from feedback_flywheel.config.vars import BATCH_VARS
+from feedback_flywheel.rewards import bradley_terry, leaderboard, model, store, training
 from feedback_flywheel.rewards import stage as reward
 from feedback_flywheel.warehouse.contract import RAW_TABLES
 from tests.python.helpers import (
@@ -338,7 +339,7 @@ def train_pairs(world) -> dict[str, np.ndarray]:
     """The demo's train-split pairs as standardised feature matrices (a = low, b = high)."""
     pairs = world["pairs"]
     train = pairs[pairs.split == "train"]
-    names = [c for c in world["features"].columns if c not in reward.NON_FEATURE_COLUMNS]
+    names = [c for c in world["features"].columns if c not in store.NON_FEATURE_COLUMNS]
     xa = world["features"].loc[train.inference_id_low, names].to_numpy(dtype=float)
     xb = world["features"].loc[train.inference_id_high, names].to_numpy(dtype=float)
     stacked = np.vstack([xa, xb])
@@ -352,7 +353,7 @@ def test_bradley_terry_fit_equals_a_direct_likelihood_minimisation(train_pairs):
     decisive = train_pairs["outcome"] != 2
     xa, xb = train_pairs["xa"][decisive], train_pairs["xb"][decisive]
     y = (train_pairs["outcome"][decisive] == 0).astype(float)
-    ours = reward.fit_bradley_terry(
+    ours = bradley_terry.fit_bradley_terry(
         xa - xb, train_pairs["outcome"][decisive], l2=1.0, ties="exclude"
     )
     reference = optimize.minimize(
@@ -370,7 +371,7 @@ def test_bradley_terry_fit_equals_a_direct_likelihood_minimisation(train_pairs):
 def test_tie_models_equal_a_direct_likelihood_minimisation(train_pairs, ties):
     xa, xb, outcome = train_pairs["xa"], train_pairs["xb"], train_pairs["outcome"]
     assert (outcome == 2).sum() >= 5
-    ours = reward.fit_bradley_terry(xa - xb, outcome, l2=1.0, ties=ties)
+    ours = bradley_terry.fit_bradley_terry(xa - xb, outcome, l2=1.0, ties=ties)
     loss = reference_davidson_loss if ties == "davidson" else reference_rao_kupper_loss
     start = np.append(np.zeros(xa.shape[1]), np.log(0.2))
     reference = optimize.minimize(
@@ -416,7 +417,7 @@ def arena(truth: dict[str, Any], n_contexts: int, seed: int) -> tuple[pd.DataFra
 
 def test_item_level_fit_equals_minorisation_maximisation_and_recovers_the_order(demo_warehouse):
     pairs, planted = arena(demo_warehouse.truth, 1500, seed=3)
-    board = reward.fit_leaderboard(pairs, leaderboard_policy(1e-9, 60), ties="exclude")
+    board = leaderboard.fit_leaderboard(pairs, leaderboard_policy(1e-9, 60), ties="exclude")
     board = board.set_index("model_version")
     # the MLE by an independent algorithm on the same pairs
     versions = sorted(planted)
@@ -449,13 +450,13 @@ def test_the_echo_cap_limits_reward_model_pairs():
             "pair_weight": [1.0] * 4 + [0.5] * 2 + [0.25] * 10,
         }
     )
-    weight = reward.capped_weights(pairs, max_share=0.2)
+    weight = training.capped_weights(pairs, max_share=0.2)
     others = 4 * 1.0 + 2 * 0.5
     assert weight[pairs.pair_source != "reward_model"].tolist() == [1.0] * 4 + [0.5] * 2
     assert weight[pairs.pair_source == "reward_model"].sum() == pytest.approx(0.2 * others)
     # below the cap nothing changes
     few = pairs.iloc[:8]
-    assert reward.capped_weights(few, 0.2).tolist() == few.pair_weight.tolist()
+    assert training.capped_weights(few, 0.2).tolist() == few.pair_weight.tolist()
 
 
 # --- batch semantics on private copies ----------------------------------------------------------
@@ -498,7 +499,7 @@ def test_too_few_new_pairs_keeps_the_model_and_says_why(demo_warehouse, tmp_path
     last = demo_warehouse.windows[-1]
     quiet = batches.window(last.window_end, last.window_end + timedelta(days=1))
     with warehouse.connect(db) as con:
-        current = reward.current_model(con)
+        current = store.current_model(con)
         outcome = reward.run_batch(
             con,
             batch_id=quiet.batch_id,
@@ -728,7 +729,7 @@ def test_promotion_rule_refuses_a_worse_candidate_and_takes_a_better_one(metric)
             )
         }
     )
-    incumbent = reward.RewardModel(
+    incumbent = model.RewardModel(
         version="rm-old",
         feature_names=["x"],
         means=np.zeros(1),
