@@ -13,8 +13,8 @@ code, the same functions the ``flywheel`` CLI and the ``batch_cycle`` flow call,
             unit_test`` through ``warehouse.dbt.run_dbt`` in a subprocess, with the project's
             vars from ``Settings.dbt_vars()`` (without the batch window) as ``--vars`` and the
             window as ``BatchWindow.dbt_env()`` environment variables (what ``dbt_build`` in the
-            flow does); then ``batch_counts`` + ``close_batch``, so ``ml.batch_runs`` holds the batch
-            and the next batch, or ``flywheel run``, starts from its watermark.
+            flow does); then ``batch_counts`` + ``close_batch``, so ``ml.batch_runs`` holds the
+            batch and the next batch, or ``flywheel run``, starts from its watermark.
 """
 
 from __future__ import annotations

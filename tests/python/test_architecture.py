@@ -142,9 +142,7 @@ def test_the_readme_tree_is_the_package() -> None:
     tree = next(block for block in section.split("```")[1::2] if "feedback_flywheel/" in block)
     named = set(re.findall(r"^\s*([a-z_]+)/", tree, re.MULTILINE))
     folders = {
-        path.name
-        for path in PACKAGE.iterdir()
-        if path.is_dir() and (path / "__init__.py").exists()
+        path.name for path in PACKAGE.iterdir() if path.is_dir() and (path / "__init__.py").exists()
     }
     assert folders <= named, f"folders missing from the README tree: {sorted(folders - named)}"
     phantom = named - folders - {"feedback_flywheel", "flows", "models", "macros", "tests"}
