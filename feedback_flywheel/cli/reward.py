@@ -40,10 +40,10 @@ def _quality_lines(quality: list[tuple]) -> list[str]:
 def reward_status(limit: int, db_path: Path | None) -> None:
     """Reward-model batches (trained or skipped, promoted or not, and why), held-out accuracy /
     log loss / calibration error, the current version, and the preference data quality."""
-    from feedback_flywheel.rewards import stage as reward_stage
+    from feedback_flywheel.rewards import store as reward_store
 
     with connect(database(db_path), read_only=True) as con:
-        history = reward_stage.status_frame(con, limit)
+        history = reward_store.status_frame(con, limit)
         quality = queries.preference_quality(con)
     if history.empty:
         click.echo("no reward model yet: run a batch (`flywheel run`) first")
@@ -87,10 +87,10 @@ def _leaderboard_line(row) -> str:
 def reward_leaderboard(batch_id: str | None, db_path: Path | None) -> None:
     """Model versions ranked by an item-level Bradley-Terry fit on cross-version preference pairs
     (strength with a 95% bootstrap interval), beside the mean reward-model score of each."""
-    from feedback_flywheel.rewards import stage as reward_stage
+    from feedback_flywheel.rewards import store as reward_store
 
     with connect(database(db_path), read_only=True) as con:
-        board = reward_stage.leaderboard_frame(con, batch_id)
+        board = reward_store.leaderboard_frame(con, batch_id)
     if board.empty:
         raise click.ClickException(
             f"no leaderboard for batch {batch_id}; `flywheel reward status` lists the batches "

@@ -21,9 +21,6 @@ new pairs arrived (:mod:`.training`, maths in :mod:`.bradley_terry`); a candidat
 when it beats the current version on the same validation pairs (:func:`_promotion`, policy in
 ``policies/reward.yml``). A batch is processed once: re-running it finds its ``ml.reward_models``
 row and changes nothing.
-
-:func:`status_frame` and :func:`leaderboard_frame` (the CLI's reads) are re-exported from
-:mod:`.store`.
 """
 
 from __future__ import annotations
@@ -43,9 +40,8 @@ from feedback_flywheel.config.policies import RewardPolicy
 from feedback_flywheel.rewards import store, training
 from feedback_flywheel.rewards.leaderboard import fit_leaderboard
 from feedback_flywheel.rewards.model import RewardModel, input_hash
-from feedback_flywheel.rewards.store import leaderboard_frame, status_frame
 
-__all__ = ["RewardOutcome", "leaderboard_frame", "run_batch", "status_frame"]
+__all__ = ["RewardOutcome", "run_batch"]
 
 #: record keys left out of the audit payload (a timestamp, the raw JSON, a timing)
 _NOT_AUDITED = ("created_at", "parameters_json", "train_seconds")

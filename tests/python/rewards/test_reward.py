@@ -114,7 +114,7 @@ def world(demo_warehouse: DemoWarehouse) -> dict[str, Any]:
         models = con.execute("select * from ml.reward_models order by batch_id").df()
         scores = con.execute("select * from ml.reward_scores").df()
         board = con.execute("select * from ml.reward_leaderboard").df()
-        features = con.execute("select * from intermediate.int_output_features").df()
+        features = con.execute("select * from marts.fct_output_features").df()
         audit_rows = con.execute(
             "select subject_id, batch_id, payload_json from ml.audit_log "
             "where kind = 'reward_model'"
