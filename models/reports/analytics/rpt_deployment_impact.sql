@@ -14,11 +14,13 @@ with
 
 deployments as (
 
-    select distinct
+    -- One row per registered version (dim_model_versions: the latest statement of a version
+    -- gives its deployed_at).
+    select
         model_name,
         model_version,
         deployed_at
-    from {{ ref('stg_raw__model_deployments') }}
+    from {{ ref('dim_model_versions') }}
     where model_name is not null and model_version is not null and deployed_at is not null
 
 ),
