@@ -449,7 +449,7 @@ def feature_columns(con: duckdb.DuckDBPyConnection) -> list[str]:
     rows = con.execute(
         """
         select column_name from information_schema.columns
-        where table_schema = 'intermediate' and table_name = 'int_output_features'
+        where table_schema = 'marts' and table_name = 'fct_output_features'
         order by ordinal_position
         """
     ).fetchall()
@@ -482,7 +482,7 @@ def load_features(
         try:
             result = con.execute(
                 """
-                select features.* from intermediate.int_output_features as features
+                select features.* from marts.fct_output_features as features
                 inner join wanted_outputs using (inference_id)
                 order by features.inference_id
                 """
@@ -491,7 +491,7 @@ def load_features(
             con.unregister("wanted_outputs")
     else:
         result = con.execute(
-            f"select * from intermediate.int_output_features {where} order by inference_id"
+            f"select * from marts.fct_output_features {where} order by inference_id"
         ).df()
     return result.set_index("inference_id")
 
@@ -754,7 +754,7 @@ def _outputs_to_score(
     return con.execute(
         f"""
         with wanted as (
-            select inference_id from intermediate.int_output_features
+            select inference_id from marts.fct_output_features
             where logged_at < ?
                 and logged_at >= ? - interval {int(lookback_days)} day
             union
@@ -762,7 +762,7 @@ def _outputs_to_score(
             union
             select inference_id_high from marts.fct_preference_pairs
         )
-        select features.* from intermediate.int_output_features as features
+        select features.* from marts.fct_output_features as features
         inner join wanted using (inference_id)
         where features.logged_at < ?
             and not exists (
@@ -924,7 +924,7 @@ def run_batch(
                 select features.model_name || ':' || features.model_version as item,
                     avg(scores.score) as mean_reward, count(*) as scored_outputs
                 from ml.reward_scores as scores
-                inner join intermediate.int_output_features as features using (inference_id)
+                inner join marts.fct_output_features as features using (inference_id)
                 where scores.reward_model_version = ?
                 group by 1
                 """,
