@@ -1,6 +1,6 @@
 {#-
     The sampled training set of one dataset version, as CTEs: call it inside a `with` after the
-    caller's import CTE of fct_training_examples, whose name is `training_examples`, and follow it
+    caller's import CTE of fct_training_examples (its name is the first argument), and follow it
     with `select * from final` (the last CTE it emits). Used by fct_training_sample for the current
     batch and by analyses/training_sample_for_version.sql to rebuild any older version and prove it
     is identical.
