@@ -1,6 +1,7 @@
 # feedback_flywheel — the two commands a new user needs:
 #   make run    set up, generate the demo world, ingest it, run the batch cycle, print a summary
-#   make test   set up with dev extras and run every check: pytest, dbt build, sqlfluff, ruff
+#   make test   set up with dev extras and run every check: pytest, dbt build, sqlfluff, ruff,
+#               dbt-bouncer
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 PYTHON ?= python3.11
@@ -16,7 +17,7 @@ CI_DB := $(CURDIR)/data/ci/ci_build.duckdb
 
 help:
 	@echo "make run        set up and run the whole loop on the demo world (prints a summary)"
-	@echo "make test       set up with dev extras and run pytest, dbt build, sqlfluff and ruff"
+	@echo "make test       set up with dev extras and run pytest, dbt build, sqlfluff, ruff and dbt-bouncer"
 	@echo "make benchmark  ingest / full build / daily batch at 1M inferences (see benchmarks/README.md for 10M)"
 	@echo "make benchmark-drift  the drift suite in SQL vs pandas + scipy at 1M + 1M rows"
 	@echo "make clean      remove the venv, generated data, dbt target and Prefect home"
@@ -63,6 +64,9 @@ dbt-check: dev
 		$(BIN)/flywheel ingest --db $(CI_DB) $$table $(dir $(CI_DB))demo/$$table > /dev/null; \
 	done
 	FLYWHEEL_DUCKDB=$(CI_DB) $(BIN)/dbt build --warn-error-options '{"error": ["NoNodesForSelectionCriteria"]}'
+	# the house rules that need the built warehouse: every column of every model documented
+	FLYWHEEL_DUCKDB=$(CI_DB) $(BIN)/dbt docs generate --quiet
+	$(BIN)/dbt-bouncer run --config-file dbt-bouncer.yml --only catalog_checks
 	rm -rf $(dir $(CI_DB))
 
 lint: dev
@@ -72,6 +76,10 @@ lint: dev
 	# sqlfluff renders models against an empty database, so is_incremental() is always false here
 	rm -rf data/lint && mkdir -p data/lint
 	FLYWHEEL_DUCKDB=$(CURDIR)/data/lint/lint.duckdb $(BIN)/sqlfluff lint models analyses tests/dbt
+	# the house rules on the project's shape (names, layers, tests, docs, contracts, DAG hygiene),
+	# checked by dbt-bouncer on the manifest of a parse (dbt-bouncer.yml)
+	FLYWHEEL_DUCKDB=$(CURDIR)/data/lint/lint.duckdb $(BIN)/dbt parse --quiet
+	$(BIN)/dbt-bouncer run --config-file dbt-bouncer.yml --only manifest_checks
 	rm -rf data/lint
 
 benchmark: setup

@@ -2,6 +2,16 @@
 --   flywheel dataset verify ds-b20260301T000000
 -- compiles this with --vars '{dataset_batch_id: b20260301T000000}' and compares the rows with
 -- marts.fct_training_sample.
-{{ feedback_flywheel.training_sample(
-    var('dataset_batch_id', feedback_flywheel.batch_param('batch_id'))
-) }}
+{%- set dataset_batch_id = var('dataset_batch_id', feedback_flywheel.batch_param('batch_id')) %}
+
+with
+
+training_examples as (
+
+    select * from {{ ref('fct_training_examples') }}
+
+),
+
+{{ feedback_flywheel.training_sample('training_examples', dataset_batch_id) }}
+
+select * from final

@@ -259,6 +259,13 @@ def dbt_sources_yaml() -> str:
     """
     import yaml
 
+    def freshness() -> dict:
+        """Raw files arrive daily: a table (or the ledger) that saw no row for a day is late."""
+        return {
+            "warn_after": {"count": 1, "period": "day"},
+            "error_after": {"count": 3, "period": "day"},
+        }
+
     tables: list[dict] = []
     for table in RAW_TABLES.values():
         columns = []
@@ -291,7 +298,7 @@ def dbt_sources_yaml() -> str:
             {
                 "name": table.name,
                 "description": table.description,
-                "config": {"loaded_at_field": table.loaded_at_field},
+                "config": {"loaded_at_field": table.loaded_at_field, "freshness": freshness()},
                 "columns": columns,
             }
         )
@@ -301,7 +308,7 @@ def dbt_sources_yaml() -> str:
             "description": (
                 "One row per file ingest appended to a raw table (written by `flywheel ingest`)."
             ),
-            "config": {"loaded_at_field": "loaded_at", "freshness": None},
+            "config": {"loaded_at_field": "loaded_at", "freshness": freshness()},
             "columns": [
                 {"name": name, "description": description, "data_type": data_type}
                 | ({"data_tests": ["unique", "not_null"]} if name == "load_id" else {})
@@ -320,12 +327,6 @@ def dbt_sources_yaml() -> str:
                     "ingest`. Nothing in the project updates or deletes these rows; every row ends "
                     "accepted or quarantined downstream."
                 ),
-                "config": {
-                    "freshness": {
-                        "warn_after": {"count": 1, "period": "day"},
-                        "error_after": {"count": 3, "period": "day"},
-                    }
-                },
                 "tables": tables,
             }
         ],

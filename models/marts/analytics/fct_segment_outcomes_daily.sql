@@ -21,10 +21,57 @@
 
 with
 
+inferences_validated as (
+
+    select
+        inference_id,
+        model_name,
+        model_version,
+        predicted_label,
+        {%- for attribute in segments %}
+            {{ attribute }},
+        {%- endfor %}
+        is_accepted,
+        logged_at
+    from {{ ref('int_inferences_validated') }}
+    where logged_at < {{ batch_end }}
+
+),
+
+training_examples as (
+
+    select
+        inference_id,
+        label,
+        batch_id,
+        superseded_in_batch_id,
+        is_current,
+        inference_logged_at
+    from {{ ref('fct_training_examples') }}
+
+),
+
+accepted_feedback as (
+
+    select
+        inference_id,
+        event_type,
+        batch_id,
+        value_numeric,
+        is_explicit,
+        is_retracted,
+        inference_logged_at,
+        received_at
+    from {{ ref('fct_feedback') }}
+
+),
+
 {% if is_incremental() %}
 changed_days as (
 
-    {{ feedback_flywheel.days_changed_by_batch('served_date') }}
+    {{ feedback_flywheel.days_changed_by_batch(
+        'served_date', 'inferences_validated', 'training_examples', 'accepted_feedback'
+    ) }}
 
 ),
 {% endif %}
@@ -40,10 +87,9 @@ inferences as (
             {{ attribute }},
         {%- endfor %}
         cast(logged_at as date) as served_date
-    from {{ ref('int_inferences_validated') }}
+    from inferences_validated
     where
         is_accepted
-        and logged_at < {{ batch_end }}
     {%- if is_incremental() %}
             and cast(logged_at as date) in (select changed_days.served_date from changed_days)
         {%- endif %}
@@ -55,7 +101,7 @@ labels as (
     select
         inference_id,
         label
-    from {{ ref('fct_training_examples') }}
+    from training_examples
     where
         is_current
     {%- if is_incremental() %}
@@ -81,7 +127,7 @@ explicit_feedback as (
         sum(
             case when event_type = 'thumbs' and value_numeric = 1 then 1 else 0 end
         ) as thumbs_up_count
-    from {{ ref('fct_feedback') }}
+    from accepted_feedback
     where
         is_explicit
         and not is_retracted

@@ -22,9 +22,9 @@ examples as (
 
 ),
 
-sample as (
+sample_versions as (
 
-    select * from {{ ref('fct_training_sample') }}
+    select * from {{ ref('fct_training_sample_versions') }}
     where batch_id = '{{ batch_id }}'
 
 ),
@@ -55,16 +55,13 @@ superseded as (
 
 sampled as (
 
+    -- One row even when the batch sampled nothing (then a sample of 0 rows).
     select
-        count(*) as sample_count,
-        sum(case when sampling_strategy = 'stratified' then 1 else 0 end) as stratified_count,
-        sum(
-            case when sampling_strategy like 'uncertainty%' then 1 else 0 end
-        ) as uncertainty_count,
-        sum({{ feedback_flywheel.hex8_to_bigint(
-            'substr(' ~ dbt.hash('training_sample_id') ~ ', 1, 8)'
-        ) }}) as sample_fingerprint
-    from sample
+        coalesce(max(sample_count), 0) as sample_count,
+        max(stratified_count) as stratified_count,
+        max(uncertainty_count) as uncertainty_count,
+        max(sample_fingerprint) as sample_fingerprint
+    from sample_versions
 
 ),
 

@@ -11,4 +11,16 @@
 -- "New" for this model: the sample of the current batch's dataset version; samples of earlier
 -- versions stay as they were (and can be rebuilt exactly: analyses/training_sample_for_version).
 
-{{ feedback_flywheel.training_sample(feedback_flywheel.batch_param('batch_id')) }}
+{%- set batch_id = feedback_flywheel.batch_param('batch_id') %}
+
+with
+
+training_examples as (
+
+    select * from {{ ref('fct_training_examples') }}
+
+),
+
+{{ feedback_flywheel.training_sample('training_examples', batch_id) }}
+
+select * from final

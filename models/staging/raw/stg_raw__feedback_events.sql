@@ -1,5 +1,6 @@
 -- One row per raw feedback_events row, typed; the text value is also offered as a number. The
--- payload stays raw text here: validation (intermediate) decides whether it is usable.
+-- payload stays raw text here: validation (intermediate) decides whether it is usable. The event
+-- type and value are also kept exactly as sent (raw_*), for lineage.
 with
 
 source as (
@@ -16,6 +17,8 @@ renamed as (
         inference_id,
         lower(trim(event_type)) as event_type,
         trim(value) as value_text,
+        event_type as raw_event_type,
+        value as raw_value,
         payload as raw_payload,
         source as feedback_source,
         trim(schema_version) as schema_version,

@@ -13,8 +13,9 @@
 -- window, on both sides), __unseen__ (current values never seen in the reference window) and
 -- __missing__ (no value). Only buckets with a count on either side are rows, so the table (less
 -- __missing__) goes to scipy.stats.chi2_contingency as it is.
--- One pass over the long values groups them by (feature, value) with a count per window; one
--- window pass over that much smaller table ranks the reference categories.
+-- The values of the inference features come counted by (feature, value) with a count per window
+-- (int_drift_values_counted); the current matured labels (fct_training_examples) are counted
+-- here. One window pass over those counts ranks the reference categories.
 -- "New" for this model: the current batch's rows. unique_key is (batch_id, model_name,
 -- feature_name) rather than the row key drift_category_id, so a re-run replaces a feature's
 -- whole table: a category that dropped out of the top k cannot linger from the first attempt.
@@ -25,30 +26,67 @@
 
 with
 
-drift_values as (
-
-    select
-        model_name,
-        feature_name,
-        feature_kind,
-        window_side,
-        string_value
-    from {{ ref('int_drift_values') }}
-    where value_type = 'categorical'
-
-),
-
-value_counts as (
+inference_value_counts as (
 
     select
         model_name,
         feature_name,
         feature_kind,
         string_value,
+        ref_count,
+        cur_count
+    from {{ ref('int_drift_values_counted') }}
+    where value_type = 'categorical'
+
+),
+
+current_labels as (
+
+    -- The current matured label of every inference in the two windows: label drift.
+    select
+        model_name,
+        label,
+        inference_logged_at
+    from {{ ref('fct_training_examples') }}
+    where
+        is_current
+        and inference_logged_at >= {{ bounds.reference_start_at }}
+        and inference_logged_at < {{ bounds.current_end_at }}
+
+),
+
+label_values as (
+
+    select
+        model_name,
+        label as string_value,
+        case
+            when inference_logged_at >= {{ bounds.current_start_at }} then 'current'
+            else 'reference'
+        end as window_side
+    from current_labels
+
+),
+
+label_value_counts as (
+
+    select
+        model_name,
+        'label' as feature_name,
+        'label' as feature_kind,
+        string_value,
         sum(case when window_side = 'reference' then 1 else 0 end) as ref_count,
         sum(case when window_side = 'current' then 1 else 0 end) as cur_count
-    from drift_values
-    group by model_name, feature_name, feature_kind, string_value
+    from label_values
+    group by model_name, string_value
+
+),
+
+value_counts as (
+
+    select * from inference_value_counts
+    union all
+    select * from label_value_counts
 
 ),
 

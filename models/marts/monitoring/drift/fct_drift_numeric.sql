@@ -11,11 +11,12 @@
 -- window against the reference window, with exact two-sample statistics equal to scipy's on the
 -- same values: KS D (scipy.stats.ks_2samp), W1 (scipy.stats.wasserstein_distance), and PSI and
 -- JS distance over the frozen reference bins (fct_drift_reference_bins).
--- How: one pass over the long values groups them by (feature, value) with a count per window,
--- which collapses ties and puts the missing values in the null row; one window pass over that much
--- smaller table gives both empirical CDFs after each distinct value (right-continuous, as scipy
--- evaluates them) and the gap to the next distinct value. KS D is the largest |F_ref - F_cur| at a
--- distinct value, W1 the sum of |F_ref - F_cur| times the gap. No self-join, no per-feature query.
+-- How: the values come counted by (feature, value) with a count per window
+-- (int_drift_values_counted: ties collapsed, the missing values in the null row); one window pass
+-- over that much smaller table gives both empirical CDFs after each distinct value
+-- (right-continuous, as scipy evaluates them) and the gap to the next distinct value. KS D is the
+-- largest |F_ref - F_cur| at a distinct value, W1 the sum of |F_ref - F_cur| times the gap. No
+-- self-join, no per-feature query.
 -- D is maximised in integers, max |c_ref * n_cur - c_cur * n_ref| / (n_ref * n_cur) (c the
 -- cumulative counts), so it is the correctly rounded exact value: bit for bit what ks_2samp
 -- reports when it computes the exact p-value (both samples <= 10,000), within an ulp above.
@@ -31,15 +32,16 @@
 
 with
 
-drift_values as (
+value_counts as (
 
     select
         model_name,
         feature_name,
         feature_kind,
-        window_side,
-        numeric_value
-    from {{ ref('int_drift_values') }}
+        numeric_value,
+        ref_count,
+        cur_count
+    from {{ ref('int_drift_values_counted') }}
     where value_type = 'numeric'
 
 ),
@@ -56,20 +58,6 @@ reference_bins as (
     where
         reference_start_at = {{ bounds.reference_start_at }}
         and reference_end_at = {{ bounds.reference_end_at }}
-
-),
-
-value_counts as (
-
-    select
-        model_name,
-        feature_name,
-        feature_kind,
-        numeric_value,
-        sum(case when window_side = 'reference' then 1 else 0 end) as ref_count,
-        sum(case when window_side = 'current' then 1 else 0 end) as cur_count
-    from drift_values
-    group by model_name, feature_name, feature_kind, numeric_value
 
 ),
 

@@ -20,20 +20,37 @@
 {%- set batch_id = feedback_flywheel.batch_param('batch_id') %}
 {%- set bounds = feedback_flywheel.drift_window_bounds() %}
 {%- set bin_count = feedback_flywheel.drift_int_var('drift_bins', 2) %}
+{%- set numeric_features = [] %}
+{%- for feature in feedback_flywheel.drift_input_features() if feature.value_type == 'numeric' %}
+    {%- do numeric_features.append({'name': feature.name, 'column': 'input_' ~ feature.name}) %}
+{%- endfor %}
+{%- do numeric_features.append({'name': 'predicted_score', 'column': 'predicted_score'}) %}
 
 with
 
+reference_inferences as (
+
+    select * from {{ ref('int_drift_inputs_parsed') }}
+    where window_side = 'reference'
+
+),
+
 reference_values as (
 
-    select
-        model_name,
-        feature_name,
-        numeric_value
-    from {{ ref('int_drift_values') }}
-    where
-        value_type = 'numeric'
-        and window_side = 'reference'
-        and numeric_value is not null
+    -- The numeric features long: the numeric inputs of var drift_features and predicted_score.
+    {%- for feature in numeric_features %}
+
+        select
+            model_name,
+            '{{ feature.name }}' as feature_name,
+            {{ feature.column }} as numeric_value
+        from reference_inferences
+        where {{ feature.column }} is not null
+        {%- if not loop.last %}
+
+            union all
+        {%- endif %}
+    {%- endfor %}
 
 ),
 

@@ -25,6 +25,35 @@
 
 with
 
+labelled_examples as (
+
+    select
+        model_name,
+        model_version,
+        predicted_score,
+        is_correct
+    from {{ ref('fct_training_examples') }}
+    where
+        is_current
+        and inference_logged_at >= {{ reference_start }}
+        and inference_logged_at < {{ reference_end }}
+
+),
+
+current_inferences as (
+
+    select
+        model_name,
+        model_version,
+        predicted_score
+    from {{ ref('int_inferences_validated') }}
+    where
+        is_accepted
+        and logged_at >= {{ drift_current_start }}
+        and logged_at < {{ batch_end }}
+
+),
+
 reference as (
 
     select
@@ -33,11 +62,7 @@ reference as (
         least(cast(floor(predicted_score * {{ bins }}) as integer), {{ bins - 1 }}) as score_bin,
         count(*) as reference_labelled,
         sum(case when is_correct then 1 else 0 end) as reference_correct
-    from {{ ref('fct_training_examples') }}
-    where
-        is_current
-        and inference_logged_at >= {{ reference_start }}
-        and inference_logged_at < {{ reference_end }}
+    from labelled_examples
     group by 1, 2, 3
 
 ),
@@ -51,11 +76,7 @@ current_predictions as (
         count(*) as current_predictions,
         {{ feedback_flywheel.exact_sum('predicted_score', 'cast(1 as double)') }}
             as current_score_sum
-    from {{ ref('int_inferences_validated') }}
-    where
-        is_accepted
-        and logged_at >= {{ drift_current_start }}
-        and logged_at < {{ batch_end }}
+    from current_inferences
     group by 1, 2, 3
 
 ),

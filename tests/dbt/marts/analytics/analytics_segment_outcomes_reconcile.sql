@@ -5,18 +5,17 @@
 
 with
 
-outcomes as (
+segment_outcomes as (
 
     select
         model_name,
         model_version,
         served_date,
         segment_attribute,
-        sum(predicted_count) as predicted_count,
-        sum(labelled_predicted_count) as labelled_predicted_count,
-        sum(labelled_actual_count) as labelled_actual_count
+        predicted_count,
+        labelled_predicted_count,
+        labelled_actual_count
     from {{ ref('fct_segment_outcomes_daily') }}
-    group by model_name, model_version, served_date, segment_attribute
 
 ),
 
@@ -28,6 +27,21 @@ kpi as (
         kpi_date,
         inference_count
     from {{ ref('rpt_kpi_daily') }}
+
+),
+
+outcomes as (
+
+    select
+        model_name,
+        model_version,
+        served_date,
+        segment_attribute,
+        sum(predicted_count) as predicted_count,
+        sum(labelled_predicted_count) as labelled_predicted_count,
+        sum(labelled_actual_count) as labelled_actual_count
+    from segment_outcomes
+    group by model_name, model_version, served_date, segment_attribute
 
 )
 

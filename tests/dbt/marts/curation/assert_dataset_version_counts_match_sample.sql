@@ -13,6 +13,15 @@ versions as (
 
 ),
 
+sample as (
+
+    select
+        dataset_version,
+        sampling_strategy
+    from {{ ref('fct_training_sample') }}
+
+),
+
 sample_counts as (
 
     select
@@ -22,7 +31,7 @@ sample_counts as (
         sum(
             case when sampling_strategy like 'uncertainty%' then 1 else 0 end
         ) as uncertainty_count
-    from {{ ref('fct_training_sample') }}
+    from sample
     group by dataset_version
 
 ),

@@ -14,11 +14,13 @@ with
 
 deployments as (
 
-    select distinct
+    -- One row per registered version (dim_model_versions: the latest statement of a version
+    -- gives its deployed_at).
+    select
         model_name,
         model_version,
         deployed_at
-    from {{ ref('stg_raw__model_deployments') }}
+    from {{ ref('dim_model_versions') }}
     where model_name is not null and model_version is not null and deployed_at is not null
 
 ),
@@ -290,21 +292,15 @@ moments as (
         case when after_trials > 0 then after_successes / after_trials end as after_value,
         case
             when metric_kind = 'mean' and before_trials > 1
-                then
-                    greatest(
-                        (before_sum_squares - before_successes * before_successes / before_trials)
-                        / (before_trials - 1),
-                        0
-                    ) / before_trials
+                then {{ feedback_flywheel.mean_sampling_variance(
+                    'before_successes', 'before_sum_squares', 'before_trials'
+                ) }}
         end as before_mean_variance,
         case
             when metric_kind = 'mean' and after_trials > 1
-                then
-                    greatest(
-                        (after_sum_squares - after_successes * after_successes / after_trials)
-                        / (after_trials - 1),
-                        0
-                    ) / after_trials
+                then {{ feedback_flywheel.mean_sampling_variance(
+                    'after_successes', 'after_sum_squares', 'after_trials'
+                ) }}
         end as after_mean_variance
     from paired
 
@@ -340,22 +336,23 @@ means_compared as (
     select
         *,
         after_value - before_value as difference,
-        before_value - 1.959963984540054 * sqrt(before_mean_variance) as before_lower,
-        before_value + 1.959963984540054 * sqrt(before_mean_variance) as before_upper,
-        after_value - 1.959963984540054 * sqrt(after_mean_variance) as after_lower,
-        after_value + 1.959963984540054 * sqrt(after_mean_variance) as after_upper,
-        after_value - before_value
-        - 1.959963984540054 * sqrt(after_mean_variance + before_mean_variance)
-            as difference_lower,
-        after_value - before_value
-        + 1.959963984540054 * sqrt(after_mean_variance + before_mean_variance)
-            as difference_upper,
-        case
-            when after_mean_variance + before_mean_variance > 0
-                then
-                    (after_value - before_value)
-                    / sqrt(after_mean_variance + before_mean_variance)
-        end as z_statistic
+        {{ feedback_flywheel.normal_interval_lower('before_value', 'before_mean_variance') }}
+            as before_lower,
+        {{ feedback_flywheel.normal_interval_upper('before_value', 'before_mean_variance') }}
+            as before_upper,
+        {{ feedback_flywheel.normal_interval_lower('after_value', 'after_mean_variance') }}
+            as after_lower,
+        {{ feedback_flywheel.normal_interval_upper('after_value', 'after_mean_variance') }}
+            as after_upper,
+        {{ feedback_flywheel.welch_difference_lower(
+            'after_value', 'after_mean_variance', 'before_value', 'before_mean_variance'
+        ) }} as difference_lower,
+        {{ feedback_flywheel.welch_difference_upper(
+            'after_value', 'after_mean_variance', 'before_value', 'before_mean_variance'
+        ) }} as difference_upper,
+        {{ feedback_flywheel.welch_z(
+            'after_value', 'after_mean_variance', 'before_value', 'before_mean_variance'
+        ) }} as z_statistic
     from moments
     where metric_kind = 'mean'
 

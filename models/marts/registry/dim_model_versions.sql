@@ -1,7 +1,8 @@
 -- The model registry as a state: one row per (model, version), from the append-only registry
 -- events in raw.model_deployments. The latest row loaded for a version states it (a user retires
 -- a version by appending a row with retired_at set); superseded_at is when the model's next
--- version started serving. The snapshot model_registry_snapshot keeps the history of this state.
+-- version started serving. The snapshot model_registry_snapshot keeps the history of this state;
+-- rpt_deployment_impact and the dashboard read the deployments from here.
 with
 
 deployments as (

@@ -4,7 +4,8 @@
 -- (Python only reads them): word, character and sentence counts of output_text, whether it asks
 -- a question, one 0/1 flag per LIKE pattern of var reward_text_keywords (matched on the
 -- lower-cased text), and the model's own confidence (predicted_score). A view: the text functions
--- are cheap, and the reward stage reads only the outputs it trains on or scores.
+-- are cheap, and the reward stage reads only the outputs it trains on or scores. Public: the reward
+-- stage (feedback_flywheel/reward.py) reads it as marts.fct_output_features.
 
 {%- set keywords = var('reward_text_keywords') %}
 

@@ -15,13 +15,58 @@
 -- label that arrives weeks late still updates the day it belongs to.
 
 {%- set batch_end = feedback_flywheel.var_timestamp('batch_end') %}
+{%- set z = feedback_flywheel.z95() %}
 
 with
+
+inferences_validated as (
+
+    select
+        model_name,
+        model_version,
+        is_accepted,
+        logged_at
+    from {{ ref('int_inferences_validated') }}
+    where logged_at < {{ batch_end }}
+
+),
+
+training_examples as (
+
+    select
+        model_name,
+        model_version,
+        label,
+        predicted_label,
+        batch_id,
+        superseded_in_batch_id,
+        is_current,
+        inference_logged_at
+    from {{ ref('fct_training_examples') }}
+
+),
+
+accepted_feedback as (
+
+    select
+        model_name,
+        model_version,
+        event_type,
+        batch_id,
+        value_numeric,
+        is_retracted,
+        inference_logged_at,
+        received_at
+    from {{ ref('fct_feedback') }}
+
+),
 
 {% if is_incremental() %}
 changed_days as (
 
-    {{ feedback_flywheel.days_changed_by_batch('kpi_date') }}
+    {{ feedback_flywheel.days_changed_by_batch(
+        'kpi_date', 'inferences_validated', 'training_examples', 'accepted_feedback'
+    ) }}
 
 ),
 {% endif %}
@@ -32,10 +77,9 @@ inferences as (
         model_name,
         model_version,
         cast(logged_at as date) as kpi_date
-    from {{ ref('int_inferences_validated') }}
+    from inferences_validated
     where
         is_accepted
-        and logged_at < {{ batch_end }}
     {%- if is_incremental() %}
             and cast(logged_at as date) in (select changed_days.kpi_date from changed_days)
         {%- endif %}
@@ -50,7 +94,7 @@ examples as (
         label,
         predicted_label,
         cast(inference_logged_at as date) as kpi_date
-    from {{ ref('fct_training_examples') }}
+    from training_examples
     where
         is_current
     {%- if is_incremental() %}
@@ -69,7 +113,7 @@ feedback as (
         event_type,
         value_numeric,
         cast(inference_logged_at as date) as kpi_date
-    from {{ ref('fct_feedback') }}
+    from accepted_feedback
     where
         not is_retracted
         and event_type in ('rating', 'reward', 'thumbs', 'click', 'conversion')
@@ -303,11 +347,11 @@ final as (
         recall_macro,
         f1_macro,
         rating_mean,
-        rating_mean - 1.959963984540054 * rating_stddev / sqrt(rating_count) as rating_mean_lower,
-        rating_mean + 1.959963984540054 * rating_stddev / sqrt(rating_count) as rating_mean_upper,
+        rating_mean - {{ z }} * rating_stddev / sqrt(rating_count) as rating_mean_lower,
+        rating_mean + {{ z }} * rating_stddev / sqrt(rating_count) as rating_mean_upper,
         reward_mean,
-        reward_mean - 1.959963984540054 * reward_stddev / sqrt(reward_count) as reward_mean_lower,
-        reward_mean + 1.959963984540054 * reward_stddev / sqrt(reward_count) as reward_mean_upper,
+        reward_mean - {{ z }} * reward_stddev / sqrt(reward_count) as reward_mean_lower,
+        reward_mean + {{ z }} * reward_stddev / sqrt(reward_count) as reward_mean_upper,
         case when thumbs_count > 0 then thumbs_up_count * 1.0 / thumbs_count end as thumbs_up_rate,
         {{ feedback_flywheel.wilson_lower('thumbs_up_count', 'thumbs_count') }}
             as thumbs_up_rate_lower,

@@ -12,7 +12,7 @@
 --               a context whose three pairs are all decided, the share that form a cycle
 --               (x > y > z > x). Null when no context has three outputs judged pairwise;
 --   quarantine: raw preference rows of that source refused (fct_preference_quarantine) or still
---               held (an output not in the log yet).
+--               held (an output not in the log yet), from int_preference_events_counted.
 
 with
 
@@ -22,9 +22,13 @@ pairs as (
 
 ),
 
-classified as (
+status_counts as (
 
-    select * from {{ ref('int_preference_events_classified') }}
+    select
+        preference_source,
+        status,
+        row_count
+    from {{ ref('int_preference_events_counted') }}
 
 ),
 
@@ -142,17 +146,28 @@ cycles as (
 quarantine as (
 
     select
-        coalesce(preference_source, 'unknown') as scope,
-        count(case when status = 'quarantined' then 1 end) as quarantined_rows,
-        count(case when status = 'held' then 1 end) as held_rows
-    from classified
-    group by coalesce(preference_source, 'unknown')
+        preference_source as scope,
+        cast(
+            sum(case when status = 'quarantined' then row_count else 0 end)
+            as {{ dbt.type_bigint() }}
+        ) as quarantined_rows,
+        cast(
+            sum(case when status = 'held' then row_count else 0 end) as {{ dbt.type_bigint() }}
+        ) as held_rows
+    from status_counts
+    group by preference_source
     union all
     select
         'all' as scope,
-        count(case when status = 'quarantined' then 1 end) as quarantined_rows,
-        count(case when status = 'held' then 1 end) as held_rows
-    from classified
+        cast(
+            coalesce(sum(case when status = 'quarantined' then row_count else 0 end), 0)
+            as {{ dbt.type_bigint() }}
+        ) as quarantined_rows,
+        cast(
+            coalesce(sum(case when status = 'held' then row_count else 0 end), 0)
+            as {{ dbt.type_bigint() }}
+        ) as held_rows
+    from status_counts
 
 ),
 

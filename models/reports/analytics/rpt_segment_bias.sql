@@ -12,7 +12,10 @@
 {%- set band = var('bias_disparity_band') %}
 {%- set reference_groups = var('bias_reference_groups', {}) %}
 {%- set positive_labels = var('bias_positive_labels', {}) %}
-{%- set z = 1.959963984540054 %}
+{#- the Benjamini-Hochberg families (every test of one model version and time bucket), and the
+    order of equal p-values inside one -#}
+{%- set bh_family = ['model_name', 'model_version', 'time_bucket', 'bucket_start_date'] %}
+{%- set bh_tiebreak = ['segment_attribute', 'segment_value', 'metric', 'class_label'] %}
 {#- configured reference groups first; '__overall__' has one group; otherwise the majority -#}
 {%- set reference_case -%}
     case segment_attribute
@@ -271,9 +274,9 @@ valued as (
         case when trials > 0 then successes / trials end as metric_value,
         case
             when metric_kind = 'mean' and trials > 1
-                then
-                    greatest((sum_squares - successes * successes / trials) / (trials - 1), 0)
-                    / trials
+                then {{ feedback_flywheel.mean_sampling_variance(
+                    'successes', 'sum_squares', 'trials'
+                ) }}
         end as mean_variance
     from metrics
 
@@ -376,18 +379,19 @@ means_tested as (
     -- Normal intervals; against the reference, the Welch (unequal variances) interval and z.
     select
         *,
-        metric_value - {{ z }} * sqrt(mean_variance) as interval_lower,
-        metric_value + {{ z }} * sqrt(mean_variance) as interval_upper,
-        metric_value - reference_value_metric
-        - {{ z }} * sqrt(mean_variance + reference_mean_variance) as comparison_lower,
-        metric_value - reference_value_metric
-        + {{ z }} * sqrt(mean_variance + reference_mean_variance) as comparison_upper,
-        case
-            when mean_variance + reference_mean_variance > 0
-                then
-                    (metric_value - reference_value_metric)
-                    / sqrt(mean_variance + reference_mean_variance)
-        end as comparison_z
+        {{ feedback_flywheel.normal_interval_lower('metric_value', 'mean_variance') }}
+            as interval_lower,
+        {{ feedback_flywheel.normal_interval_upper('metric_value', 'mean_variance') }}
+            as interval_upper,
+        {{ feedback_flywheel.welch_difference_lower(
+            'metric_value', 'mean_variance', 'reference_value_metric', 'reference_mean_variance'
+        ) }} as comparison_lower,
+        {{ feedback_flywheel.welch_difference_upper(
+            'metric_value', 'mean_variance', 'reference_value_metric', 'reference_mean_variance'
+        ) }} as comparison_upper,
+        {{ feedback_flywheel.welch_z(
+            'metric_value', 'mean_variance', 'reference_value_metric', 'reference_mean_variance'
+        ) }} as comparison_z
     from compared
     where metric_kind = 'mean'
 
@@ -420,43 +424,10 @@ with_p as (
 
 ),
 
-ranked as (
-
-    -- Benjamini-Hochberg within a family: every test of one model version and time bucket.
-    select
-        *,
-        count(p_value) over family as family_test_count,
-        row_number() over (
-            partition by
-                model_name, model_version, time_bucket, bucket_start_date, p_value is null
-            order by p_value, segment_attribute, segment_value, metric, class_label
-        ) as p_rank
-    from with_p
-    window family as (partition by model_name, model_version, time_bucket, bucket_start_date)
-
-),
-
-stepped as (
-
-    -- The step-up: the smallest p * m / rank at this rank or above.
-    select
-        *,
-        min(p_value * family_test_count / p_rank) over (
-            partition by
-                model_name, model_version, time_bucket, bucket_start_date, p_value is null
-            order by p_rank desc
-            rows between unbounded preceding and current row
-        ) as p_value_stepped
-    from ranked
-
-),
-
 adjusted as (
 
-    select
-        *,
-        case when p_value is not null then least(1.0, p_value_stepped) end as p_value_adjusted
-    from stepped
+    -- Benjamini-Hochberg within a family: every test of one model version and time bucket.
+    {{ feedback_flywheel.benjamini_hochberg('with_p', 'p_value', bh_family, bh_tiebreak) }}
 
 ),
 

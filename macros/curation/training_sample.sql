@@ -1,7 +1,9 @@
 {#-
-    The sampled training set of one dataset version, as a query. Used by fct_training_sample for the
-    current batch and by analyses/training_sample_for_version.sql to rebuild any older version and
-    prove it is identical.
+    The sampled training set of one dataset version, as CTEs: call it inside a `with` after the
+    caller's import CTE of fct_training_examples (its name is the first argument), and follow it
+    with `select * from final` (the last CTE it emits). Used by fct_training_sample for the current
+    batch and by analyses/training_sample_for_version.sql to rebuild any older version and prove it
+    is identical.
 
     Two strategies, each row saying which chose it:
     - stratified: per cell (var stratify_by value x label) take the var stratified_quota_per_cell
@@ -10,7 +12,7 @@
     - uncertainty: from the rows not chosen above, the var uncertainty_budget most uncertain by
       var uncertainty_method (least_confidence | margin | entropy), ties broken by the same hash.
 -#}
-{% macro training_sample(dataset_batch_id) -%}
+{% macro training_sample(training_examples, dataset_batch_id) -%}
 
 {%- set seed = var('sampling_seed') %}
 {%- set stratify_by = var('stratify_by') %}
@@ -28,11 +30,9 @@
     ) }}
 {%- endif %}
 
-with
-
 examples_as_of as (
 
-    select * from {{ ref('fct_training_examples') }}
+    select * from {{ training_examples }}
     where
         batch_id <= '{{ dataset_batch_id }}'
         and (
@@ -151,7 +151,5 @@ final as (
         on sampled.training_example_id = examples_as_of.training_example_id
 
 )
-
-select * from final
 
 {%- endmacro %}

@@ -15,17 +15,30 @@
 {%- endmacro %}
 
 
+{#- A batch parameter (batch_start / batch_end) or var holding a timestamp, as a timestamp. -#}
+{% macro var_timestamp(name) -%}
+    {%- if name in ['batch_start', 'batch_end'] -%}
+        cast('{{ feedback_flywheel.batch_param(name) }}' as timestamp)
+    {%- else -%}
+        cast('{{ var(name) }}' as timestamp)
+    {%- endif -%}
+{%- endmacro %}
+
+
 {#- The days (by the day a prediction was served, named `column`) that the current batch changed
     anything on: inferences logged in the batch window or up to lookback_days before it, training
     examples the batch added or superseded, feedback it accepted. Incremental marts keyed by day
     recompute exactly these days, so a label that arrives weeks late still updates its day. A
-    select statement, for a CTE. -#}
-{% macro days_changed_by_batch(column) -%}
+    select statement, for a CTE. The three inputs are the calling model's import CTEs (or
+    relations) of int_inferences_validated (logged_at), fct_training_examples
+    (inference_logged_at, batch_id, superseded_in_batch_id) and fct_feedback (inference_logged_at,
+    batch_id), unfiltered or filtered no further than these columns need. -#}
+{% macro days_changed_by_batch(column, inferences, training_examples, feedback) -%}
     {%- set batch_id = feedback_flywheel.batch_param('batch_id') %}
     {%- set batch_start = feedback_flywheel.var_timestamp('batch_start') %}
     {%- set batch_end = feedback_flywheel.var_timestamp('batch_end') %}
     select cast(logged_at as date) as {{ column }}
-    from {{ ref('int_inferences_validated') }}
+    from {{ inferences }}
     where
         logged_at >= {{ dbt.dateadd('day', -var('lookback_days'), batch_start) }}
         and logged_at < {{ batch_end }}
@@ -33,12 +46,12 @@
     union
 
     select cast(inference_logged_at as date) as {{ column }}
-    from {{ ref('fct_training_examples') }}
+    from {{ training_examples }}
     where batch_id = '{{ batch_id }}' or superseded_in_batch_id = '{{ batch_id }}'
 
     union
 
     select cast(inference_logged_at as date) as {{ column }}
-    from {{ ref('fct_feedback') }}
+    from {{ feedback }}
     where batch_id = '{{ batch_id }}'
 {%- endmacro %}

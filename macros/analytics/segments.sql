@@ -1,0 +1,25 @@
+{#- The segment dimensions the analytics marts break down by, from the vars: overall
+    ('__overall__' / '__all__'), every attribute of var segment_attributes, and every intersection
+    of var bias_intersections (named 'a|b', its values 'value_a|value_b'). Returns a list of
+    (name, SQL expression over the segment columns) pairs. -#}
+{% macro analytics_segment_dimensions() -%}
+    {%- set dimensions = [("__overall__", "'__all__'")] -%}
+    {%- for attribute in var('segment_attributes') -%}
+        {%- do dimensions.append((attribute, "coalesce(" ~ attribute ~ ", '__missing__')")) -%}
+    {%- endfor -%}
+    {%- for intersection in var('bias_intersections', []) -%}
+        {%- set parts = [] -%}
+        {%- for attribute in intersection -%}
+            {%- if attribute not in var('segment_attributes') -%}
+                {{ exceptions.raise_compiler_error(
+                    "var bias_intersections: " ~ attribute ~ " is not one of segment_attributes ("
+                    ~ var('segment_attributes') | join(', ') ~ "); fix dbt_project.yml or --vars"
+                ) }}
+            {%- endif -%}
+            {%- do parts.append("coalesce(" ~ attribute ~ ", '__missing__')") -%}
+            {%- if not loop.last %}{% do parts.append("'|'") %}{% endif -%}
+        {%- endfor -%}
+        {%- do dimensions.append((intersection | join('|'), dbt.concat(parts))) -%}
+    {%- endfor -%}
+    {{ return(dimensions) }}
+{%- endmacro %}
