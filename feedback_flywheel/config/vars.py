@@ -14,7 +14,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 BATCH_VARS = ("batch_id", "batch_start", "batch_end")
-# Features of int_output_features that do not come from var reward_text_keywords.
+# Features of fct_output_features that do not come from var reward_text_keywords.
 REWARD_FIXED_FEATURES = ("n_words", "n_chars", "n_sentences", "has_question", "predicted_score")
 
 
