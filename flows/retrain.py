@@ -142,6 +142,60 @@ def publish_summary(dataset_version: str, runs: list[dict[str, Any]]) -> str:
     return markdown
 
 
+def _train_one(
+    database: Path,
+    sample: pd.DataFrame,
+    version: str,
+    name: str,
+    decision_id: str | None,
+    options: dict[str, Any],
+) -> dict[str, Any]:
+    """Train, compare and (when it wins) deploy one model's candidate, and record the attempt —
+    failed ones too. Returns the recorded row (without the parameters)."""
+    logger = get_run_logger()
+    started_at = training_store.utc_now()
+    rows = sample[sample["model_name"] == name].reset_index(drop=True)
+    load_id = None
+    try:
+        registry = read_registry(database, name)
+        result = train_candidate(rows, registry, version, name, options)
+        row = training_store.run_row(result)
+        if result.beats_current and not result.already_deployed:
+            load_id = deploy_candidate(database, result)
+            row["status"] = "deployed"
+        else:
+            row["status"] = "already_deployed" if result.beats_current else "not_deployed"
+    except Exception as error:
+        inputs = trainer.run_inputs(rows, **options)
+        row = {
+            "training_run_id": trainer.training_run_id(version, name, inputs),
+            "model_name": name,
+            "dataset_version": version,
+            "status": "failed",
+            "parameters_json": json.dumps({"inputs": inputs}, sort_keys=True),
+            "error_message": f"{type(error).__name__}: {error}"[:4000],
+        }
+    row |= {
+        "decision_id": decision_id,
+        "started_at": started_at,
+        "finished_at": training_store.utc_now(),
+    }
+    attempt = record_training_run(database, row)
+    logger.info(
+        "%s: %s (holdout accuracy %s; gain over current %s: %s, p %s)",
+        row["training_run_id"],
+        row["status"],
+        _fmt(row.get("holdout_accuracy")),
+        row.get("baseline_model_version"),
+        _fmt(row.get("accuracy_gain")),
+        _fmt(row.get("accuracy_gain_p_value")),
+    )
+    return {k: v for k, v in row.items() if k != "parameters_json"} | {
+        "attempt": attempt,
+        "load_id": load_id,
+    }
+
+
 @flow(name="retrain", log_prints=True)
 def retrain(
     dataset_version: str | None = None,
@@ -160,7 +214,6 @@ def retrain(
     more than ``min_improvement`` accuracy (one-sided paired test at ``significance``; 1 = compare
     the point estimates only), and record every run. Returns the runs (without their parameters).
     """
-    logger = get_run_logger()
     database = Settings.load(db_path=db_path).db_path
     options = {
         "holdout_share": holdout_share,
@@ -182,54 +235,13 @@ def retrain(
             f"model_name {model_name!r} has no rows in the training sample of {version}; "
             f"models there: {', '.join(available) or 'none'}"
         )
-    runs: list[dict[str, Any]] = []
-    failures: list[str] = []
-    for name in [model_name] if model_name else available:
-        started_at = training_store.utc_now()
-        rows = sample[sample["model_name"] == name].reset_index(drop=True)
-        try:
-            registry = read_registry(database, name)
-            result = train_candidate(rows, registry, version, name, options)
-            row = training_store.run_row(result)
-            load_id = None
-            if result.beats_current and not result.already_deployed:
-                load_id = deploy_candidate(database, result)
-                row["status"] = "deployed"
-            elif result.beats_current:
-                row["status"] = "already_deployed"
-            else:
-                row["status"] = "not_deployed"
-        except Exception as error:
-            inputs = trainer.run_inputs(rows, **options)
-            row = {
-                "training_run_id": trainer.training_run_id(version, name, inputs),
-                "model_name": name,
-                "dataset_version": version,
-                "status": "failed",
-                "parameters_json": json.dumps({"inputs": inputs}, sort_keys=True),
-                "error_message": f"{type(error).__name__}: {error}"[:4000],
-            }
-            load_id = None
-            failures.append(f"{name}: {row['error_message']}")
-        row |= {
-            "decision_id": decision_id,
-            "started_at": started_at,
-            "finished_at": training_store.utc_now(),
-        }
-        attempt = record_training_run(database, row)
-        runs.append(
-            {k: v for k, v in row.items() if k != "parameters_json"}
-            | {"attempt": attempt, "load_id": load_id}
-        )
-        logger.info(
-            "%s: %s (holdout accuracy %s; gain over current %s: %s, p %s)",
-            row["training_run_id"],
-            row["status"],
-            _fmt(row.get("holdout_accuracy")),
-            row.get("baseline_model_version"),
-            _fmt(row.get("accuracy_gain")),
-            _fmt(row.get("accuracy_gain_p_value")),
-        )
+    runs = [
+        _train_one(database, sample, version, name, decision_id, options)
+        for name in ([model_name] if model_name else available)
+    ]
+    failures = [
+        f"{run['model_name']}: {run['error_message']}" for run in runs if run["status"] == "failed"
+    ]
     publish_summary(version, runs)
     if failures:
         raise RuntimeError("retraining failed for " + "; ".join(failures))

@@ -259,6 +259,41 @@ def _baseline_predictions(
     return "all_versions", everywhere, recorded
 
 
+def _fit(
+    train: pd.DataFrame, *, max_categories: int, l2: float
+) -> tuple[FeatureSpec, LogisticModel, float]:
+    """Learn the encoding on the training rows and fit the model; (spec, model, seconds)."""
+    records = parse_features(train["features_json"])
+    spec = learn_features(records, max_categories=max_categories)
+    weights = train["sample_weight"].astype(float).fillna(1.0).to_numpy()
+    started = time.perf_counter()
+    model = fit_multinomial_logistic(
+        spec.transform(records), train["label"].astype(str).to_numpy(), weights, l2=l2
+    )
+    return spec, model, time.perf_counter() - started
+
+
+def _run_parameters(
+    model: LogisticModel,
+    spec: FeatureSpec,
+    inputs: dict[str, Any],
+    comparison: BaselineComparison,
+) -> dict[str, Any]:
+    """What a run records so :func:`rescore` can rebuild its model and an auditor its rules."""
+    return {
+        "model": "multinomial_logistic_regression",
+        **model.to_dict(),
+        "feature_names": spec.feature_names,
+        "features": spec.to_dict(),
+        "inputs": inputs,
+        "holdout_rule": "md5('holdout|<inference_id>|<seed>')[:8] / 2**32 < holdout_share",
+        "comparison": {
+            "test": "one-sided paired z-test of the accuracy gain (normal approximation)",
+            "candidate_accuracy_on_baseline_rows": _nan_to_none(comparison.candidate_accuracy),
+        },
+    }
+
+
 def train_and_evaluate(
     sample: pd.DataFrame,
     registry: pd.DataFrame,
@@ -299,14 +334,7 @@ def train_and_evaluate(
 
     held_out = holdout_mask(rows["inference_id"], holdout_share, seed)
     train, holdout = rows[~held_out], rows[held_out]
-    train_records = parse_features(train["features_json"])
-    spec = learn_features(train_records, max_categories=max_categories)
-    weights = train["sample_weight"].astype(float).fillna(1.0).to_numpy()
-    started = time.perf_counter()
-    model = fit_multinomial_logistic(
-        spec.transform(train_records), train["label"].astype(str).to_numpy(), weights, l2=l2
-    )
-    train_seconds = time.perf_counter() - started
+    spec, model, train_seconds = _fit(train, max_categories=max_categories, l2=l2)
 
     y_holdout = holdout["label"].astype(str).to_numpy(dtype=object)
     probabilities = model.predict_proba(spec.transform(parse_features(holdout["features_json"])))
@@ -321,18 +349,6 @@ def train_and_evaluate(
         min_improvement=min_improvement,
         significance=significance,
     )
-    parameters = {
-        "model": "multinomial_logistic_regression",
-        **model.to_dict(),
-        "feature_names": spec.feature_names,
-        "features": spec.to_dict(),
-        "inputs": inputs,
-        "holdout_rule": "md5('holdout|<inference_id>|<seed>')[:8] / 2**32 < holdout_share",
-        "comparison": {
-            "test": "one-sided paired z-test of the accuracy gain (normal approximation)",
-            "candidate_accuracy_on_baseline_rows": _nan_to_none(comparison.candidate_accuracy),
-        },
-    }
     return TrainingResult(
         training_run_id=run_id,
         model_name=model_name,
@@ -353,5 +369,5 @@ def train_and_evaluate(
         accuracy_gain_p_value=_nan_to_none(comparison.p_value),
         beats_current=comparison.beats,
         train_seconds=train_seconds,
-        parameters=parameters,
+        parameters=_run_parameters(model, spec, inputs, comparison),
     )

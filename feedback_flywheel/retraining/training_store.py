@@ -81,8 +81,14 @@ def load_training_sample(db_path: Path, dataset_version: str) -> pd.DataFrame:
 
 
 def read_registry(db_path: Path, model_name: str) -> pd.DataFrame:
-    """The model's versions (``marts.dim_model_versions``: latest deployed_at serves), each with
-    the parameters of the training run behind it when the built-in trainer recorded that run."""
+    """The model's versions, each with the parameters of the training run behind it when the
+    built-in trainer recorded that run.
+
+    The versions are ``marts.dim_model_versions`` (as the last build saw the registry) plus the
+    versions this trainer deployed since (``ml.training_runs`` rows with status ``deployed``
+    that the mart does not list yet, dated by when their run finished): a run retried before
+    the next build must still find the version its first attempt deployed.
+    """
     with connect(db_path) as con:
         return con.execute(
             f"""
@@ -91,6 +97,27 @@ def read_registry(db_path: Path, model_name: str) -> pd.DataFrame:
                 from {TRAINING_RUNS}
                 where model_name = ? and status in ('deployed', 'already_deployed')
                 group by training_run_id
+            ),
+
+            built as (
+                select model_version, deployed_at, training_run_id
+                from {DIM_MODEL_VERSIONS}
+                where model_name = ?
+            ),
+
+            deployed_since as (
+                select candidate_version as model_version, min(finished_at) as deployed_at,
+                    training_run_id
+                from {TRAINING_RUNS}
+                where model_name = ? and status = 'deployed'
+                    and candidate_version not in (select model_version from built)
+                group by candidate_version, training_run_id
+            ),
+
+            versions as (
+                select * from built
+                union all
+                select * from deployed_since
             )
 
             select
@@ -98,12 +125,11 @@ def read_registry(db_path: Path, model_name: str) -> pd.DataFrame:
                 versions.deployed_at,
                 versions.training_run_id,
                 trained.parameters_json
-            from {DIM_MODEL_VERSIONS} as versions
+            from versions
             left join trained on versions.training_run_id = trained.training_run_id
-            where versions.model_name = ?
             order by versions.deployed_at, versions.model_version
             """,
-            [model_name, model_name],
+            [model_name, model_name, model_name],
         ).df()
 
 

@@ -61,7 +61,7 @@ if metric in data.BIAS_CLASS_METRICS:
     class_label = st.selectbox("Positive class", classes, key="bias_class")
 
 groups: pd.DataFrame = common.load(
-    "bias_groups", model_name, model_version, segment_attribute, metric, class_label
+    data.bias_groups, model_name, model_version, segment_attribute, metric, class_label
 )
 reference = groups[groups.is_reference].metric_value
 st.altair_chart(
@@ -80,7 +80,7 @@ st.altair_chart(
 common.table(groups, f"{metric} by {segment_attribute}")
 
 over_time: pd.DataFrame = common.load(
-    "bias_over_time", model_name, segment_attribute, metric, class_label
+    data.bias_over_time, model_name, segment_attribute, metric, class_label
 )
 if not over_time.empty:
     st.subheader("Disparity over time, per model version")

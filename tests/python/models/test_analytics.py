@@ -17,7 +17,7 @@ import pytest
 from scipy import stats
 
 from feedback_flywheel.config import SettingsError
-from tests.python.helpers import dbt, project_vars
+from tests.python.helpers import PROJECT_DIR, dbt, project_vars
 
 SEGMENTS = ("region", "device", "age_band", "language")
 Z95 = stats.norm.ppf(0.975)
@@ -308,7 +308,7 @@ def test_p_values_and_benjamini_hochberg_match_scipy(rows, ratings, bias):
 
 def test_normal_p_value_macro_is_accurate_far_into_the_tail(demo_warehouse):
     """The erfc approximation keeps its relative precision where p is tiny (the macro is
-    rendered from macros/flywheel/analytics.sql, so the test checks what the models run)."""
+    rendered from macros/statistics/hypothesis_tests.sql, so the test checks what the models run)."""
     z = np.array([0.0, 0.5, 1.0, 1.96, 3.0, 5.0, 8.0, 12.0, 20.0, -4.0])
     macro = _macro("normal_two_sided_p")
     sql = " union all ".join(f"select {i} as i, {macro(str(v))} as p" for i, v in enumerate(z))
@@ -318,10 +318,10 @@ def test_normal_p_value_macro_is_accurate_far_into_the_tail(demo_warehouse):
 
 
 def _macro(name: str):
-    """A macro of macros/flywheel/analytics.sql that needs no dbt context, as a Python callable."""
+    """A macro of macros/statistics/hypothesis_tests.sql that needs no dbt context, as a Python callable."""
     import jinja2
 
-    text = (Path(__file__).parents[2] / "macros" / "flywheel" / "analytics.sql").read_text()
+    text = (PROJECT_DIR / "macros" / "statistics" / "hypothesis_tests.sql").read_text()
     environment = jinja2.Environment(extensions=["jinja2.ext.do"])
     return getattr(environment.from_string(text).module, name)
 

@@ -18,7 +18,7 @@ import yaml
 
 from feedback_flywheel import batches, demo, warehouse
 from feedback_flywheel.config.policies import default_policy_path
-from tests.python.helpers import ingest_demo
+from tests.python.helpers import PROJECT_DIR, ingest_demo
 
 DAYS = 30
 
@@ -46,7 +46,7 @@ def drift_world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DriftWorld
     truth = demo.generate(root / "demo", seed=5, days=DAYS, inferences_per_day=1000)
     db_path = root / "flywheel.duckdb"
     ingest_demo(db_path, root / "demo")
-    policy = yaml.safe_load(default_policy_path().read_text())
+    policy = yaml.safe_load(default_policy_path(PROJECT_DIR).read_text())
     policy["cooldown_days"] = DAYS  # one retraining in this world; later batches must hold
     policy_path = root / "policy.yml"
     policy_path.write_text(yaml.safe_dump(policy))
