@@ -5,9 +5,9 @@ the warehouse would block the next ``dbt build``, and a running build would lock
 out. So after each successful batch the flow *publishes* a separate DuckDB file:
 
 1. a new file is built next to the published one, under a temporary name in the same folder;
-2. the warehouse is attached to it ``READ_ONLY`` and every table and view of the ``marts``
-   schema, the ``ml`` tables the dashboard reads and the deployment registry are copied with
-   ``CREATE TABLE ... AS SELECT`` (views are materialised, so the copy needs nothing else);
+2. the warehouse is attached to it ``READ_ONLY`` and every table of the ``marts`` schema (the
+   marts and reports; views stay in the warehouse) and the ``ml`` tables declared as published
+   in ``warehouse/ml_tables.py`` are copied with ``CREATE TABLE ... AS SELECT``;
 3. a metadata table ``meta.snapshot`` records when, from which warehouse and batch, and how many
    rows each table holds;
 4. the file is checkpointed, closed, flushed to disk and moved onto the published name with
@@ -42,7 +42,7 @@ from feedback_flywheel.warehouse.schema import PUBLISHED_ML_TABLES
 
 SOURCE_ALIAS = "flywheel_source"
 
-#: every table and view of these schemas is published (dbt's marts and reports)
+#: every table of these schemas is published (dbt's marts and reports; views stay behind)
 PUBLISHED_SCHEMAS = ("marts",)
 #: and these tables, when the warehouse has them: the ml tables declared as published in
 #: feedback_flywheel/warehouse/schema.py (every one but the per-output reward scores)
@@ -102,15 +102,13 @@ def _literal(text: str) -> str:
 
 
 def _source_relations(con: duckdb.DuckDBPyConnection) -> list[tuple[str, str]]:
-    """(schema, name) of every relation to publish that exists in the attached warehouse."""
+    """(schema, name) of every relation to publish that exists in the attached warehouse: the
+    tables of the published schemas (their views — lineage over every raw row, features of
+    every output — are cheap to query in the warehouse and can be as large as raw, so they stay
+    there) and the published ml tables."""
     found = con.execute(
-        """
-        select schema_name, table_name from duckdb_tables() where database_name = ?
-        union all
-        select schema_name, view_name from duckdb_views()
-        where database_name = ? and not internal
-        """,
-        [SOURCE_ALIAS, SOURCE_ALIAS],
+        "select schema_name, table_name from duckdb_tables() where database_name = ?",
+        [SOURCE_ALIAS],
     ).fetchall()
     existing = {(schema, name) for schema, name in found}
     selected = sorted(rel for rel in existing if rel[0] in PUBLISHED_SCHEMAS)
