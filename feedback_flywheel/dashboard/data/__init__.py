@@ -1,0 +1,76 @@
+"""What the dashboard reads: pure functions of a (read-only) connection to the serving snapshot.
+
+Each function lets SQL do the reducing and returns a small frame the page only draws. They take
+the connection as their first argument so that tests can call them on any published copy, and
+they are the only place the dashboard names tables and columns. Optional marts (built by later
+stages, e.g. ``rpt_segment_bias``) are looked up first: a function returns an empty frame, never
+an error, when its table is not in the snapshot.
+"""
+
+from feedback_flywheel.dashboard.data.bias import (
+    BIAS_CLASS_METRICS,
+    bias_choices,
+    bias_flags,
+    bias_groups,
+    bias_over_time,
+    bias_summary,
+    feedback_skew,
+)
+from feedback_flywheel.dashboard.data.common import (
+    KPI_METRICS,
+    KpiMetric,
+    has_table,
+    model_names,
+    snapshot_info,
+)
+from feedback_flywheel.dashboard.data.kpis import (
+    deployment_impact,
+    deployments,
+    kpi_daily,
+    kpi_latest,
+    kpi_rolling,
+    weekday_profile,
+)
+from feedback_flywheel.dashboard.data.monitoring import (
+    decision_signals,
+    decisions,
+    drift_overview,
+    drift_tests,
+)
+from feedback_flywheel.dashboard.data.operations import (
+    batch_runs,
+    dataset_versions,
+    quarantine_daily,
+    quarantine_reasons,
+    training_runs,
+)
+
+__all__ = [
+    "BIAS_CLASS_METRICS",
+    "KPI_METRICS",
+    "KpiMetric",
+    "batch_runs",
+    "bias_choices",
+    "bias_flags",
+    "bias_groups",
+    "bias_over_time",
+    "bias_summary",
+    "dataset_versions",
+    "decision_signals",
+    "decisions",
+    "deployment_impact",
+    "deployments",
+    "drift_overview",
+    "drift_tests",
+    "feedback_skew",
+    "has_table",
+    "kpi_daily",
+    "kpi_latest",
+    "kpi_rolling",
+    "model_names",
+    "quarantine_daily",
+    "quarantine_reasons",
+    "snapshot_info",
+    "training_runs",
+    "weekday_profile",
+]
