@@ -15,7 +15,7 @@ import pandas as pd
 import streamlit as st
 
 from feedback_flywheel.config import paths
-from feedback_flywheel.dashboard import data
+from feedback_flywheel.dashboard import queries
 from feedback_flywheel.publish import serving
 
 CACHE_SECONDS = 600
@@ -66,7 +66,7 @@ def require_snapshot() -> Path:
 
 def snapshot_caption() -> None:
     """One line under each page title: which batch, when published."""
-    info: pd.DataFrame = load(data.snapshot_info)
+    info: pd.DataFrame = load(queries.snapshot_info)
     if info.empty:
         return
     first = info.iloc[0]
@@ -86,7 +86,7 @@ def page_header(title: str, lede: str) -> None:
 
 def model_picker(key: str) -> str | None:
     """A model selector (hidden when there is only one model)."""
-    names: list[str] = load(data.model_names)
+    names: list[str] = load(queries.model_names)
     if not names:
         return None
     if len(names) == 1:

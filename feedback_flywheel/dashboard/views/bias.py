@@ -4,7 +4,7 @@ time and per model version (rpt_segment_bias and its summary, rpt_feedback_skew)
 import pandas as pd
 import streamlit as st
 
-from feedback_flywheel.dashboard import charts, common, data
+from feedback_flywheel.dashboard import charts, common, queries
 
 common.page_header(
     "Segment bias",
@@ -16,7 +16,9 @@ common.page_header(
 )
 
 model_name = common.model_picker("bias_model")
-choices: pd.DataFrame = common.load(data.bias_choices, model_name) if model_name else pd.DataFrame()
+choices: pd.DataFrame = (
+    common.load(queries.bias_choices, model_name) if model_name else pd.DataFrame()
+)
 if choices.empty:
     st.info(
         "`marts.rpt_segment_bias` is not in this snapshot yet: it appears once a batch has "
@@ -24,7 +26,7 @@ if choices.empty:
     )
     st.stop()
 
-flags: pd.DataFrame = common.load(data.bias_flags, model_name)
+flags: pd.DataFrame = common.load(queries.bias_flags, model_name)
 if flags.empty:
     st.success("No flagged disparity over the whole period.")
 else:
@@ -56,12 +58,12 @@ segment_attribute = middle.selectbox(
 metrics = sorted(choices.metric.unique(), key=lambda m: (m != "accuracy", m))
 metric = right.selectbox("Metric", metrics, key="bias_metric")
 class_label = None
-if metric in data.BIAS_CLASS_METRICS:
+if metric in queries.BIAS_CLASS_METRICS:
     classes = sorted(choices[choices.metric == metric].class_label.dropna().unique())
     class_label = st.selectbox("Positive class", classes, key="bias_class")
 
 groups: pd.DataFrame = common.load(
-    data.bias_groups, model_name, model_version, segment_attribute, metric, class_label
+    queries.bias_groups, model_name, model_version, segment_attribute, metric, class_label
 )
 reference = groups[groups.is_reference].metric_value
 st.altair_chart(
@@ -80,7 +82,7 @@ st.altair_chart(
 common.table(groups, f"{metric} by {segment_attribute}")
 
 over_time: pd.DataFrame = common.load(
-    data.bias_over_time, model_name, segment_attribute, metric, class_label
+    queries.bias_over_time, model_name, segment_attribute, metric, class_label
 )
 if not over_time.empty:
     st.subheader("Disparity over time, per model version")
@@ -91,9 +93,9 @@ if not over_time.empty:
     st.altair_chart(charts.disparity_over_time(over_time), width="stretch")
     common.table(over_time, "Disparity per week")
 
-summary: pd.DataFrame = common.load(data.bias_summary, model_name)
+summary: pd.DataFrame = common.load(queries.bias_summary, model_name)
 if not summary.empty:
     common.table(summary, "Fairlearn-style summary (demographic parity, equalized odds)")
-skew: pd.DataFrame = common.load(data.feedback_skew, model_name)
+skew: pd.DataFrame = common.load(queries.feedback_skew, model_name)
 if not skew.empty:
     common.table(skew, "Feedback skew: who gives feedback, beside the accuracy gap")

@@ -3,7 +3,7 @@
 import pandas as pd
 import streamlit as st
 
-from feedback_flywheel.dashboard import charts, common, data
+from feedback_flywheel.dashboard import charts, common, queries
 
 common.page_header(
     "Dataset versions",
@@ -13,7 +13,7 @@ common.page_header(
     "identical.",
 )
 
-versions: pd.DataFrame = common.load(data.dataset_versions)
+versions: pd.DataFrame = common.load(queries.dataset_versions)
 if versions.empty:
     st.info("No dataset versions in this snapshot yet.")
     st.stop()
@@ -26,7 +26,7 @@ right.metric("Training sample", f"{int(newest.sample_count):,}")
 st.altair_chart(charts.dataset_growth(versions), width="stretch")
 common.table(versions, "Dataset versions")
 
-runs: pd.DataFrame = common.load(data.training_runs)
+runs: pd.DataFrame = common.load(queries.training_runs)
 if not runs.empty:
     st.subheader("Retraining runs")
     common.table(runs, "Training runs")

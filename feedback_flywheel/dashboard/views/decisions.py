@@ -3,7 +3,7 @@
 import pandas as pd
 import streamlit as st
 
-from feedback_flywheel.dashboard import charts, common, data
+from feedback_flywheel.dashboard import charts, common, queries
 
 common.page_header(
     "Retraining decisions",
@@ -12,7 +12,7 @@ common.page_header(
     "triggered. Decisions are data: an auditor can replay each one from its inputs.",
 )
 
-decisions: pd.DataFrame = common.load(data.decisions)
+decisions: pd.DataFrame = common.load(queries.decisions)
 if decisions.empty:
     st.info("No retraining decisions in this snapshot yet: the batch cycle records them.")
     st.stop()
@@ -33,7 +33,7 @@ for row in decisions.head(20).itertuples(index=False):
             + (f" → `{row.triggered_run_id}`" if row.triggered_run_id else "")
         )
         st.markdown(row.reason)
-        signals: pd.DataFrame = common.load(data.decision_signals, row.decision_id)
+        signals: pd.DataFrame = common.load(queries.decision_signals, row.decision_id)
         with st.expander(f"Signals of {row.decision_id}"):
             st.dataframe(signals, width="stretch", hide_index=True)
 

@@ -3,7 +3,7 @@
 import pandas as pd
 import streamlit as st
 
-from feedback_flywheel.dashboard import charts, common, data
+from feedback_flywheel.dashboard import charts, common, queries
 
 common.page_header(
     "Drift",
@@ -13,7 +13,7 @@ common.page_header(
     "(above 1 = past the floor), a dot marks drift.",
 )
 
-overview: pd.DataFrame = common.load(data.drift_overview)
+overview: pd.DataFrame = common.load(queries.drift_overview)
 if overview.empty:
     st.info("No drift tests in this snapshot yet: they are written by the batch cycle.")
     st.stop()
@@ -27,7 +27,7 @@ st.altair_chart(charts.drifted_per_batch(overview), width="stretch")
 
 batches = sorted(overview.batch_id.unique(), reverse=True)
 batch_id = st.selectbox("Tests of batch", batches, key="drift_batch")
-tests: pd.DataFrame = common.load(data.drift_tests, batch_id, model_name)
+tests: pd.DataFrame = common.load(queries.drift_tests, batch_id, model_name)
 drifted = tests[tests.is_drift]
 if drifted.empty:
     st.success(f"No feature drifted in {batch_id}.")

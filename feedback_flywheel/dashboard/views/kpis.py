@@ -3,7 +3,7 @@
 import pandas as pd
 import streamlit as st
 
-from feedback_flywheel.dashboard import charts, common, data
+from feedback_flywheel.dashboard import charts, common, queries
 
 common.page_header(
     "KPI trends",
@@ -15,13 +15,13 @@ common.page_header(
 model_name = common.model_picker("kpi_model")
 metric = st.selectbox(
     "KPI",
-    list(data.KPI_METRICS),
-    format_func=lambda key: data.KPI_METRICS[key].label,
+    list(queries.KPI_METRICS),
+    format_func=lambda key: queries.KPI_METRICS[key].label,
     key="kpi_metric",
 )
-spec = data.KPI_METRICS[metric]
-series: pd.DataFrame = common.load(data.kpi_daily, metric, model_name)
-deployments: pd.DataFrame = common.load(data.deployments, model_name)
+spec = queries.KPI_METRICS[metric]
+series: pd.DataFrame = common.load(queries.kpi_daily, metric, model_name)
+deployments: pd.DataFrame = common.load(queries.deployments, model_name)
 
 if series.empty:
     st.info(f"No {spec.label.lower()} yet for {model_name}: nothing counted for it so far.")
@@ -33,7 +33,7 @@ else:
     common.table(series, f"{spec.label} per day")
 
 if model_name:
-    rolling: pd.DataFrame = common.load(data.kpi_rolling, model_name)
+    rolling: pd.DataFrame = common.load(queries.kpi_rolling, model_name)
     if not rolling.empty:
         st.subheader("Accuracy over all versions: day, 7 and 28 days")
         st.caption(
@@ -43,7 +43,7 @@ if model_name:
         st.altair_chart(charts.rolling_accuracy(rolling, deployments), width="stretch")
         common.table(rolling, "Rolling accuracy")
 
-    impact: pd.DataFrame = common.load(data.deployment_impact, model_name)
+    impact: pd.DataFrame = common.load(queries.deployment_impact, model_name)
     if not impact.empty:
         st.subheader("What each deployment changed")
         st.caption(
@@ -67,7 +67,7 @@ if model_name:
             )
         common.table(impact, "Deployment impact")
 
-    profile: pd.DataFrame = common.load(data.weekday_profile, model_name)
+    profile: pd.DataFrame = common.load(queries.weekday_profile, model_name)
     if not profile.empty:
         st.subheader("Weekday profile")
         st.caption(

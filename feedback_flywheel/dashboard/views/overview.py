@@ -4,7 +4,7 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from feedback_flywheel.dashboard import charts, common, data
+from feedback_flywheel.dashboard import charts, common, queries
 
 common.page_header(
     "feedback_flywheel",
@@ -12,8 +12,8 @@ common.page_header(
     "snapshot (read-only), so the dashboard never blocks a running build.",
 )
 
-latest: pd.DataFrame = common.load(data.kpi_latest)
-decisions: pd.DataFrame = common.load(data.decisions)
+latest: pd.DataFrame = common.load(queries.kpi_latest)
+decisions: pd.DataFrame = common.load(queries.decisions)
 for row in latest.itertuples(index=False):
     st.subheader(row.model_name)
     left, middle, right = st.columns(3)
@@ -44,15 +44,15 @@ for row in latest.itertuples(index=False):
             delta_arrow="off",
         )
         st.caption(f"Reason: {newest.reason}")
-    accuracy = common.load(data.kpi_daily, "accuracy", row.model_name)
+    accuracy = common.load(queries.kpi_daily, "accuracy", row.model_name)
     st.altair_chart(
         charts.kpi_with_interval(
-            accuracy, common.load(data.deployments, row.model_name), "Accuracy", is_rate=True
+            accuracy, common.load(queries.deployments, row.model_name), "Accuracy", is_rate=True
         ),
         width="stretch",
     )
 
-runs: pd.DataFrame = common.load(data.batch_runs)
+runs: pd.DataFrame = common.load(queries.batch_runs)
 if not runs.empty:
     st.subheader("Batch runs")
     counts = runs[runs.status == "success"].melt(
@@ -75,4 +75,4 @@ if not runs.empty:
     )
     common.table(runs, "Batch runs")
 
-common.table(common.load(data.snapshot_info), "Tables in this snapshot")
+common.table(common.load(queries.snapshot_info), "Tables in this snapshot")

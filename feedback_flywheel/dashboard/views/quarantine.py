@@ -3,7 +3,7 @@
 import pandas as pd
 import streamlit as st
 
-from feedback_flywheel.dashboard import charts, common, data
+from feedback_flywheel.dashboard import charts, common, queries
 
 common.page_header(
     "Quarantine",
@@ -12,13 +12,13 @@ common.page_header(
     "row). Here: quarantined rows per day received, by reason.",
 )
 
-daily: pd.DataFrame = common.load(data.quarantine_daily)
+daily: pd.DataFrame = common.load(queries.quarantine_daily)
 if daily.empty:
     st.success("Nothing quarantined in this snapshot.")
     st.stop()
 
 st.altair_chart(charts.quarantine_stacked(daily), width="stretch")
-reasons: pd.DataFrame = common.load(data.quarantine_reasons)
+reasons: pd.DataFrame = common.load(queries.quarantine_reasons)
 left, right = st.columns([1, 2])
 left.metric("Rows quarantined", f"{int(reasons.quarantined_rows.sum()):,}")
 left.metric("Reason codes seen", len(reasons))

@@ -36,7 +36,7 @@ from click.testing import CliRunner
 
 from feedback_flywheel.cli import main
 from feedback_flywheel.config.paths import serving_path_beside
-from feedback_flywheel.dashboard import data
+from feedback_flywheel.dashboard import queries
 from feedback_flywheel.publish import serving
 
 APP = Path(serving.__file__).resolve().parent.parent / "dashboard" / "app.py"
@@ -197,8 +197,8 @@ def test_dashboard_read_during_a_running_build_succeeds(
         with pytest.raises(duckdb.IOException, match=r"(?i)lock"):
             duckdb.connect(str(source_db), read_only=True)
         with serving.open_snapshot(published) as con:
-            decisions = data.decisions(con)
-            kpis = data.kpi_daily(con, "accuracy")
+            decisions = queries.decisions(con)
+            kpis = queries.kpi_daily(con, "accuracy")
         assert not decisions.empty and not kpis.empty
         monkeypatch.setenv(serving.SERVING_ENV, str(published))
         app = _app()

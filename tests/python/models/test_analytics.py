@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import shutil
 from datetime import datetime, timedelta
-from pathlib import Path
 
 import duckdb
 import numpy as np
@@ -308,7 +307,8 @@ def test_p_values_and_benjamini_hochberg_match_scipy(rows, ratings, bias):
 
 def test_normal_p_value_macro_is_accurate_far_into_the_tail(demo_warehouse):
     """The erfc approximation keeps its relative precision where p is tiny (the macro is
-    rendered from macros/statistics/hypothesis_tests.sql, so the test checks what the models run)."""
+    rendered from macros/statistics/hypothesis_tests.sql, so the test checks what the models
+    run)."""
     z = np.array([0.0, 0.5, 1.0, 1.96, 3.0, 5.0, 8.0, 12.0, 20.0, -4.0])
     macro = _macro("normal_two_sided_p")
     sql = " union all ".join(f"select {i} as i, {macro(str(v))} as p" for i, v in enumerate(z))
@@ -318,7 +318,8 @@ def test_normal_p_value_macro_is_accurate_far_into_the_tail(demo_warehouse):
 
 
 def _macro(name: str):
-    """A macro of macros/statistics/hypothesis_tests.sql that needs no dbt context, as a Python callable."""
+    """A macro of macros/statistics/hypothesis_tests.sql that needs no dbt context, as a Python
+    callable."""
     import jinja2
 
     text = (PROJECT_DIR / "macros" / "statistics" / "hypothesis_tests.sql").read_text()

@@ -1,21 +1,17 @@
-"""Segment bias: per-group rates with intervals, over time, flags, the Fairlearn-style summary and the feedback skew."""
+"""Segment bias: per-group rates with intervals, over time, flags, the Fairlearn-style summary
+and the feedback skew."""
 
 from __future__ import annotations
-
-import json
-from dataclasses import dataclass
 
 import duckdb
 import pandas as pd
 
-from feedback_flywheel.publish.serving import META_TABLE
+from feedback_flywheel.dashboard.queries.common import has_table
 from feedback_flywheel.warehouse.catalogue import (
     RPT_FEEDBACK_SKEW,
     RPT_SEGMENT_BIAS,
     RPT_SEGMENT_BIAS_SUMMARY,
 )
-from feedback_flywheel.dashboard.data.common import KPI_METRICS, has_table
-
 
 BIAS_CLASS_METRICS = ("selection_rate", "tpr", "fpr")
 

@@ -7,7 +7,7 @@ stages, e.g. ``rpt_segment_bias``) are looked up first: a function returns an em
 an error, when its table is not in the snapshot.
 """
 
-from feedback_flywheel.dashboard.data.bias import (
+from feedback_flywheel.dashboard.queries.bias import (
     BIAS_CLASS_METRICS,
     bias_choices,
     bias_flags,
@@ -16,14 +16,14 @@ from feedback_flywheel.dashboard.data.bias import (
     bias_summary,
     feedback_skew,
 )
-from feedback_flywheel.dashboard.data.common import (
+from feedback_flywheel.dashboard.queries.common import (
     KPI_METRICS,
     KpiMetric,
     has_table,
     model_names,
     snapshot_info,
 )
-from feedback_flywheel.dashboard.data.kpis import (
+from feedback_flywheel.dashboard.queries.kpis import (
     deployment_impact,
     deployments,
     kpi_daily,
@@ -31,13 +31,13 @@ from feedback_flywheel.dashboard.data.kpis import (
     kpi_rolling,
     weekday_profile,
 )
-from feedback_flywheel.dashboard.data.monitoring import (
+from feedback_flywheel.dashboard.queries.monitoring import (
     decision_signals,
     decisions,
     drift_overview,
     drift_tests,
 )
-from feedback_flywheel.dashboard.data.operations import (
+from feedback_flywheel.dashboard.queries.operations import (
     batch_runs,
     dataset_versions,
     quarantine_daily,

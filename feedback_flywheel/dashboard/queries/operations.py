@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass
-
 import duckdb
 import pandas as pd
 
-from feedback_flywheel.publish.serving import META_TABLE
+from feedback_flywheel.dashboard.queries.common import has_table
 from feedback_flywheel.warehouse.catalogue import (
     BATCH_RUNS,
     FCT_DATASET_VERSIONS,
     FCT_FEEDBACK_QUARANTINE,
     TRAINING_RUNS,
 )
-from feedback_flywheel.dashboard.data.common import KPI_METRICS, has_table
 
 
 def batch_runs(con: duckdb.DuckDBPyConnection, limit: int = 50) -> pd.DataFrame:

@@ -1,14 +1,12 @@
-"""KPI trends: daily KPIs with intervals, rolling windows, the weekday profile, deployments and what they changed."""
+"""KPI trends: daily KPIs with intervals, rolling windows, the weekday profile, deployments and
+what they changed."""
 
 from __future__ import annotations
-
-import json
-from dataclasses import dataclass
 
 import duckdb
 import pandas as pd
 
-from feedback_flywheel.publish.serving import META_TABLE
+from feedback_flywheel.dashboard.queries.common import KPI_METRICS, has_table
 from feedback_flywheel.warehouse.catalogue import (
     DIM_MODEL_VERSIONS,
     RPT_DEPLOYMENT_IMPACT,
@@ -16,7 +14,6 @@ from feedback_flywheel.warehouse.catalogue import (
     RPT_KPI_TRENDS_DAILY,
     RPT_KPI_WEEKDAY_PROFILE,
 )
-from feedback_flywheel.dashboard.data.common import KPI_METRICS, has_table
 
 
 def kpi_daily(

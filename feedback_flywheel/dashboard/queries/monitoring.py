@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 
 import duckdb
 import pandas as pd
 
-from feedback_flywheel.publish.serving import META_TABLE
+from feedback_flywheel.dashboard.queries.common import has_table
 from feedback_flywheel.warehouse.catalogue import (
     DRIFT_RESULTS,
     RETRAINING_DECISIONS,
 )
-from feedback_flywheel.dashboard.data.common import KPI_METRICS, has_table
 
 
 def drift_overview(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
