@@ -7,6 +7,9 @@ retry with backoff. The DuckDB file is opened by one step at a time and closed a
 (a subprocess) needs the single writer lock while it builds.
 """
 
+import re
+import sys
+import time
 from datetime import datetime
 from typing import Any
 
@@ -15,7 +18,9 @@ from prefect.artifacts import create_markdown_artifact
 
 from feedback_flywheel import audit, batches
 from feedback_flywheel.config import Settings
+from feedback_flywheel.discovery.run import discover, needs_discovery
 from feedback_flywheel.publish import artifacts, serving
+from feedback_flywheel.publish.warnings import batch_warnings
 from feedback_flywheel.retraining import decision as decisions
 from feedback_flywheel.retraining import drift, performance
 from feedback_flywheel.retraining.results import write_batch_rows
@@ -51,21 +56,69 @@ def plan_batch(
         return planned[0] if planned else None
 
 
+@task(name="discover-configuration")
+def discover_configuration(settings: Settings) -> Settings:
+    """On the first batch of a warehouse without a configuration file, discover the monitored
+    features and segment attributes from its logs and write them into the file, so the first
+    build already monitors the user's own data. Returns the settings to build with."""
+    with connect(settings.db_path) as con:
+        has_batches = batches.latest_successful(con) is not None
+    if not needs_discovery(settings, has_batches):
+        return settings
+    found = discover(settings)
+    logger = get_run_logger()
+    for line in found.lines():
+        logger.info("discovery: %s", line)
+    return settings.reload(found.path)
+
+
 @task(name="open-batch", **IO_RETRIES)
 def open_batch(settings: Settings, batch: batches.BatchWindow) -> int:
     with connect(settings.db_path) as con:
         return batches.open_batch(con, batch)
 
 
+class _Progress:
+    """One line on a terminal, rewritten in place: dbt nodes done of total, and seconds."""
+
+    def __init__(self, label: str, enabled: bool) -> None:
+        self.label, self.enabled = label, enabled and sys.stderr.isatty()
+        self.started, self.done, self.total = time.monotonic(), 0, 0
+
+    def line(self, dbt_line: str) -> None:
+        match = NODE_LINE.search(dbt_line)
+        if not match or not self.enabled:
+            return
+        number, total = int(match[1]), int(match[2])
+        if match[3] != "START":
+            self.done += 1
+        self.total = max(self.total, total, number)
+        elapsed = time.monotonic() - self.started
+        sys.stderr.write(f"\r  {self.label}: {self.done}/{self.total} nodes, {elapsed:.0f} s ")
+        sys.stderr.flush()
+
+    def close(self) -> None:
+        if self.enabled and self.total:
+            sys.stderr.write("\r" + " " * 60 + "\r")
+            sys.stderr.flush()
+
+
+NODE_LINE = re.compile(r"\b(\d+) of (\d+) (START|OK|PASS|FAIL|ERROR|WARN|SKIP|NO-OP)")
+
+
 @task(name="dbt-build")
-def dbt_build(settings: Settings, batch: batches.BatchWindow) -> float:
+def dbt_build(settings: Settings, batch: batches.BatchWindow, progress: bool = False) -> float:
     """``dbt build`` with the batch's window: seeds, models, snapshots and their data tests.
 
     dbt unit tests check the SQL logic, not the data; they run in ``make test``, not every batch.
+    Every node's line goes to the run's log; with ``progress`` a terminal shows one line, nodes
+    done of total.
     """
     logger = get_run_logger()
+    bar = _Progress(f"batch {batch.batch_id} dbt build", progress)
 
     def on_line(line: str) -> None:
+        bar.line(line)
         if " of " in line or "Completed" in line or "ERROR" in line or "FAIL" in line:
             logger.info(line.split("  ", 1)[-1].strip())
 
@@ -78,6 +131,7 @@ def dbt_build(settings: Settings, batch: batches.BatchWindow) -> float:
         on_line=on_line,
         extra_env=batch.dbt_env(),
     )
+    bar.close()
     return result.seconds
 
 
@@ -97,10 +151,20 @@ def record_batch(
 ) -> dict[str, Any]:
     with connect(settings.db_path) as con:
         counts = batches.batch_counts(con, batch)
+        found = batch_warnings(con, batch.batch_id, settings.vars.warn_quarantine_share)
         batches.close_batch(
-            con, batch, attempt, status="success", counts=counts, dbt_seconds=dbt_seconds
+            con,
+            batch,
+            attempt,
+            status="success",
+            counts=counts,
+            dbt_seconds=dbt_seconds,
+            warnings=found,
         )
-        return counts
+    logger = get_run_logger()
+    for line in found:
+        logger.warning("%s: %s", batch.batch_id, line)
+    return {**counts, "warnings": found}
 
 
 @task(name="fail-batch", **IO_RETRIES)
@@ -321,6 +385,7 @@ def batch_cycle(
     db_path: str | None = None,
     dry_run: bool = False,
     policy_path: str | None = None,
+    progress: bool = False,
 ) -> dict[str, Any] | None:
     """Run one batch: from the last watermark to ``window_end`` (default: now), or the explicit
     window, or (``batch_id``) the latest batch again: build the warehouse, test drift and
@@ -336,13 +401,15 @@ def batch_cycle(
     logger.info(
         "Batch %s: received_at in [%s, %s)", batch.batch_id, batch.window_start, batch.window_end
     )
+    settings = discover_configuration(settings)
     attempt = open_batch(settings, batch)
     try:
-        dbt_seconds = dbt_build(settings, batch)
+        dbt_seconds = dbt_build(settings, batch, progress)
         audit_dataset_versions(settings, batch)
         test_drift(settings, batch)
         check_performance(settings, batch)
-        for decision in decide_retraining(settings, batch):
+        made = decide_retraining(settings, batch)
+        for decision in made:
             act_on(settings, decision, dry_run)
         train_reward_model(settings, batch)
         counts = record_batch(settings, batch, attempt, dbt_seconds)
@@ -359,7 +426,11 @@ def batch_cycle(
         counts["feedback_quarantined"],
         counts["feedback_held"],
     )
-    return {"batch_id": batch.batch_id, **counts}
+    return {
+        "batch_id": batch.batch_id,
+        **counts,
+        "decisions": {decision.model_name: decision.decision for decision in made},
+    }
 
 
 if __name__ == "__main__":

@@ -80,8 +80,9 @@ def close_batch(
     counts: dict[str, object] | None = None,
     error_message: str | None = None,
     dbt_seconds: float | None = None,
+    warnings: list[str] | None = None,
 ) -> None:
-    """Mark an attempt success or failed, with its counts or its error."""
+    """Mark an attempt success or failed, with its counts (and warnings) or its error."""
     counts = counts or {}
     con.execute(
         f"""
@@ -89,7 +90,7 @@ def close_batch(
             status = ?, feedback_in = ?, feedback_accepted = ?, feedback_quarantined = ?,
             feedback_held = ?, quarantined_by_reason = ?, inferences_in = ?,
             training_examples_added = ?, dataset_version = ?, error_message = ?,
-            dbt_seconds = ?, finished_at = ?
+            warnings = ?, dbt_seconds = ?, finished_at = ?
         where batch_id = ? and attempt = ?
         """,
         [
@@ -103,6 +104,7 @@ def close_batch(
             counts.get("training_examples_added"),
             counts.get("dataset_version"),
             error_message,
+            None if warnings is None else json.dumps(warnings),
             dbt_seconds,
             utc_now(),
             batch.batch_id,

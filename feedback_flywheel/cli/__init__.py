@@ -4,13 +4,24 @@
 - :mod:`.run`: ``run``, ``demo``, ``serve``
 - :mod:`.reports`: ``summary``, ``batches``, ``decisions``, ``drift``, ``dataset``
 - :mod:`.audit`: ``audit verify``, ``audit trace``
+- :mod:`.config`: ``config show``, ``config discover``
 - :mod:`.dashboard`: ``dashboard``, ``publish``
+- :mod:`.docs`: ``docs``
 - :mod:`.reward`: ``reward status``, ``reward leaderboard``
 
 Nothing imports this package; it imports the flows and the capabilities, never SQL of its own.
 """
 
-from feedback_flywheel.cli import audit, dashboard, data, reports, reward, run  # noqa: F401
+from feedback_flywheel.cli import (  # noqa: F401  (each module registers its commands)
+    audit,
+    config,
+    dashboard,
+    data,
+    docs,
+    reports,
+    reward,
+    run,
+)
 from feedback_flywheel.cli.app import main
 
 __all__ = ["main"]

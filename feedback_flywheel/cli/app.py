@@ -27,6 +27,14 @@ class FlywheelGroup(click.Group):
 
 @click.group(cls=FlywheelGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="feedback_flywheel")
-def main() -> None:
+@click.option(
+    "-v",
+    "--verbose",
+    is_flag=True,
+    help="Print every dbt and Prefect log line too (they always go to logs/flywheel.log).",
+)
+@click.pass_context
+def main(ctx: click.Context, verbose: bool) -> None:
     """feedback_flywheel: turn logged predictions and their feedback into curated datasets,
     KPIs and retraining decisions, one auditable batch at a time."""
+    ctx.ensure_object(dict)["verbose"] = verbose

@@ -11,11 +11,18 @@ from typing import Any
 
 import click
 
-from feedback_flywheel.config import PolicyError, RewardPolicyError, Settings, SettingsError, paths
+from feedback_flywheel.config import (
+    ConfigFileError,
+    PolicyError,
+    RewardPolicyError,
+    Settings,
+    SettingsError,
+    paths,
+)
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
-CONFIGURATION_ERRORS = (SettingsError, PolicyError, RewardPolicyError)
+CONFIGURATION_ERRORS = (SettingsError, PolicyError, RewardPolicyError, ConfigFileError)
 
 
 def echo_progress(message: str) -> None:

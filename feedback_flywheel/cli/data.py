@@ -10,7 +10,13 @@ from pathlib import Path
 import click
 
 from feedback_flywheel.cli.app import main
-from feedback_flywheel.cli.common import EXIT_USAGE, database, db_option, echo_progress
+from feedback_flywheel.cli.common import (
+    EXIT_USAGE,
+    database,
+    db_option,
+    echo_progress,
+    load_settings,
+)
 from feedback_flywheel.config import paths
 
 
@@ -137,13 +143,21 @@ def ingest(
         get_table(table)
     except ValueError as error:
         raise click.UsageError(str(error)) from None
-    with connect(database(db_path)) as con:
+    settings = load_settings(db_path)
+    checks = ingest_module.LoadChecks(
+        supported_schema_versions=tuple(settings.vars.supported_schema_versions),
+        known_event_types=settings.event_types(),
+        warn_share=settings.vars.warn_quarantine_share,
+    )
+    with connect(settings.db_path) as con:
         results = ingest_module.ingest_files(
-            con, table, list(files), allow_extra_columns=allow_extra_columns
+            con, table, list(files), allow_extra_columns=allow_extra_columns, checks=checks
         )
     refused = 0
     for result in results:
         click.echo(result.message, err=result.status == "refused")
+        for warning in result.warnings:
+            click.echo(f"warning: {warning}", err=True)
         refused += result.status == "refused"
     loaded = sum(result.rows for result in results if result.status == "loaded")
     click.echo(

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
+import time
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
@@ -26,6 +28,30 @@ from feedback_flywheel.config import Settings, SettingsError, parse_overrides
 RAW_TABLE_ORDER = ("model_deployments", "inference_log", "feedback_events", "preference_events")
 
 
+def _logging(settings: Settings) -> None:
+    """Prefect's and dbt's logs into logs/flywheel.log (and the console with -v); once."""
+    from flows.prefect_env import configure_logging
+
+    state = click.get_current_context().find_root().ensure_object(dict)
+    if state.get("logging"):
+        return
+    verbose = bool(state.get("verbose"))
+    log_file = settings.project_dir / "logs" / "flywheel.log"
+    configure_logging(log_file, verbose=verbose)
+    state["logging"] = log_file
+    click.echo(f"logs: {log_file}" + ("" if verbose else " (-v prints them here too)"), err=True)
+
+
+def _result_line(number: int, total: int, result: dict, seconds: float) -> str:
+    decisions = ", ".join(f"{model} {what}" for model, what in result["decisions"].items())
+    return (
+        f"[{number}/{total}] {result['batch_id']} ok in {seconds:.0f} s: "
+        f"{result['feedback_in']:,} feedback in ({result['feedback_accepted']:,} accepted, "
+        f"{result['feedback_quarantined']:,} quarantined, {result['feedback_held']:,} held), "
+        f"{result['inferences_in']:,} inferences; decision: {decisions or 'kept'}"
+    )
+
+
 def run_batches(
     settings: Settings,
     until: datetime | None,
@@ -35,9 +61,12 @@ def run_batches(
     dry_run: bool = False,
     policy_path: Path | None = None,
 ) -> list[dict]:
-    """Plan and run batch_cycle flows; returns the counts of each batch run."""
+    """Plan and run batch_cycle flows, one result line per batch (and its warnings); returns
+    the counts of each batch run."""
     from feedback_flywheel import batches
     from feedback_flywheel.warehouse import connect, init_warehouse
+
+    _logging(settings)
     from flows.batch_cycle import batch_cycle
 
     common = {
@@ -45,24 +74,31 @@ def run_batches(
         "db_path": str(settings.db_path),
         "dry_run": dry_run,
         "policy_path": str(policy_path) if policy_path else None,
+        "progress": True,
     }
     if batch_id:
-        return [batch_cycle(batch_id=batch_id, **common)]
-    with connect(settings.db_path) as con:
-        init_warehouse(con)
-        windows = batches.plan_windows(con, until or batches.utc_now(), daily=daily)
-    if not windows:
-        click.echo("nothing to do: the warehouse is already at that watermark", err=True)
+        windows = [None]
+    else:
+        with connect(settings.db_path) as con:
+            init_warehouse(con)
+            windows = batches.plan_windows(con, until or batches.utc_now(), daily=daily)
+        if not windows:
+            click.echo("nothing to do: the warehouse is already at that watermark", err=True)
     results = []
     for number, window in enumerate(windows, start=1):
-        click.echo(
-            f"[{number}/{len(windows)}] batch {window.batch_id}: "
-            f"{window.window_start} .. {window.window_end}",
-            err=True,
-        )
-        results.append(
-            batch_cycle(window_start=window.window_start, window_end=window.window_end, **common)
-        )
+        started = time.monotonic()
+        if window is None:
+            result = batch_cycle(batch_id=batch_id, **common)
+        else:
+            result = batch_cycle(
+                window_start=window.window_start, window_end=window.window_end, **common
+            )
+        if result is None:
+            continue
+        click.echo(_result_line(number, len(windows), result, time.monotonic() - started), err=True)
+        for warning in result.get("warnings", []):
+            click.echo(f"  warning: {warning}", err=True)
+        results.append(result)
     return results
 
 
@@ -158,9 +194,13 @@ def _demo_world(seed: int, days: int, inferences_per_day: int, project_dir: Path
 
 def _ingest_demo(settings: Settings, out: Path) -> None:
     from feedback_flywheel import ingest as ingest_module
+    from feedback_flywheel.config import file as config_file
     from feedback_flywheel.warehouse import connect, init_warehouse
 
     click.echo(f"2/4 ingest into {settings.db_path}", err=True)
+    if not settings.config.exists:  # the demo's own configuration, pinned (flywheel.yml)
+        settings.config.path.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(config_file.shipped(settings.project_dir), settings.config.path)
     with connect(settings.db_path) as con:
         init_warehouse(con)
         for table in RAW_TABLE_ORDER:
@@ -197,6 +237,7 @@ def demo(
     settings = load_settings(db_path)
     out, truth = _demo_world(seed, days, inferences_per_day, settings.project_dir)
     _ingest_demo(settings, out)
+    settings = settings.reload()
     end = datetime.fromisoformat(truth["end_date"])
     history_end = end - timedelta(days=daily_batches)
     click.echo(

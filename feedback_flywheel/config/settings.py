@@ -10,12 +10,14 @@ to find its configuration again.
 
 from __future__ import annotations
 
+import csv
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from feedback_flywheel.config import file as config_file
 from feedback_flywheel.config import paths
 from feedback_flywheel.config.policies import (
     Policy,
@@ -43,6 +45,9 @@ class Settings:
     reward_policy: RewardPolicy
     #: the ``--var`` overrides as given (dbt receives them, merged with the project's vars)
     overrides: dict[str, Any] = field(default_factory=dict)
+    #: the warehouse's configuration file (:mod:`.file`); its vars sit between the project's
+    #: defaults and the overrides
+    config: config_file.ConfigFile | None = None
 
     @classmethod
     def load(
@@ -53,12 +58,15 @@ class Settings:
         overrides: Mapping[str, Any] | None = None,
         policy_path: Path | str | None = None,
         reward_policy_path: Path | str | None = None,
+        config_path: Path | str | None = None,
         environ: Mapping[str, str] | None = None,
     ) -> Settings:
         """Read and validate the configuration of a run. Explicit arguments win over the
         environment (``FLYWHEEL_DUCKDB``, ``FLYWHEEL_SERVING_DUCKDB``, ``FLYWHEEL_TARGET``,
         ``FLYWHEEL_PROJECT_DIR``), which wins over the defaults. Raises ``SettingsError``,
-        ``PolicyError`` or ``RewardPolicyError`` naming the key and what is allowed."""
+        ``PolicyError``, ``RewardPolicyError`` or ``ConfigFileError`` naming the key and what is
+        allowed. The vars are the project's defaults, then the configuration file
+        (``config_path``, else :func:`.file.locate`), then ``overrides``."""
         environ = os.environ if environ is None else environ
         project = paths.project_dir(environ)
         database = (
@@ -72,12 +80,17 @@ class Settings:
             else paths.published_path(database, environ)
         )
         overrides = dict(overrides or {})
+        config = config_file.read(
+            Path(config_path).expanduser().resolve()
+            if config_path
+            else config_file.locate(environ, database)
+        )
         return cls(
             project_dir=project,
             db_path=database,
             serving_path=serving,
             target=environ.get("FLYWHEEL_TARGET") or DEFAULT_TARGET,
-            vars=load_vars(project, overrides),
+            vars=load_vars(project, {**config.vars, **overrides}, source=config.path),
             retraining_policy=load_policy(
                 Path(policy_path) if policy_path else default_policy_path(project)
             ),
@@ -87,12 +100,31 @@ class Settings:
                 else default_reward_policy_path(project)
             ),
             overrides=overrides,
+            config=config,
         )
 
     def with_db(self, db_path: Path) -> Settings:
         """The same settings for another warehouse (its serving copy beside it)."""
         db_path = Path(db_path).resolve()
         return replace(self, db_path=db_path, serving_path=paths.serving_path_beside(db_path))
+
+    def event_types(self) -> tuple[str, ...]:
+        """The feedback event types the project knows (``seeds/feedback_event_types.csv``)."""
+        with (self.project_dir / "seeds" / "feedback_event_types.csv").open() as handle:
+            return tuple(row["event_type"] for row in csv.DictReader(handle))
+
+    def reload(self, config_path: Path | None = None) -> Settings:
+        """The same run's settings with its configuration file read again (after discovery
+        wrote it), keeping the explicit paths and overrides."""
+        path = config_path or (
+            self.config.path if self.config else config_file.beside(self.db_path)
+        )
+        config = config_file.read(path)
+        return replace(
+            self,
+            vars=load_vars(self.project_dir, {**config.vars, **self.overrides}, source=config.path),
+            config=config,
+        )
 
     def dbt_vars(self) -> dict[str, Any]:
         """The vars dbt receives on the command line (the batch window travels separately, as

@@ -37,7 +37,7 @@ class FlywheelVars(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     segment_attributes: list[str] = Field(
-        min_length=1, description="Keys of inference_log.context that become segment columns."
+        description="Keys of inference_log.context the analyses break down by (segments)."
     )
     batch_id: str = Field(pattern=r"^b\d{8}T\d{6}$", description="Id of the batch being built.")
     batch_start: str = Field(description="Start of the batch window over received_at (UTC).")
@@ -46,9 +46,14 @@ class FlywheelVars(BaseModel):
     label_settle_hours: int = Field(ge=0, le=24 * 90, description="Age at which a label matures.")
     clock_skew_seconds: int = Field(ge=0, le=86400, description="Tolerated client clock skew.")
     supported_schema_versions: list[str] = Field(min_length=1)
+    warn_quarantine_share: float = Field(
+        gt=0, le=1, description="Share of a file quarantined for one reason that is a warning."
+    )
     label_weights: dict[str, float]
     sampling_seed: int = Field(ge=0)
-    stratify_by: str
+    stratify_by: str | None = Field(
+        description="Segment attribute the training sample stratifies by (× label); null: label."
+    )
     stratified_quota_per_cell: int = Field(ge=0)
     uncertainty_method: Literal["least_confidence", "margin", "entropy"]
     uncertainty_budget: int = Field(ge=0)
@@ -58,6 +63,7 @@ class FlywheelVars(BaseModel):
     drift_features: DriftFeatures
     drift_top_k: int = Field(ge=1, le=1000, description="Categorical drift: categories kept.")
     drift_bins: int = Field(ge=2, le=100, description="PSI / JS bins from reference quantiles.")
+    discovery_days: int = Field(ge=1, le=3650, description="Days of logs discovery profiles.")
     performance_current_days: int = Field(ge=1, le=365)
     performance_reference_days: int = Field(ge=1, le=3650)
     calibration_bins: int = Field(ge=2, le=100)
@@ -151,7 +157,7 @@ class FlywheelVars(BaseModel):
 
     @model_validator(mode="after")
     def _stratify_by_is_a_segment(self) -> FlywheelVars:
-        if self.stratify_by not in self.segment_attributes:
+        if self.stratify_by is not None and self.stratify_by not in self.segment_attributes:
             raise ValueError(
                 f"stratify_by must be one of segment_attributes "
                 f"({', '.join(self.segment_attributes)}); got {self.stratify_by!r}"
@@ -181,16 +187,20 @@ def parse_overrides(pairs: list[str] | tuple[str, ...]) -> dict[str, Any]:
     return overrides
 
 
-def load_vars(project_dir: Path, overrides: dict[str, Any] | None = None) -> FlywheelVars:
+def load_vars(
+    project_dir: Path, overrides: dict[str, Any] | None = None, *, source: Path | None = None
+) -> FlywheelVars:
     """The project's vars with ``overrides`` applied, validated.
 
-    Raises SettingsError with one line per problem: the key, what was given and what is allowed.
+    Raises SettingsError with one line per problem: the key, what was given and what is allowed
+    (``source``, the configuration file the overrides partly came from, is named in it).
     """
     values = project_vars(project_dir)
     unknown = sorted(set(overrides or {}) - set(FlywheelVars.model_fields))
     if unknown:
+        where = f" (in {source} or --var)" if source and source.exists() else ""
         raise SettingsError(
-            f"unknown setting(s) {', '.join(unknown)}; known settings: "
+            f"unknown setting(s) {', '.join(unknown)}{where}; known settings: "
             f"{', '.join(FlywheelVars.model_fields)}"
         )
     values.update(overrides or {})
@@ -205,6 +215,8 @@ def load_vars(project_dir: Path, overrides: dict[str, Any] | None = None) -> Fly
                 lines.append(f"  {key}: {message} (got {problem.get('input')!r})")
             else:
                 lines.append(f"  {message}")
+        where = f"{source}, " if source and source.exists() else ""
         raise SettingsError(
-            "invalid settings (dbt_project.yml vars, or --var overrides):\n" + "\n".join(lines)
+            f"invalid settings ({where}dbt_project.yml vars, or --var overrides):\n"
+            + "\n".join(lines)
         ) from None

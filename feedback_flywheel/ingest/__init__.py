@@ -1,6 +1,7 @@
 """Ingest: users' log files into the append-only ``raw`` tables, checked against the contract,
 once each, whole or not at all (see :mod:`feedback_flywheel.ingest.loader`)."""
 
+from feedback_flywheel.ingest.checks import LoadChecks
 from feedback_flywheel.ingest.loader import (
     ALREADY_LOADED,
     LOADED,
@@ -19,6 +20,7 @@ __all__ = [
     "LOADED",
     "REFUSED",
     "SUPPORTED_EXTENSIONS",
+    "LoadChecks",
     "LoadResult",
     "LoadStatus",
     "expand_paths",

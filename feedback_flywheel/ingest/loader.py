@@ -56,6 +56,7 @@ from typing import Final, Literal
 
 import duckdb
 
+from feedback_flywheel.ingest.checks import LoadChecks, load_warnings
 from feedback_flywheel.ingest.conversion import (
     _JSON_STAGE_NAME,
     _STAGE,
@@ -128,6 +129,8 @@ class LoadResult:
     load_id: str | None
     message: str
     content_sha256: str | None
+    #: reasons the next batch will quarantine most of the file's rows for (see :mod:`.checks`)
+    warnings: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -177,6 +180,7 @@ def ingest_files(
     *,
     allow_extra_columns: bool = False,
     loaded_at: datetime | None = None,
+    checks: LoadChecks | None = None,
 ) -> list[LoadResult]:
     """Ingest many files (directories expanded by :func:`expand_paths`), one transaction each.
 
@@ -186,9 +190,47 @@ def ingest_files(
     """
     get_table(table)
     return [
-        ingest_file(con, table, path, allow_extra_columns=allow_extra_columns, loaded_at=loaded_at)
+        ingest_file(
+            con,
+            table,
+            path,
+            allow_extra_columns=allow_extra_columns,
+            loaded_at=loaded_at,
+            checks=checks,
+        )
         for path in expand_paths(paths)
     ]
+
+
+def _check_file(path: Path) -> tuple[str, str] | str:
+    """(file format, sha256) of a readable file of a supported type, else why it is refused."""
+    file_format = SUPPORTED_EXTENSIONS.get(path.suffix.lower())
+    if not path.exists():
+        return f"{path}: no such file; nothing loaded"
+    if path.is_dir():
+        return f"{path}: is a directory; pass its files (or use ingest_files)"
+    if file_format is None:
+        suffix = f"'{path.suffix}'" if path.suffix else "no extension"
+        return (
+            f"{path}: unsupported file type ({suffix}); supported: {_SUPPORTED_LIST}; "
+            "nothing loaded"
+        )
+    try:
+        return file_format, file_sha256(path)
+    except OSError as error:
+        return f"{path}: could not be read ({error}); nothing loaded"
+
+
+def _already_loaded(
+    table: str, path: Path, sha: str, previous: tuple[str, str, int, datetime]
+) -> LoadResult:
+    prev_id, prev_name, prev_rows, prev_at = previous
+    same = "" if prev_name == path.name else f"; same bytes as {prev_name}"
+    message = (
+        f"{table}: {path} already loaded on {prev_at:%Y-%m-%d %H:%M:%S} UTC as {prev_id} "
+        f"({_rows(prev_rows)}{same}); nothing added"
+    )
+    return LoadResult(table, path, ALREADY_LOADED, 0, prev_id, message, sha)
 
 
 def ingest_file(
@@ -198,89 +240,113 @@ def ingest_file(
     *,
     allow_extra_columns: bool = False,
     loaded_at: datetime | None = None,
+    checks: LoadChecks | None = None,
 ) -> LoadResult:
     """Append one file to ``raw.<table>`` and record it in ``raw.load_ledger``, all or nothing.
 
     Returns ``loaded``, ``already_loaded`` (same bytes already in this table; nothing added) or
     ``refused`` (nothing added; the message says why, naming the file). Raises ValueError for an
-    unknown table name, since that is the caller's mistake, not the file's.
+    unknown table name, since that is the caller's mistake, not the file's. With ``checks`` a
+    loaded file's rows are looked at once more: reasons the batch will quarantine most of them
+    for come back as ``warnings`` (:mod:`.checks`).
     """
     raw_table = get_table(table)
     path = Path(path)
-    stamp = _utc_naive(loaded_at)
     schema.init_warehouse(con)
-
-    def refused(message: str, sha: str | None = None) -> LoadResult:
-        return LoadResult(table, path, REFUSED, 0, None, message, sha)
-
-    file_format = SUPPORTED_EXTENSIONS.get(path.suffix.lower())
-    if not path.exists():
-        return refused(f"{path}: no such file; nothing loaded")
-    if path.is_dir():
-        return refused(f"{path}: is a directory; pass its files (or use ingest_files)")
-    if file_format is None:
-        suffix = f"'{path.suffix}'" if path.suffix else "no extension"
-        return refused(
-            f"{path}: unsupported file type ({suffix}); supported: {_SUPPORTED_LIST}; "
-            "nothing loaded"
-        )
-    try:
-        sha = file_sha256(path)
-    except OSError as error:
-        return refused(f"{path}: could not be read ({error}); nothing loaded")
-    load_id = f"{table}-{sha[:16]}"
-
-    def already_loaded(previous: tuple[str, str, int, datetime]) -> LoadResult:
-        prev_id, prev_name, prev_rows, prev_at = previous
-        same = "" if prev_name == path.name else f"; same bytes as {prev_name}"
-        message = (
-            f"{table}: {path} already loaded on {prev_at:%Y-%m-%d %H:%M:%S} UTC as {prev_id} "
-            f"({_rows(prev_rows)}{same}); nothing added"
-        )
-        return LoadResult(table, path, ALREADY_LOADED, 0, prev_id, message, sha)
-
+    checked = _check_file(path)
+    if isinstance(checked, str):
+        return LoadResult(table, path, REFUSED, 0, None, checked, None)
+    file_format, sha = checked
     previous = _previous_load(con, table, sha)  # cheap early exit before reading the file
     if previous is not None:
-        return already_loaded(previous)
-
+        return _already_loaded(table, path, sha, previous)
+    load = _Load(raw_table, path, file_format, sha, _utc_naive(loaded_at), allow_extra_columns)
     settings = _override_settings(con, {"TimeZone": "UTC", "preserve_insertion_order": "true"})
     try:
-        # The stage is a connection-local temporary table, filled *before* the transaction: rows
-        # inserted inside a transaction get provisional rowids, and CSV/JSON row numbers are the
-        # stage's committed rowids (see _stage).
-        try:
-            sources, row_expr = _stage(con, path, file_format)
-        except _Refusal as refusal:
-            return refused(str(refusal), sha)
-        con.execute("begin transaction")
-        try:
-            previous = _previous_load(con, table, sha)
-            if previous is not None:
-                con.execute("rollback")
-                return already_loaded(previous)
-            rows, notes = _load(
-                con, raw_table, path, sources, row_expr, load_id, stamp, allow_extra_columns
-            )
-            _record_ledger(con, load_id, table, path, file_format, sha, rows, stamp)
-            con.execute("commit")
-        except _Refusal as refusal:
-            _rollback(con)
-            return refused(str(refusal), sha)
-        except duckdb.Error as error:
-            _rollback(con)
-            reason = _error_reason(error)
-            return refused(f"{path}: could not be loaded: {reason}; nothing loaded", sha)
-        except BaseException:
-            _rollback(con)
-            raise
+        return load.run(con, checks)
     finally:
         for stage_name in (_STAGE_NAME, _JSON_STAGE_NAME):
             with contextlib.suppress(duckdb.Error):
                 con.execute(f"drop table if exists temp.main.{stage_name}")
         _restore_settings(con, settings)
 
-    message = f"{table}: loaded {_rows(rows)} from {path} as {load_id}"
-    return LoadResult(table, path, LOADED, rows, load_id, "; ".join([message, *notes]), sha)
+
+@dataclass(frozen=True)
+class _Load:
+    """One file on its way into a raw table."""
+
+    table: RawTable
+    path: Path
+    file_format: str
+    sha: str
+    loaded_at: datetime
+    allow_extra_columns: bool
+
+    @property
+    def load_id(self) -> str:
+        return f"{self.table.name}-{self.sha[:16]}"
+
+    def refused(self, message: str) -> LoadResult:
+        return LoadResult(self.table.name, self.path, REFUSED, 0, None, message, self.sha)
+
+    def run(self, con: duckdb.DuckDBPyConnection, checks: LoadChecks | None) -> LoadResult:
+        # The stage is a connection-local temporary table, filled *before* the transaction: rows
+        # inserted inside a transaction get provisional rowids, and CSV/JSON row numbers are the
+        # stage's committed rowids (see _stage).
+        try:
+            sources, row_expr = _stage(con, self.path, self.file_format)
+        except _Refusal as refusal:
+            return self.refused(str(refusal))
+        con.execute("begin transaction")
+        try:
+            previous = _previous_load(con, self.table.name, self.sha)
+            if previous is not None:
+                con.execute("rollback")
+                return _already_loaded(self.table.name, self.path, self.sha, previous)
+            rows, notes = _load(
+                con,
+                self.table,
+                self.path,
+                sources,
+                row_expr,
+                self.load_id,
+                self.loaded_at,
+                self.allow_extra_columns,
+            )
+            warnings = load_warnings(con, self.table.name, self.load_id, checks) if checks else []
+            _record_ledger(
+                con,
+                self.load_id,
+                self.table.name,
+                self.path,
+                self.file_format,
+                self.sha,
+                rows,
+                self.loaded_at,
+            )
+            con.execute("commit")
+        except _Refusal as refusal:
+            _rollback(con)
+            return self.refused(str(refusal))
+        except duckdb.Error as error:
+            _rollback(con)
+            return self.refused(
+                f"{self.path}: could not be loaded: {_error_reason(error)}; nothing loaded"
+            )
+        except BaseException:
+            _rollback(con)
+            raise
+        message = f"{self.table.name}: loaded {_rows(rows)} from {self.path} as {self.load_id}"
+        return LoadResult(
+            self.table.name,
+            self.path,
+            LOADED,
+            rows,
+            self.load_id,
+            "; ".join([message, *notes]),
+            self.sha,
+            tuple(f"{self.path.name}: {warning}" for warning in warnings),
+        )
 
 
 def _load(

@@ -40,6 +40,9 @@ def batch_markdown(con: duckdb.DuckDBPyConnection, batch_id: str) -> str:
         lines += ["| quarantine reason | rows |", "|---|---:|"]
         lines += [f"| `{reason}` | {count:,} |" for reason, count in reasons]
         lines.append("")
+    warnings = queries.recorded_warnings(con, batch_id)
+    if warnings:
+        lines += ["## Warnings", *[f"- {warning}" for warning in warnings], ""]
     lines.append("## KPIs per day (last 7 days with matured labels)")
     lines += ["```", *kpi_lines(con, batch_id), "```", ""]
     lines += monitoring_markdown(con, batch_id)

@@ -8,6 +8,7 @@ relation catalogue) and returns rows; rendering them is :mod:`.summary`'s and
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import duckdb
@@ -174,17 +175,32 @@ def latest_reward_model(con: duckdb.DuckDBPyConnection) -> tuple | None:
 
 
 def batch_run(con: duckdb.DuckDBPyConnection, batch_id: str) -> tuple:
-    """The latest attempt at a batch: window, status, counts, dataset version, dbt seconds."""
+    """A batch's successful attempt (else its latest): window, status, counts, dataset version,
+    dbt seconds."""
     return rows(
         con,
         f"""
         select window_start, window_end, status, feedback_in, feedback_accepted,
             feedback_quarantined, feedback_held, inferences_in, training_examples_added,
             dataset_version, dbt_seconds
-        from {BATCH_RUNS} where batch_id = ? order by attempt desc limit 1
+        from {BATCH_RUNS} where batch_id = ?
+        order by status = 'success' desc, attempt desc limit 1
         """,
         [batch_id],
     )[0]
+
+
+def recorded_warnings(con: duckdb.DuckDBPyConnection, batch_id: str) -> list[str]:
+    """The warnings the batch's successful attempt recorded (ml.batch_runs.warnings)."""
+    found = rows(
+        con,
+        f"""
+        select warnings from {BATCH_RUNS}
+        where batch_id = ? and status = 'success' order by attempt desc limit 1
+        """,
+        [batch_id],
+    )
+    return json.loads(found[0][0]) if found and found[0][0] else []
 
 
 def batch_runs(con: duckdb.DuckDBPyConnection, limit: int) -> list[tuple]:

@@ -64,22 +64,34 @@ class Decision:
         return [name for name, signal in self.signals.items() if signal.enabled and signal.fired]
 
 
+#: the tests that measure a feature's values (the missing-rate test counts an absent key as
+#: missing values, so it would report data for a feature that is not there at all)
+DISTRIBUTION_TESTS = ("ks", "chi2")
+
+
 def _feature_signal(
     name: str, drift: pd.DataFrame, kind: str, policy_signal: Any, min_samples: int
 ) -> Signal:
+    """How many features of ``kind`` drifted; the signal has data only when some feature had
+    enough values on both sides for its distribution test, and says which features had none."""
     rows = drift[drift.kind == kind] if not drift.empty else drift
     drifted = sorted(set(rows[rows.is_drift].feature_name)) if not rows.empty else []
-    has_data = bool(
-        not rows.empty and ((rows.n_ref >= min_samples) & (rows.n_cur >= min_samples)).any()
+    measured = rows[rows.test.isin(DISTRIBUTION_TESTS)] if not rows.empty else rows
+    enough = (
+        measured[(measured.n_ref >= min_samples) & (measured.n_cur >= min_samples)]
+        if not measured.empty
+        else measured
     )
+    without = sorted(set(measured.feature_name) - set(enough.feature_name))
+    has_data = not enough.empty
     return Signal(
         name=name,
         enabled=policy_signal.enabled,
         has_data=has_data,
-        fired=len(drifted) >= policy_signal.min_features,
-        value=float(len(drifted)),
+        fired=has_data and len(drifted) >= policy_signal.min_features,
+        value=float(len(drifted)) if has_data else None,
         threshold=float(policy_signal.min_features),
-        detail={"features": drifted},
+        detail={"features": drifted, "features_without_data": without},
     )
 
 
@@ -231,12 +243,14 @@ def decide(
     if not with_data:
         return make(
             "insufficient_data",
-            "no enabled signal had enough data (" + ", ".join(enabled) + "); nothing to decide",
+            "no data for any enabled signal: " + _no_data(enabled) + "; nothing to decide",
         )
+    lacking = {name: signal for name, signal in enabled.items() if not signal.has_data}
+    missing = f"; no data for {_no_data(lacking)}" if lacking else ""
     wanted = bool(fired) if policy.retrain_when == "any" else len(fired) == len(enabled)
     if not wanted:
         quiet = ", ".join(f"{name} {_describe(signals[name])}" for name in with_data)
-        return make("hold", f"no signal fired ({quiet})")
+        return make("hold", f"no signal fired ({quiet}){missing}")
     last = last_triggered_retrain(con, model_name, watermark_at)
     because = "; ".join(f"{name} {_describe(signals[name])}" for name in fired)
     if last is not None and watermark_at - last < timedelta(days=policy.cooldown_days):
@@ -245,7 +259,18 @@ def decide(
             f"cooldown: a retraining was triggered at {last} (cooldown {policy.cooldown_days:g} "
             f"days); would have retrained because {because}",
         )
-    return make("retrain", f"retrain because {because}")
+    return make("retrain", f"retrain because {because}{missing}")
+
+
+def _no_data(signals: dict[str, Signal]) -> str:
+    """The signals without data, each with the features that had none when it knows them."""
+    parts = []
+    for name, signal in signals.items():
+        features = signal.detail.get("features_without_data") or []
+        parts.append(
+            f"{name} (features without values: {', '.join(features)})" if features else name
+        )
+    return ", ".join(parts)
 
 
 def _describe(signal: Signal) -> str:

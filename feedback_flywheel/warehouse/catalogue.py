@@ -67,9 +67,15 @@ RPT_FEEDBACK_SKEW = _mart("rpt_feedback_skew")
 FCT_PREFERENCE_PAIRS = _mart("fct_preference_pairs")
 FCT_OUTPUT_FEATURES = _mart("fct_output_features")
 RPT_PREFERENCE_QUALITY = _mart("rpt_preference_quality")
+# discovery (what the logs carry)
+RPT_PAYLOAD_KEYS = _mart("rpt_payload_keys")
+# segments
+FCT_INFERENCE_SEGMENTS = _mart("fct_inference_segments")
 # batches and lineage
 RPT_BATCH_RECONCILIATION = _mart("rpt_batch_reconciliation")
 RPT_RAW_RECONCILIATION = _mart("rpt_raw_reconciliation")
+RPT_BATCH_COVERAGE = _mart("rpt_batch_coverage")
+RPT_FILE_QUARANTINE = _mart("rpt_file_quarantine")
 FCT_RAW_EVENT_LINEAGE = _mart("fct_raw_event_lineage")
 
 # --- ml tables (written by the Python stage; dbt sources under the name `ml`) -------------------

@@ -84,6 +84,7 @@ BATCH_RUNS = MlTable(
         _c("training_examples_added", "bigint", "Training examples the batch added."),
         _c("dataset_version", "varchar", "The dataset version the batch built (ds-<batch_id>)."),
         _c("error_message", "varchar", "Why a failed attempt failed."),
+        _c("warnings", "varchar", "JSON list of the batch's warnings (absent features, ...)."),
         _c("dbt_seconds", "double", "Wall-clock seconds of the batch's dbt build."),
         _c("started_at", "timestamp", "When the attempt started (UTC).", False),
         _c("finished_at", "timestamp", "When it finished (UTC); null while running."),

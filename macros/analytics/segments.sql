@@ -23,3 +23,24 @@
     {%- endfor -%}
     {{ return(dimensions) }}
 {%- endmacro %}
+
+
+{#- The configured segment attributes of each prediction as columns: a select over the long
+    segments (`segments`, a CTE or relation shaped like fct_inference_segments) giving
+    inference_id and one column per attribute. A prediction none of whose configured attributes
+    is in its context has no row: left-join it and read a missing attribute as '__missing__'. -#}
+{% macro segment_columns(segments, attributes) -%}
+    select
+        inference_id
+        {%- for attribute in attributes %},
+            max(
+                case
+                    when segment_attribute = {{ feedback_flywheel.sql_string(attribute) }}
+                        then segment_value
+                end
+            ) as {{ attribute }}
+        {%- endfor %}
+    from {{ segments }}
+    where segment_attribute in {{ feedback_flywheel.string_list(attributes) }}
+    group by inference_id
+{%- endmacro %}

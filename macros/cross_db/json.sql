@@ -81,3 +81,63 @@
         )
     ) as {{ prefix }}_entropy
 {%- endmacro %}
+
+
+{#- Every key of a JSON object column, one row each: a select over `relation` (a CTE name) that
+    carries `columns` and adds `entry_key`, `entry_value` (the value as text: strings unquoted,
+    numbers and booleans as written; nested objects and arrays as JSON text; JSON null as null)
+    and `entry_type` (number, string, boolean, nested or null). Rows whose column is not a JSON
+    object give no rows. -#}
+{% macro json_object_entries(relation, expression, columns) -%}
+    {{ return(adapter.dispatch('json_object_entries', 'feedback_flywheel')(
+        relation, expression, columns
+    )) }}
+{%- endmacro %}
+
+{% macro default__json_object_entries(relation, expression, columns) -%}
+    select
+        {%- for column in columns %}
+            {{ column }},
+        {%- endfor %}
+        entry_key,
+        entry_value,
+        case
+            when entry_value is null then 'null'
+            when entry_value in ('true', 'false') then 'boolean'
+            when entry_value rlike '^-?[0-9]+([.][0-9]+)?([eE][-+]?[0-9]+)?$' then 'number'
+            when substr(entry_value, 1, 1) in ('{{ '{' }}', '[') then 'nested'
+            else 'string'
+        end as entry_type
+    from {{ relation }}
+    lateral view explode(from_json({{ expression }}, 'map<string,string>'))
+        entries as entry_key, entry_value
+{%- endmacro %}
+
+{% macro duckdb__json_object_entries(relation, expression, columns) -%}
+    select
+        {%- for column in columns %}
+            {{ column }},
+        {%- endfor %}
+        entry.key as entry_key,
+        case
+            when json_type(entry.value) in ('OBJECT', 'ARRAY') then cast(entry.value as varchar)
+            else json_extract_string(entry.value, '$')
+        end as entry_value,
+        case
+            when entry.value is null then 'null'
+            when json_type(entry.value) in ('OBJECT', 'ARRAY') then 'nested'
+            when json_type(entry.value) = 'BOOLEAN' then 'boolean'
+            when json_type(entry.value) = 'VARCHAR' then 'string'
+            else 'number'
+        end as entry_type
+    from (
+        select
+            {%- for column in columns %}
+                {{ column }},
+            {%- endfor %}
+            unnest(map_entries(
+                try_cast(try_cast({{ expression }} as json) as map(varchar, json))
+            )) as entry
+        from {{ relation }}
+    ) as exploded
+{%- endmacro %}

@@ -1,18 +1,19 @@
 {#-
     The sampled training set of one dataset version, as CTEs: call it inside a `with` after the
-    caller's import CTE of fct_training_examples (its name is the first argument), and follow it
-    with `select * from final` (the last CTE it emits). Used by fct_training_sample for the current
+    caller's import CTEs of fct_training_examples and fct_inference_segments (their names are the
+    first two arguments), and follow it with `select * from final` (the last CTE it emits). Used by fct_training_sample for the current
     batch and by analyses/training_sample_for_version.sql to rebuild any older version and prove it
     is identical.
 
     Two strategies, each row saying which chose it:
     - stratified: per cell (var stratify_by value x label) take the var stratified_quota_per_cell
       rows with the smallest hash_fraction(inference_id, sampling_seed); a cell with fewer rows
-      gives all it has.
+      gives all it has. The stratify_by value comes from the prediction's segments ('__missing__'
+      when its context lacks the attribute); with stratify_by unset the cells are the labels.
     - uncertainty: from the rows not chosen above, the var uncertainty_budget most uncertain by
       var uncertainty_method (least_confidence | margin | entropy), ties broken by the same hash.
 -#}
-{% macro training_sample(training_examples, dataset_batch_id) -%}
+{% macro training_sample(training_examples, inference_segments, dataset_batch_id) -%}
 
 {%- set seed = var('sampling_seed') %}
 {%- set stratify_by = var('stratify_by') %}
@@ -23,21 +24,39 @@
         ~ method ~ "'"
     ) }}
 {%- endif %}
-{%- if stratify_by not in var('segment_attributes') %}
+{%- if stratify_by and stratify_by not in var('segment_attributes') %}
     {{ exceptions.raise_compiler_error(
         "var stratify_by must be one of the segment_attributes "
         ~ var('segment_attributes') | join(', ') ~ "; got '" ~ stratify_by ~ "'"
     ) }}
 {%- endif %}
 
+strata as (
+
+    select
+        inference_id,
+        segment_value as stratify_value
+    from {{ inference_segments }}
+    {%- if stratify_by %}
+        where segment_attribute = {{ feedback_flywheel.sql_string(stratify_by) }}
+    {%- else %}
+        where false
+    {%- endif %}
+
+),
+
 examples_as_of as (
 
-    select * from {{ training_examples }}
+    select
+        examples.*,
+        strata.stratify_value
+    from {{ training_examples }} as examples
+    left join strata on examples.inference_id = strata.inference_id
     where
-        batch_id <= '{{ dataset_batch_id }}'
+        examples.batch_id <= {{ feedback_flywheel.sql_string(dataset_batch_id) }}
         and (
-            superseded_in_batch_id is null
-            or superseded_in_batch_id > '{{ dataset_batch_id }}'
+            examples.superseded_in_batch_id is null
+            or examples.superseded_in_batch_id > {{ feedback_flywheel.sql_string(dataset_batch_id) }}
         )
 
 ),
@@ -46,7 +65,8 @@ keyed as (
 
     select
         *,
-        coalesce({{ stratify_by }}, '__missing__') || '|' || label as stratum,
+        coalesce(stratify_value, '{{ "__missing__" if stratify_by else "__all__" }}') || '|' || label
+            as stratum,
         {{ feedback_flywheel.hash_fraction('inference_id', seed) }} as sample_key,
         1 - coalesce(probability_top1, predicted_score) as least_confidence_score,
         1 - (probability_top1 - probability_top2) as margin_score,
@@ -131,7 +151,7 @@ final as (
         '{{ dataset_batch_id }}' as batch_id,
         sampled.sampling_strategy,
         sampled.stratum,
-        examples_as_of.{{ stratify_by }} as stratify_value,
+        examples_as_of.stratify_value,
         examples_as_of.label,
         examples_as_of.label_source,
         examples_as_of.predicted_label,

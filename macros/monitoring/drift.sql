@@ -86,6 +86,31 @@
 {%- endmacro %}
 
 
+{#- The windows of label drift: labels are only there once they matured (var label_settle_hours
+    before the watermark) and arrive days after the prediction, so the windows of the drift test
+    of the *inputs* (the last drift_current_days) would never hold a label. Label drift compares
+    the labels of the predictions served in the var performance_current_days days that end
+    ceil(label_settle_hours / 24) days before the watermark (the current window) with those of the
+    var drift_reference_days days before them; only matured labels count. Returns the four bounds
+    like drift_window_bounds. -#}
+{% macro label_window_bounds() -%}
+    {%- set settle_days = ((var('label_settle_hours') + 23) // 24) | int -%}
+    {%- set current_days = var('performance_current_days') -%}
+    {%- set reference_days = var('drift_reference_days') -%}
+    {%- set batch_end = feedback_flywheel.var_timestamp('batch_end') -%}
+    {%- set current_end = dbt.dateadd('day', -settle_days, batch_end) -%}
+    {%- set current_start = dbt.dateadd('day', -(settle_days + current_days), batch_end) -%}
+    {{ return({
+        'reference_start_at': 'cast(' ~ dbt.dateadd(
+            'day', -(settle_days + current_days + reference_days), batch_end
+        ) ~ ' as timestamp)',
+        'reference_end_at': 'cast(' ~ current_start ~ ' as timestamp)',
+        'current_start_at': 'cast(' ~ current_start ~ ' as timestamp)',
+        'current_end_at': 'cast(' ~ current_end ~ ' as timestamp)',
+    }) }}
+{%- endmacro %}
+
+
 {#- A whole-number var >= minimum, or a compiler error naming it. -#}
 {% macro drift_int_var(name, minimum) -%}
     {%- set value = var(name) -%}

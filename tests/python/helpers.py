@@ -10,6 +10,7 @@ from typing import Any
 
 from feedback_flywheel import batches, ingest, warehouse
 from feedback_flywheel.config import Settings
+from feedback_flywheel.config import file as config_file
 from feedback_flywheel.config.paths import PACKAGE_PROJECT_DIR
 from feedback_flywheel.config.vars import FlywheelVars, load_vars
 from feedback_flywheel.warehouse.dbt import DbtResult, run_dbt
@@ -66,6 +67,9 @@ class DemoWarehouse:
 
 
 def ingest_demo(db_path: Path, demo_dir: Path) -> None:
+    """Load a demo world into ``db_path``, with the demo's configuration beside it (the shipped
+    flywheel.yml, pinned, as `flywheel demo` does)."""
+    shutil.copyfile(PROJECT_DIR / "flywheel.yml", config_file.beside(db_path))
     with warehouse.connect(db_path) as con:
         warehouse.init_warehouse(con)
         for table in RAW_TABLE_ORDER:

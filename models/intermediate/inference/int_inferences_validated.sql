@@ -7,13 +7,12 @@
     )
 }}
 
--- Every raw inference row, validated once, with its context parsed into typed segment columns and
--- its uncertainty measures computed (JSON is parsed here and nowhere downstream).
+-- Every raw inference row, validated once, with its uncertainty measures computed from its
+-- probabilities. Its segment context is parsed into the long fct_inference_segments (every key,
+-- so the configured segment attributes are not columns of this table).
 -- "New" for this model: raw rows logged before the batch watermark that were logged within the
 -- batch window plus lookback, or loaded after the newest row already here (a late file). Rows seen
 -- before are recomputed identically (delete+insert on inference_row_id).
-
-{%- set segments = var('segment_attributes') %}
 
 with
 
@@ -113,9 +112,6 @@ final as (
         subject_id,
         session_id,
         predicted_label,
-        {%- for attribute in segments %}
-            {{ feedback_flywheel.json_get_string('context_json', attribute) }} as {{ attribute }},
-        {%- endfor %}
         {{ feedback_flywheel.json_get_string('context_json', 'context_id') }} as context_id,
         context_json,
         inputs_json,

@@ -13,11 +13,26 @@
 -- class and, when it has a current matured label, to the row of its true class.
 -- "New" for this model: the days this batch changed anything on (new inferences, training examples
 -- added or superseded, feedback accepted); those days are replaced whole (delete+insert on
--- model_name and served_date), so a label that arrives weeks late still updates its day.
+-- model_name and served_date), so a label that arrives weeks late still updates its day. Every
+-- row records the segment configuration it was counted under (segment_config_hash: the
+-- attributes and intersections); when the configuration changes, the next build finds rows of
+-- another configuration and recounts every day, so no day mixes two configurations.
 
 {%- set batch_end = feedback_flywheel.var_timestamp('batch_end') %}
 {%- set segments = var('segment_attributes') %}
 {%- set dimensions = feedback_flywheel.analytics_segment_dimensions() %}
+{%- set config_hash = local_md5(tojson({
+    'segments': segments, 'intersections': var('bias_intersections', [])
+})) %}
+{%- set recount_all = false %}
+{%- if is_incremental() and execute %}
+    {%- set stale = run_query(
+        'select count(*) from ' ~ this ~ ' where segment_config_hash <> '
+        ~ feedback_flywheel.sql_string(config_hash)
+    ) %}
+    {%- set recount_all = stale.columns[0].values()[0] > 0 %}
+{%- endif %}
+{%- set incremental = is_incremental() and not recount_all %}
 
 with
 
@@ -28,13 +43,24 @@ inferences_validated as (
         model_name,
         model_version,
         predicted_label,
-        {%- for attribute in segments %}
-            {{ attribute }},
-        {%- endfor %}
         is_accepted,
         logged_at
     from {{ ref('int_inferences_validated') }}
     where logged_at < {{ batch_end }}
+
+),
+
+inference_segments as (
+
+    select
+        inference_id,
+        segment_attribute,
+        segment_value,
+        logged_at
+    from {{ ref('fct_inference_segments') }}
+    where
+        segment_attribute in {{ feedback_flywheel.string_list(segments) }}
+        and logged_at < {{ batch_end }}
 
 ),
 
@@ -66,7 +92,7 @@ accepted_feedback as (
 
 ),
 
-{% if is_incremental() %}
+{% if incremental %}
 changed_days as (
 
     {{ feedback_flywheel.days_changed_by_batch(
@@ -76,22 +102,32 @@ changed_days as (
 ),
 {% endif %}
 
+segment_values as (
+
+    {{ feedback_flywheel.segment_columns('inference_segments', segments) }}
+
+),
+
 inferences as (
 
     select
-        inference_id,
-        model_name,
-        model_version,
-        predicted_label,
+        inferences_validated.inference_id,
+        inferences_validated.model_name,
+        inferences_validated.model_version,
+        inferences_validated.predicted_label,
         {%- for attribute in segments %}
-            {{ attribute }},
+            segment_values.{{ attribute }},
         {%- endfor %}
-        cast(logged_at as date) as served_date
+        cast(inferences_validated.logged_at as date) as served_date
     from inferences_validated
+    left join segment_values
+        on inferences_validated.inference_id = segment_values.inference_id
     where
-        is_accepted
-    {%- if is_incremental() %}
-            and cast(logged_at as date) in (select changed_days.served_date from changed_days)
+        inferences_validated.is_accepted
+    {%- if incremental %}
+            and cast(inferences_validated.logged_at as date) in (
+                select changed_days.served_date from changed_days
+            )
         {%- endif %}
 
 ),
@@ -104,7 +140,7 @@ labels as (
     from training_examples
     where
         is_current
-    {%- if is_incremental() %}
+    {%- if incremental %}
             and cast(inference_logged_at as date) in (
                 select changed_days.served_date from changed_days
             )
@@ -132,7 +168,7 @@ explicit_feedback as (
         is_explicit
         and not is_retracted
         and received_at < {{ batch_end }}
-    {%- if is_incremental() %}
+    {%- if incremental %}
             and cast(inference_logged_at as date) in (
                 select changed_days.served_date from changed_days
             )
@@ -165,7 +201,7 @@ predictions as (
 dimensions as (
 
     {%- for name, expression in dimensions %}
-        select '{{ name }}' as segment_attribute
+        select {{ feedback_flywheel.sql_string(name) }} as segment_attribute
         {%- if not loop.last %}
             union all
         {%- endif %}
@@ -181,7 +217,7 @@ segmented as (
         dimensions.segment_attribute,
         case dimensions.segment_attribute
             {%- for name, expression in dimensions %}
-                when '{{ name }}' then {{ expression }}
+                when {{ feedback_flywheel.sql_string(name) }} then {{ expression }}
             {%- endfor %}
         end as segment_value
     from predictions
@@ -281,6 +317,7 @@ final as (
         cast(thumbs_up_count as {{ dbt.type_bigint() }}) as thumbs_up_count,
         cast(rating_sum as double) as rating_sum,
         cast(rating_sum_squares as double) as rating_sum_squares,
+        {{ feedback_flywheel.sql_string(config_hash) }} as segment_config_hash,
         served_date
     from aggregated
 

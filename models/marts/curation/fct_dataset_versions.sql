@@ -70,7 +70,11 @@ final as (
     select
         'ds-{{ batch_id }}' as dataset_version,
         '{{ batch_id }}' as batch_id,
-        '{{ var("stratify_by") }}' as stratify_by,
+        {%- if var("stratify_by") %}
+            {{ feedback_flywheel.sql_string(var("stratify_by")) }}
+        {%- else %}
+            cast(null as {{ dbt.type_string() }})
+        {%- endif %} as stratify_by,
         '{{ var("uncertainty_method") }}' as uncertainty_method,
         version_rows.example_count,
         cast(coalesce(version_rows.examples_added, 0) as {{ dbt.type_bigint() }}) as examples_added,

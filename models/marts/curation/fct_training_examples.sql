@@ -18,7 +18,6 @@
 {%- set batch_id = feedback_flywheel.batch_param('batch_id') %}
 {%- set batch_end = feedback_flywheel.var_timestamp('batch_end') %}
 {%- set matured_before = dbt.dateadd('hour', -var('label_settle_hours'), batch_end) %}
-{%- set segments = var('segment_attributes') %}
 {%- set label_weights = var('label_weights') %}
 
 with
@@ -171,9 +170,6 @@ final as (
         examples.label_source,
         examples.label,
         inferences.predicted_label,
-        {%- for attribute in segments %}
-            inferences.{{ attribute }},
-        {%- endfor %}
         inferences.inputs_json as features_json,
         inferences.probabilities_json,
         'ds-' || examples.batch_id as dataset_version,

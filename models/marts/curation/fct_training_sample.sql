@@ -21,6 +21,12 @@ training_examples as (
 
 ),
 
-{{ feedback_flywheel.training_sample('training_examples', batch_id) }}
+inference_segments as (
+
+    select * from {{ ref('fct_inference_segments') }}
+
+),
+
+{{ feedback_flywheel.training_sample('training_examples', 'inference_segments', batch_id) }}
 
 select * from final

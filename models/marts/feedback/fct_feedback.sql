@@ -14,7 +14,6 @@
 -- "New" for this model: events accepted in this batch, plus already-accepted events that a
 -- retraction accepted in this batch withdraws (they are re-emitted with is_retracted = true).
 
-{%- set segments = var('segment_attributes') %}
 
 with
 
@@ -102,9 +101,6 @@ final as (
         inferences.model_version,
         inferences.subject_id,
         inferences.session_id,
-        {%- for attribute in segments %}
-            inferences.{{ attribute }},
-        {%- endfor %}
         inferences.predicted_label,
         retractions_applied.value_text,
         case

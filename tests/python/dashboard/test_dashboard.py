@@ -76,7 +76,9 @@ def _snapshot_is_complete(con: duckdb.DuckDBPyConnection) -> str:
 # ---------------------------------------------------------------- publishing
 
 
-def test_publish_copies_every_mart_table_with_true_row_counts(source_db: Path, published: Path) -> None:
+def test_publish_copies_every_mart_table_with_true_row_counts(
+    source_db: Path, published: Path
+) -> None:
     source_tables = _read(
         source_db,
         """

@@ -22,6 +22,7 @@
 
 {%- set batch_id = feedback_flywheel.batch_param('batch_id') %}
 {%- set bounds = feedback_flywheel.drift_window_bounds() %}
+{%- set label_bounds = feedback_flywheel.label_window_bounds() %}
 {%- set top_k = feedback_flywheel.drift_int_var('drift_top_k', 1) %}
 
 with
@@ -42,7 +43,8 @@ inference_value_counts as (
 
 current_labels as (
 
-    -- The current matured label of every inference in the two windows: label drift.
+    -- The current matured label of every inference in the label windows (macro
+    -- label_window_bounds: shifted back by the settle time, so they hold labels): label drift.
     select
         model_name,
         label,
@@ -50,8 +52,8 @@ current_labels as (
     from {{ ref('fct_training_examples') }}
     where
         is_current
-        and inference_logged_at >= {{ bounds.reference_start_at }}
-        and inference_logged_at < {{ bounds.current_end_at }}
+        and inference_logged_at >= {{ label_bounds.reference_start_at }}
+        and inference_logged_at < {{ label_bounds.current_end_at }}
 
 ),
 
@@ -61,7 +63,7 @@ label_values as (
         model_name,
         label as string_value,
         case
-            when inference_logged_at >= {{ bounds.current_start_at }} then 'current'
+            when inference_logged_at >= {{ label_bounds.current_start_at }} then 'current'
             else 'reference'
         end as window_side
     from current_labels
@@ -162,10 +164,13 @@ final as (
         cast(category_rank as integer) as category_rank,
         cast(distinct_values_ref as {{ dbt.type_bigint() }}) as distinct_values_ref,
         cast(distinct_values_cur as {{ dbt.type_bigint() }}) as distinct_values_cur,
-        {{ bounds.reference_start_at }} as reference_start_at,
-        {{ bounds.reference_end_at }} as reference_end_at,
-        {{ bounds.current_start_at }} as current_start_at,
-        {{ bounds.current_end_at }} as current_end_at
+        {%- for bound in ['reference_start_at', 'reference_end_at', 'current_start_at',
+                          'current_end_at'] %}
+            case
+                when feature_kind = 'label' then {{ label_bounds[bound] }}
+                else {{ bounds[bound] }}
+            end as {{ bound }}{{ ',' if not loop.last }}
+        {%- endfor %}
     from buckets
 
 )

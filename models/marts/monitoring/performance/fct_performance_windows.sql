@@ -38,6 +38,33 @@ examples as (
 
 ),
 
+segments as (
+
+    select
+        inference_id,
+        segment_attribute,
+        segment_value
+    from {{ ref('fct_inference_segments') }}
+    where
+        segment_attribute in {{ feedback_flywheel.string_list(var('segment_attributes')) }}
+        and logged_at >= {{ reference_start }}
+        and logged_at < {{ batch_end }}
+
+),
+
+attributes as (
+
+    {%- for attribute in var('segment_attributes') %}
+        select {{ feedback_flywheel.sql_string(attribute) }} as segment_attribute
+        {%- if not loop.last %}
+            union all
+        {%- endif %}
+    {%- else %}
+        select cast(null as {{ dbt.type_string() }}) as segment_attribute where false
+    {%- endfor %}
+
+),
+
 segmented as (
 
     select
@@ -48,19 +75,23 @@ segmented as (
         '__all__' as segment_value,
         is_correct
     from examples
-    {%- for attribute in var('segment_attributes') %}
 
-        union all
+    union all
 
-        select
-            model_name,
-            model_version,
-            window_side,
-            '{{ attribute }}' as segment_attribute,
-            coalesce({{ attribute }}, '__missing__') as segment_value,
-            is_correct
-        from examples
-    {%- endfor %}
+    -- every configured attribute of every example, '__missing__' where its context lacks it
+    select
+        examples.model_name,
+        examples.model_version,
+        examples.window_side,
+        attributes.segment_attribute,
+        coalesce(segments.segment_value, '__missing__') as segment_value,
+        examples.is_correct
+    from examples
+    cross join attributes
+    left join segments
+        on
+            examples.inference_id = segments.inference_id
+            and attributes.segment_attribute = segments.segment_attribute
 
 ),
 
