@@ -18,7 +18,7 @@ from prefect.artifacts import create_markdown_artifact
 
 from feedback_flywheel import audit, batches
 from feedback_flywheel.config import Settings
-from feedback_flywheel.discovery.run import discover, needs_discovery
+from feedback_flywheel.discovery.run import DiscoveryError, discover, needs_discovery
 from feedback_flywheel.publish import artifacts, serving
 from feedback_flywheel.publish.warnings import batch_warnings
 from feedback_flywheel.retraining import decision as decisions
@@ -61,12 +61,16 @@ def discover_configuration(settings: Settings) -> Settings:
     """On the first batch of a warehouse without a configuration file, discover the monitored
     features and segment attributes from its logs and write them into the file, so the first
     build already monitors the user's own data. Returns the settings to build with."""
-    with connect(settings.db_path) as con:
-        has_batches = batches.latest_successful(con) is not None
-    if not needs_discovery(settings, has_batches):
+    if not needs_discovery(settings):
         return settings
-    found = discover(settings)
     logger = get_run_logger()
+    try:
+        found = discover(settings)
+    except DiscoveryError as error:
+        # nothing to learn from yet (feedback before its inferences): build with the defaults
+        # and discover on the next batch, which still finds no file
+        logger.warning("discovery skipped: %s", error)
+        return settings
     for line in found.lines():
         logger.info("discovery: %s", line)
     return settings.reload(found.path)

@@ -87,8 +87,9 @@ def discover(settings: Settings, *, write: bool = True) -> Discovery:
     return Discovery(profiles, proposal, updated.path, written=written, notes=notes)
 
 
-def needs_discovery(settings: Settings, has_batches: bool) -> bool:
-    """Whether the batch cycle should discover before its build: the warehouse's first batch,
-    and no configuration file yet (one you wrote, or pinned, is never second-guessed)."""
+def needs_discovery(settings: Settings) -> bool:
+    """Whether the batch cycle should discover before its build: the warehouse has no
+    configuration file yet (one you wrote, or pinned, is never second-guessed). That is its first
+    batch, or the first one with inferences to learn from when the earlier ones had none."""
     config = settings.config
-    return not has_batches and (config is None or not config.exists)
+    return config is None or not config.exists

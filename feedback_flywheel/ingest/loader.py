@@ -1,9 +1,10 @@
 """Ingest: append users' log files to the raw tables, checked against the contract, once each.
 
 This is the product's ingest contract. A file is read by DuckDB (never row by row in Python),
-checked against :mod:`feedback_flywheel.contract`, converted to the contract types and appended to
-``raw.<table>`` together with one ``raw.load_ledger`` row, in a single transaction: a file either
-loads completely or leaves nothing behind. Raw tables are append-only; this module only INSERTs.
+checked against :mod:`feedback_flywheel.warehouse.contract`, converted to the contract types and
+appended to ``raw.<table>`` together with one ``raw.load_ledger`` row, in a single transaction: a
+file either loads completely or leaves nothing behind. Raw tables are append-only; this module
+only INSERTs.
 
 Rules, in the order they are applied to one file:
 
@@ -38,6 +39,8 @@ Rules, in the order they are applied to one file:
 * **Empty files**: a file whose columns pass the check but that has zero rows (a header-only CSV, a
   zero-row Parquet file, an empty JSON-lines file, a zero-byte CSV) loads as 0 rows *with* a ledger
   row, so it is recorded and not retried.
+* **Warnings** (:mod:`feedback_flywheel.ingest.checks`) do not refuse a file: one that would be
+  quarantined mostly for one reason loads, and the result says why and what to change.
 
 Errors that are about the file (unreadable, wrong schema, bad values, or a DuckDB error while
 loading) come back as a ``refused`` :class:`LoadResult`; anything else is rolled back and re-raised.
@@ -47,7 +50,6 @@ loading) come back as a ``refused`` :class:`LoadResult`; anything else is rolled
 from __future__ import annotations
 
 import contextlib
-import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -71,6 +73,12 @@ from feedback_flywheel.ingest.conversion import (
     _Refusal,
     _rows,
     _SourceColumn,
+)
+from feedback_flywheel.ingest.files import (
+    _SUPPORTED_LIST,
+    SUPPORTED_EXTENSIONS,
+    expand_paths,
+    file_sha256,
 )
 from feedback_flywheel.ingest.staging import _stage, _stage_is_empty
 from feedback_flywheel.warehouse import schema
@@ -97,20 +105,6 @@ ALREADY_LOADED: Final = "already_loaded"
 
 REFUSED: Final = "refused"
 
-#: File extension -> format name recorded in ``raw.load_ledger.file_format``.
-
-SUPPORTED_EXTENSIONS: Final[dict[str, str]] = {
-    ".parquet": "parquet",
-    ".csv": "csv",
-    ".jsonl": "json",
-    ".ndjson": "json",
-    ".json": "json",
-}
-
-_SUPPORTED_LIST = ", ".join(SUPPORTED_EXTENSIONS)
-
-_HASH_CHUNK = 1 << 20
-
 
 @dataclass(frozen=True)
 class LoadResult:
@@ -136,41 +130,6 @@ class LoadResult:
     def ok(self) -> bool:
         """True unless the file was refused (an already-loaded file is fine)."""
         return self.status != REFUSED
-
-
-def file_sha256(path: Path) -> str:
-    """Hex sha256 of the file's bytes, read in 1 MiB chunks so big files are not held in memory."""
-    digest = hashlib.sha256()
-    with Path(path).open("rb") as handle:
-        while chunk := handle.read(_HASH_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def expand_paths(paths: Iterable[Path | str]) -> list[Path]:
-    """Files to ingest: each file as given, each directory replaced by its supported files.
-
-    Directories are not searched recursively; inside them, hidden files (``.name``, e.g. partial
-    uploads) and files with other extensions are skipped, and the rest are sorted by name so that
-    loads happen in a predictable (e.g. date-stamped) order. Paths that do not exist are kept, so
-    that :func:`ingest_file` can refuse them with a message.
-    """
-    expanded: list[Path] = []
-    for raw_path in paths:
-        path = Path(raw_path)
-        if path.is_dir():
-            expanded.extend(
-                sorted(
-                    child
-                    for child in path.iterdir()
-                    if child.is_file()
-                    and not child.name.startswith(".")
-                    and child.suffix.lower() in SUPPORTED_EXTENSIONS
-                )
-            )
-        else:
-            expanded.append(path)
-    return expanded
 
 
 def ingest_files(

@@ -40,6 +40,7 @@ from feedback_flywheel.dashboard.queries.monitoring import (
 from feedback_flywheel.dashboard.queries.operations import (
     batch_runs,
     dataset_versions,
+    latest_warnings,
     quarantine_daily,
     quarantine_reasons,
     training_runs,
@@ -67,6 +68,7 @@ __all__ = [
     "kpi_daily",
     "kpi_latest",
     "kpi_rolling",
+    "latest_warnings",
     "model_names",
     "quarantine_daily",
     "quarantine_reasons",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import duckdb
 import pandas as pd
 
@@ -28,6 +30,26 @@ def batch_runs(con: duckdb.DuckDBPyConnection, limit: int = 50) -> pd.DataFrame:
         """,
         [limit],
     ).df()
+
+
+def latest_warnings(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    """The warnings of the latest successful batch, one row each (``ml.batch_runs.warnings``)."""
+    if not has_table(con, BATCH_RUNS):
+        return pd.DataFrame(columns=["batch_id", "warning"])
+    columns = {row[0] for row in con.execute(f"describe {BATCH_RUNS}").fetchall()}
+    if "warnings" not in columns:
+        return pd.DataFrame(columns=["batch_id", "warning"])
+    found = con.execute(
+        f"""
+        select batch_id, warnings from {BATCH_RUNS}
+        where status = 'success' order by window_end desc, attempt desc limit 1
+        """
+    ).fetchall()
+    if not found:
+        return pd.DataFrame(columns=["batch_id", "warning"])
+    batch_id, recorded = found[0]
+    warnings = json.loads(recorded) if recorded else []
+    return pd.DataFrame({"batch_id": [batch_id] * len(warnings), "warning": warnings})
 
 
 def quarantine_daily(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:

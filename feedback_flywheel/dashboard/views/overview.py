@@ -12,6 +12,13 @@ common.page_header(
     "snapshot (read-only), so the dashboard never blocks a running build.",
 )
 
+warnings: pd.DataFrame = common.load(queries.latest_warnings)
+if not warnings.empty:
+    st.subheader(f"Warnings of batch {warnings.batch_id.iloc[0]}")
+    for warning in warnings.warning:
+        # st.text: a warning quotes file names and keys from the logs, never rendered as markdown
+        st.text(f"⚠ {warning}")
+
 latest: pd.DataFrame = common.load(queries.kpi_latest)
 decisions: pd.DataFrame = common.load(queries.decisions)
 for row in latest.itertuples(index=False):

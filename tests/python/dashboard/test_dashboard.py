@@ -335,6 +335,31 @@ def test_overview_shows_the_latest_accuracy_of_the_mart(app_env: Path, source_db
     assert _charts(app), "the overview has no chart"
 
 
+def test_overview_shows_the_latest_batchs_warnings_as_plain_text(
+    published: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    copy = tmp_path / "serving.duckdb"
+    copy.write_bytes(published.read_bytes())
+    hostile = "file '**bold**<script>alert(1)</script>.jsonl': 97% unsupported_schema_version"
+    with duckdb.connect(str(copy)) as con:
+        (batch_id,) = con.execute(
+            "select batch_id from ml.batch_runs where status = 'success' "
+            "order by window_end desc, attempt desc limit 1"
+        ).fetchone()
+        con.execute(
+            "update ml.batch_runs set warnings = ? where batch_id = ? and status = 'success'",
+            [json.dumps([hostile, "segment attribute 'region' is absent"]), batch_id],
+        )
+    monkeypatch.setenv(serving.SERVING_ENV, str(copy))
+    app = _app()
+    assert not app.exception
+    shown = [element.value for element in app.text]
+    assert f"⚠ {hostile}" in shown  # verbatim: not rendered as markdown or HTML
+    assert "⚠ segment attribute 'region' is absent" in shown
+    assert any(f"Warnings of batch {batch_id}" in header.value for header in app.subheader)
+    assert hostile not in _markdown_text(app)
+
+
 def test_kpi_page_shows_the_marts_accuracy_and_intervals(app_env: Path, source_db: Path) -> None:
     app = _app("kpis")
     assert _charts(app)

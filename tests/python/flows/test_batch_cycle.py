@@ -202,10 +202,14 @@ def test_stratified_quotas_are_met_exactly_where_the_data_allows(
             version = window.batch_id
             available = con.execute(
                 f"""
-                select coalesce({settings.stratify_by}, '__missing__') || '|' || label, count(*)
-                from marts.fct_training_examples
-                where batch_id <= ? and (superseded_in_batch_id is null
-                                         or superseded_in_batch_id > ?)
+                select coalesce(inferences.context_json->>'{settings.stratify_by}', '__missing__')
+                    || '|' || examples.label, count(*)
+                from marts.fct_training_examples as examples
+                inner join intermediate.int_inferences_validated as inferences
+                    using (inference_id)
+                where inferences.is_accepted and examples.batch_id <= ?
+                    and (examples.superseded_in_batch_id is null
+                         or examples.superseded_in_batch_id > ?)
                 group by 1
                 """,
                 [version, version],
@@ -427,10 +431,15 @@ def test_the_demo_truth_is_visible_in_the_marts(demo_warehouse: DemoWarehouse) -
         )
         segment = dict(
             con.execute(
-                f"""
-                select {biased["attribute"]} = '{biased["value"]}', avg(is_correct::int)
-                from marts.fct_training_examples where is_current group by 1
                 """
+                select coalesce(segments.segment_value = ?, false), avg(is_correct::int)
+                from marts.fct_training_examples as examples
+                left join marts.fct_inference_segments as segments
+                    on segments.inference_id = examples.inference_id
+                    and segments.segment_attribute = ?
+                where examples.is_current group by 1
+                """,
+                [biased["value"], biased["attribute"]],
             ).fetchall()
         )
     assert by_version["v2"] > by_version["v1"]

@@ -60,7 +60,8 @@ def rows(demo_warehouse) -> pd.DataFrame:
             f"""
             select
                 inference_id, model_name, model_version, predicted_label,
-                {", ".join(SEGMENTS)}, cast(logged_at as date) as served_date
+                {", ".join(f"context_json->>'{name}' as {name}" for name in SEGMENTS)},
+                cast(logged_at as date) as served_date
             from intermediate.int_inferences_validated
             where is_accepted
             """

@@ -51,6 +51,9 @@ DBT_VARS = {
     "drift_top_k": TOP_K,
     "drift_bins": BINS,
     "label_settle_hours": 0,  # labels received before the watermark count, even current ones
+    # label drift's current window is performance_current_days ending ceil(settle / 24) days
+    # before the watermark: with these two it is the drift window, so one truth checks both
+    "performance_current_days": 1,
 }
 SELECT = "+fct_drift_numeric +fct_drift_categorical_summary"
 MISSING = object()  # a key absent from inputs
