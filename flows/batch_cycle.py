@@ -61,7 +61,9 @@ def discover_configuration(settings: Settings) -> Settings:
     """On the first batch of a warehouse without a configuration file, discover the monitored
     features and segment attributes from its logs and write them into the file, so the first
     build already monitors the user's own data. Returns the settings to build with."""
-    if not needs_discovery(settings):
+    with connect(settings.db_path) as con:
+        has_history = batches.has_inference_history(con)
+    if not needs_discovery(settings, has_history):
         return settings
     logger = get_run_logger()
     try:

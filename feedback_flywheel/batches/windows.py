@@ -75,6 +75,15 @@ def latest_successful(con: duckdb.DuckDBPyConnection) -> BatchWindow | None:
     return BatchWindow(*row) if row else None
 
 
+def has_inference_history(con: duckdb.DuckDBPyConnection) -> bool:
+    """Whether a successful batch has built inferences (so the warehouse has a configuration in
+    use, even without a configuration file)."""
+    (found,) = con.execute(
+        f"select count(*) from {BATCH_RUNS} where status = 'success' and inferences_in > 0"
+    ).fetchone()
+    return bool(found)
+
+
 def first_data_time(con: duckdb.DuckDBPyConnection) -> datetime | None:
     """Midnight (UTC) of the earliest inference or feedback in raw, or None when raw is empty."""
     earliest = earliest_event_at(con)

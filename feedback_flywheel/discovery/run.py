@@ -87,9 +87,11 @@ def discover(settings: Settings, *, write: bool = True) -> Discovery:
     return Discovery(profiles, proposal, updated.path, written=written, notes=notes)
 
 
-def needs_discovery(settings: Settings) -> bool:
+def needs_discovery(settings: Settings, has_history: bool) -> bool:
     """Whether the batch cycle should discover before its build: the warehouse has no
-    configuration file yet (one you wrote, or pinned, is never second-guessed). That is its first
-    batch, or the first one with inferences to learn from when the earlier ones had none."""
+    configuration file yet (one you wrote, or pinned, is never second-guessed) and no batch has
+    built inferences with the defaults yet (``has_history``). That is its first batch, or the
+    first one with inferences to learn from when the earlier ones had none; a warehouse built
+    without a file keeps the defaults it was built with."""
     config = settings.config
-    return config is None or not config.exists
+    return not has_history and (config is None or not config.exists)

@@ -61,9 +61,17 @@ class DemoWarehouse:
         return warehouse.connect(self.db_path, read_only=True)
 
     def copy_to(self, path: Path) -> Path:
-        """A copy of the database file (to mutate without disturbing other tests)."""
-        shutil.copyfile(self.db_path, path)
-        return path
+        """A copy of the database file (to mutate without disturbing other tests), with its
+        configuration file."""
+        return copy_warehouse(self.db_path, path)
+
+
+def copy_warehouse(source: Path, target: Path) -> Path:
+    """Copy a warehouse file with the configuration file beside it."""
+    shutil.copyfile(source, target)
+    if config_file.beside(source).exists():
+        shutil.copyfile(config_file.beside(source), config_file.beside(target))
+    return target
 
 
 def ingest_demo(db_path: Path, demo_dir: Path) -> None:

@@ -15,7 +15,8 @@ quarantine as (
         load_id,
         reason_code,
         batch_id
-    from {{ ref('fct_feedback_quarantine') }}
+    from {{ ref('int_feedback_events_classified') }}
+    where status = 'quarantined'
 
 ),
 

@@ -164,13 +164,22 @@ final as (
         cast(category_rank as integer) as category_rank,
         cast(distinct_values_ref as {{ dbt.type_bigint() }}) as distinct_values_ref,
         cast(distinct_values_cur as {{ dbt.type_bigint() }}) as distinct_values_cur,
-        {%- for bound in ['reference_start_at', 'reference_end_at', 'current_start_at',
-                          'current_end_at'] %}
-            case
-                when feature_kind = 'label' then {{ label_bounds[bound] }}
-                else {{ bounds[bound] }}
-            end as {{ bound }}{{ ',' if not loop.last }}
-        {%- endfor %}
+        case
+            when feature_kind = 'label' then {{ label_bounds['reference_start_at'] }}
+            else {{ bounds['reference_start_at'] }}
+        end as reference_start_at,
+        case
+            when feature_kind = 'label' then {{ label_bounds['reference_end_at'] }}
+            else {{ bounds['reference_end_at'] }}
+        end as reference_end_at,
+        case
+            when feature_kind = 'label' then {{ label_bounds['current_start_at'] }}
+            else {{ bounds['current_start_at'] }}
+        end as current_start_at,
+        case
+            when feature_kind = 'label' then {{ label_bounds['current_end_at'] }}
+            else {{ bounds['current_end_at'] }}
+        end as current_end_at
     from buckets
 
 )
