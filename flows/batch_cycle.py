@@ -18,24 +18,20 @@ from prefect.artifacts import create_markdown_artifact
 
 from feedback_flywheel import audit, batches
 from feedback_flywheel.config import Settings
+from feedback_flywheel.config.faults import fault_point
 from feedback_flywheel.discovery.run import DiscoveryError, discover, needs_discovery
 from feedback_flywheel.publish import artifacts, serving
 from feedback_flywheel.publish.warnings import batch_warnings
-from feedback_flywheel.retraining import decision as decisions
-from feedback_flywheel.retraining import drift, performance
-from feedback_flywheel.retraining.results import write_batch_rows
-from feedback_flywheel.rewards import stage as reward_stage
 from feedback_flywheel.warehouse import connect, init_warehouse
-from feedback_flywheel.warehouse.catalogue import (
-    DRIFT_RESULTS,
-    PERFORMANCE_CHECKS,
-    PERFORMANCE_ESTIMATES,
-    RPT_KPI_DAILY,
-)
 from feedback_flywheel.warehouse.dbt import run_dbt
-from flows.retrain import trigger_retraining
-
-IO_RETRIES = {"retries": 3, "retry_delay_seconds": [2, 10, 30]}
+from flows.python_stage import (
+    check_performance,
+    decide_retraining,
+    test_drift,
+    train_reward_model,
+    trigger_pending,
+)
+from flows.retries import IO_RETRIES
 
 
 @task(name="plan-batch", **IO_RETRIES)
@@ -52,7 +48,12 @@ def plan_batch(
             return batches.rerun_window(con, batch_id)
         if window_start and window_end:
             return batches.window(window_start, window_end)
-        planned = batches.plan_windows(con, window_end or batches.utc_now())
+        planned = batches.plan_windows(
+            con,
+            window_end or batches.utc_now(),
+            floor=settings.vars.floor,
+            clock_skew_seconds=settings.vars.clock_skew_seconds,
+        )
         return planned[0] if planned else None
 
 
@@ -148,7 +149,8 @@ def audit_dataset_versions(settings: Settings, batch: batches.BatchWindow) -> li
     with connect(settings.db_path) as con:
         entries = audit.dataset_version_entries(con, batch.batch_id)
         with audit.atomic(con):
-            return [audit.record(con, **entry) for entry in entries]
+            key = settings.secret.audit_key
+            return [audit.record(con, key=key, **entry) for entry in entries]
 
 
 @task(name="record-batch", **IO_RETRIES)
@@ -166,6 +168,7 @@ def record_batch(
             counts=counts,
             dbt_seconds=dbt_seconds,
             warnings=found,
+            audit_head=audit.head(con),
         )
     logger = get_run_logger()
     for line in found:
@@ -179,187 +182,13 @@ def fail_batch(settings: Settings, batch: batches.BatchWindow, attempt: int, err
         batches.close_batch(con, batch, attempt, status="failed", error_message=error[:4000])
 
 
-@task(name="test-drift", **IO_RETRIES)
-def test_drift(settings: Settings, batch: batches.BatchWindow) -> int:
-    """p-values, Benjamini-Hochberg and the drift gate over the warehouse's drift summaries."""
-    with connect(settings.db_path) as con:
-        results = drift.drift_tests(con, batch.batch_id, settings.retraining_policy)
-        write_batch_rows(
-            con, DRIFT_RESULTS, batch.batch_id, results, drift.DRIFT_COLUMNS, batches.utc_now()
-        )
-        drifted = results[results.is_drift] if not results.empty else results
-    logger = get_run_logger()
-    for row in drifted.itertuples(index=False):
-        logger.info(
-            "drift: %s %s (%s) %s=%.3g p_adj=%.2g effect %s=%.3g",
-            row.model_name,
-            row.feature_name,
-            row.kind,
-            row.test,
-            row.statistic,
-            row.p_adjusted,
-            row.effect_metric,
-            row.effect_size,
-        )
-    return len(drifted)
-
-
-@task(name="check-performance", **IO_RETRIES)
-def check_performance(settings: Settings, batch: batches.BatchWindow) -> int:
-    """Accuracy change, its covariate / concept split, and the confidence-based estimate."""
-    now = batches.utc_now()
-    with connect(settings.db_path) as con:
-        checks = performance.performance_checks(con, batch.batch_id, settings.retraining_policy)
-        write_batch_rows(
-            con, PERFORMANCE_CHECKS, batch.batch_id, checks, performance.PERFORMANCE_COLUMNS, now
-        )
-        estimates = performance.performance_estimates(con, batch.batch_id)
-        write_batch_rows(
-            con,
-            PERFORMANCE_ESTIMATES,
-            batch.batch_id,
-            estimates,
-            performance.ESTIMATE_COLUMNS,
-            now,
-        )
-    return 0 if checks.empty else int(checks.is_flagged.sum())
-
-
-@task(name="decide-retraining", **IO_RETRIES)
-def decide_retraining(settings: Settings, batch: batches.BatchWindow) -> list[decisions.Decision]:
-    """One decision per model served before the watermark; a model already decided for this
-    batch keeps its decision (re-running a batch never triggers a second retraining)."""
-    logger = get_run_logger()
-    policy = settings.retraining_policy
-    made = []
-    with connect(settings.db_path) as con:
-        models = [
-            name
-            for (name,) in con.execute(
-                f"select distinct model_name from {RPT_KPI_DAILY} "
-                "where inference_count > 0 order by 1"
-            ).fetchall()
-        ]
-        results = {
-            relation: con.execute(
-                f"select * from {relation} where batch_id = ?", [batch.batch_id]
-            ).df()
-            for relation in (DRIFT_RESULTS, PERFORMANCE_CHECKS, PERFORMANCE_ESTIMATES)
-        }
-        for model_name in models:
-            earlier = decisions.existing_decision(con, batch.batch_id, model_name)
-            if earlier is not None:
-                logger.info(
-                    "%s: batch %s was already decided (%s, %s); keeping it",
-                    model_name,
-                    batch.batch_id,
-                    earlier["decision"],
-                    earlier["decision_id"],
-                )
-                continue
-            signals = decisions.build_signals(
-                model_name,
-                results[DRIFT_RESULTS],
-                results[PERFORMANCE_CHECKS],
-                results[PERFORMANCE_ESTIMATES],
-                policy,
-            )
-            made.append(
-                decisions.decide(
-                    con,
-                    batch_id=batch.batch_id,
-                    model_name=model_name,
-                    watermark_at=batch.window_end,
-                    dataset_version=batch.dataset_version,
-                    signals=signals,
-                    policy=policy,
-                )
-            )
-    for decision in made:
-        logger.info("%s: %s — %s", decision.model_name, decision.decision, decision.reason)
-    return made
-
-
-def act_on(settings: Settings, decision: decisions.Decision, dry_run: bool) -> None:
-    """Trigger the retraining a decision asks for (unless dry-run), then append the decision."""
-    logger = get_run_logger()
-    policy = settings.retraining_policy
-    status, run_id = "not_applicable", None
-    if decision.decision == "retrain" and dry_run:
-        status = "dry_run"
-        logger.info("%s: dry run, retraining not triggered", decision.model_name)
-    elif decision.decision == "retrain":
-        try:
-            run_id = trigger_retraining(
-                decision.dataset_version,
-                decision.decision_id,
-                deployment_name=policy.action.deployment_name
-                if policy.action.kind == "deployment"
-                else None,
-                db_path=str(settings.db_path),
-            )
-            status = "triggered"
-        except Exception as error:  # recorded with the decision, then re-raised
-            status = f"failed: {type(error).__name__}: {error}"[:500]
-            _record(settings, decision, dry_run, status, None)
-            raise
-    _record(settings, decision, dry_run, status, run_id)
-
-
-def _record(
-    settings: Settings,
-    decision: decisions.Decision,
-    dry_run: bool,
-    status: str,
-    run_id: str | None,
-) -> None:
-    with connect(settings.db_path) as con:
-        decisions.record_decision(
-            con,
-            decision,
-            settings.retraining_policy,
-            is_dry_run=dry_run,
-            trigger_status=status,
-            triggered_run_id=run_id,
-            decided_at=batches.utc_now(),
-        )
-
-
-@task(name="train-reward-model", **IO_RETRIES)
-def train_reward_model(settings: Settings, batch: batches.BatchWindow) -> str:
-    """The reward stage: retrain the Bradley-Terry reward model on the accumulated preference
-    pairs when enough new ones arrived (policies/reward.yml), promote it only when it beats the
-    current version, fit the model-version leaderboard, score the batch's new outputs. A batch
-    already processed is left as it is. Returns the one-line summary it logs."""
-    logger = get_run_logger()
-    with connect(settings.db_path) as con:
-        outcome = reward_stage.run_batch(
-            con,
-            batch_id=batch.batch_id,
-            window_start=batch.window_start,
-            window_end=batch.window_end,
-            policy=settings.reward_policy,
-            lookback_days=settings.vars.lookback_days,
-        )
-    logger.info(outcome.summary())
-    metrics = "\n".join(
-        f"| {name} | {value if value is not None else '-'} |"
-        for name, value in outcome.metrics.items()
-    )
-    create_markdown_artifact(
-        key="reward-model",
-        markdown=f"## Reward model, batch {batch.batch_id}\n\n{outcome.summary()}\n\n"
-        f"| metric | value |\n|---|---|\n{metrics}\n",
-        description=f"Reward model after batch {batch.batch_id}",
-    )
-    return outcome.summary()
-
-
 @task(name="publish-batch-summary")
 def publish_summary(settings: Settings, batch: batches.BatchWindow) -> str:
     """The batch summary as a Prefect artifact (stable key ``batch-summary``) and as text."""
     with connect(settings.db_path) as con:
-        markdown = artifacts.batch_markdown(con, batch.batch_id)
+        markdown = artifacts.batch_markdown(
+            con, batch.batch_id, audit_key=settings.secret.audit_key
+        )
     create_markdown_artifact(
         key="batch-summary", markdown=markdown, description=f"Batch {batch.batch_id}"
     )
@@ -367,19 +196,43 @@ def publish_summary(settings: Settings, batch: batches.BatchWindow) -> str:
 
 
 @task(name="publish-serving-snapshot", **IO_RETRIES)
-def publish_serving_snapshot(settings: Settings, batch: batches.BatchWindow) -> str:
+def publish_serving_snapshot(settings: Settings, batch_id: str) -> str:
     """Publish the read-only copy of the marts that the dashboard reads (atomic swap of a
-    separate DuckDB file; see feedback_flywheel/publish/serving.py). Returns its path."""
+    separate DuckDB file; see feedback_flywheel/publish/serving.py) and record it in
+    ``ml.batch_runs.published_at``. Returns its path."""
     try:
-        result = serving.publish(settings.db_path, settings.serving_path, batch_id=batch.batch_id)
+        result = serving.publish(settings.db_path, settings.serving_path, batch_id=batch_id)
     except Exception as error:
         raise serving.PublishError(
-            f"batch {batch.batch_id} succeeded, but its serving snapshot was not published "
+            f"batch {batch_id} succeeded, but its serving snapshot was not published "
             f"({type(error).__name__}: {error}); the dashboard keeps the previous one. "
-            "Publish it with `flywheel publish`."
+            "The next run publishes it, or publish it now with `flywheel publish`."
         ) from error
+    with connect(settings.db_path) as con:
+        batches.mark_published(con, batch_id, result.published_at)
     get_run_logger().info(result.describe())
     return str(result.path)
+
+
+@task(name="recover-previous-run", **IO_RETRIES)
+def recover_previous_run(settings: Settings) -> None:
+    """Complete what a run that died left behind (the caller holds the run lock): attempts
+    still ``running`` become ``abandoned``, half-built serving copies are removed, and the
+    latest successful batch is published if its publish never happened."""
+    logger = get_run_logger()
+    with connect(settings.db_path) as con:
+        init_warehouse(con)
+        abandoned = batches.abandon_running(con)
+        unpublished = batches.unpublished_batch(con)
+    for batch_id, attempt in abandoned:
+        logger.warning(
+            "batch %s attempt %d was left running by a run that died: abandoned", batch_id, attempt
+        )
+    for leftover in serving.remove_stale_copies(settings.serving_path):
+        logger.warning("removed %s, left by a publish that died", leftover.name)
+    if unpublished is not None:
+        logger.warning("batch %s was never published: publishing it now", unpublished)
+        publish_serving_snapshot(settings, unpublished)
 
 
 @flow(name="batch_cycle", log_prints=True)
@@ -392,38 +245,62 @@ def batch_cycle(
     dry_run: bool = False,
     policy_path: str | None = None,
     progress: bool = False,
+    lock_wait_seconds: float = 0.0,
 ) -> dict[str, Any] | None:
     """Run one batch: from the last watermark to ``window_end`` (default: now), or the explicit
     window, or (``batch_id``) the latest batch again: build the warehouse, test drift and
     performance, decide whether to retrain and (unless ``dry_run``) trigger it. Returns the
-    batch's counts, or None when the warehouse is already up to date."""
-    logger = get_run_logger()
+    batch's counts, or None when the warehouse is already up to date.
+
+    It holds the warehouse's run lock throughout (a second run waits ``lock_wait_seconds``, then
+    refuses with RunLockBusy), and first completes what a run that died left: attempts still
+    running are marked abandoned, a batch never published is published, a decision whose trigger
+    never completed is completed (after this batch's decisions)."""
     # one load of the configuration: a bad var or policy fails before a batch is opened
     settings = Settings.load(db_path=db_path, overrides=overrides, policy_path=policy_path)
-    batch = plan_batch(settings, window_start, window_end, batch_id)
-    if batch is None:
-        logger.info("Nothing to do: the warehouse is already at the requested watermark.")
-        return None
-    logger.info(
-        "Batch %s: received_at in [%s, %s)", batch.batch_id, batch.window_start, batch.window_end
-    )
+    with batches.run_lock(settings.db_path, wait_seconds=lock_wait_seconds):
+        recover_previous_run(settings)
+        batch = plan_batch(settings, window_start, window_end, batch_id)
+        fault_point("after:plan-batch")
+        if batch is None:
+            get_run_logger().info(
+                "Nothing to do: the warehouse is already at the requested watermark."
+            )
+            return None
+        return _run_batch(settings, batch, dry_run, progress)
+
+
+def _run_batch(
+    settings: Settings, batch: batches.BatchWindow, dry_run: bool, progress: bool
+) -> dict[str, Any]:
+    logger = get_run_logger()
+    logger.info("Batch %s: [%s, %s)", batch.batch_id, batch.window_start, batch.window_end)
     settings = discover_configuration(settings)
     attempt = open_batch(settings, batch)
+    fault_point("after:open-batch")
     try:
         dbt_seconds = dbt_build(settings, batch, progress)
+        fault_point("after:dbt-build")
         audit_dataset_versions(settings, batch)
+        fault_point("after:audit-dataset-versions")
         test_drift(settings, batch)
+        fault_point("after:test-drift")
         check_performance(settings, batch)
-        made = decide_retraining(settings, batch)
-        for decision in made:
-            act_on(settings, decision, dry_run)
+        fault_point("after:check-performance")
+        made = decide_retraining(settings, batch, dry_run)
+        fault_point("after:decide-retraining")
+        trigger_pending(settings, dry_run)
         train_reward_model(settings, batch)
+        fault_point("after:train-reward-model")
         counts = record_batch(settings, batch, attempt, dbt_seconds)
+        fault_point("after:record-batch")
     except Exception as error:
         fail_batch(settings, batch, attempt, f"{type(error).__name__}: {error}")
         raise
     publish_summary(settings, batch)
-    publish_serving_snapshot(settings, batch)
+    fault_point("after:publish-batch-summary")
+    publish_serving_snapshot(settings, batch.batch_id)
+    fault_point("after:publish-serving-snapshot")
     logger.info(
         "Batch %s done: %s feedback in, %s accepted, %s quarantined, %s held",
         batch.batch_id,

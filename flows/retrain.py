@@ -23,24 +23,7 @@ from prefect.artifacts import create_markdown_artifact
 
 from feedback_flywheel.config import Settings
 from feedback_flywheel.retraining import trainer, training_store
-
-
-def _is_transient(task: Any, task_run: Any, state: Any) -> bool:
-    """Retry database errors (e.g. a writer lock held by a build), not the caller's mistakes."""
-    try:
-        state.result()
-    except (ValueError, LookupError, FileNotFoundError):
-        return False
-    except Exception:
-        return True
-    return True
-
-
-IO_RETRIES: dict[str, Any] = {
-    "retries": 3,
-    "retry_delay_seconds": [2, 10, 30],
-    "retry_condition_fn": _is_transient,
-}
+from flows.retries import IO_RETRIES
 
 
 @task(name="resolve-dataset-version", **IO_RETRIES)
@@ -77,15 +60,19 @@ def train_candidate(
 
 
 @task(name="deploy-candidate", **IO_RETRIES)
-def deploy_candidate(db_path: Path, result: trainer.TrainingResult) -> str:
+def deploy_candidate(settings: Settings, result: trainer.TrainingResult) -> str:
     """Append the candidate to the registry through ingest (idempotent); returns the load id."""
-    return training_store.deploy_candidate(db_path, result)
+    return training_store.deploy_candidate(
+        settings.db_path, result, audit_key=settings.secret.audit_key
+    )
 
 
 @task(name="record-training-run", **IO_RETRIES)
-def record_training_run(db_path: Path, row: dict[str, Any]) -> int:
+def record_training_run(settings: Settings, row: dict[str, Any]) -> int:
     """Append one attempt of a training run to ``ml.training_runs``; returns the attempt number."""
-    return training_store.record_training_run(db_path, row)
+    return training_store.record_training_run(
+        settings.db_path, row, audit_key=settings.secret.audit_key
+    )
 
 
 def _fmt(value: Any, digits: int = 3) -> str:
@@ -143,7 +130,7 @@ def publish_summary(dataset_version: str, runs: list[dict[str, Any]]) -> str:
 
 
 def _train_one(
-    database: Path,
+    settings: Settings,
     sample: pd.DataFrame,
     version: str,
     name: str,
@@ -153,6 +140,7 @@ def _train_one(
     """Train, compare and (when it wins) deploy one model's candidate, and record the attempt —
     failed ones too. Returns the recorded row (without the parameters)."""
     logger = get_run_logger()
+    database = settings.db_path
     started_at = training_store.utc_now()
     rows = sample[sample["model_name"] == name].reset_index(drop=True)
     load_id = None
@@ -161,7 +149,7 @@ def _train_one(
         result = train_candidate(rows, registry, version, name, options)
         row = training_store.run_row(result)
         if result.beats_current and not result.already_deployed:
-            load_id = deploy_candidate(database, result)
+            load_id = deploy_candidate(settings, result)
             row["status"] = "deployed"
         else:
             row["status"] = "already_deployed" if result.beats_current else "not_deployed"
@@ -180,7 +168,7 @@ def _train_one(
         "started_at": started_at,
         "finished_at": training_store.utc_now(),
     }
-    attempt = record_training_run(database, row)
+    attempt = record_training_run(settings, row)
     logger.info(
         "%s: %s (holdout accuracy %s; gain over current %s: %s, p %s)",
         row["training_run_id"],
@@ -214,7 +202,8 @@ def retrain(
     more than ``min_improvement`` accuracy (one-sided paired test at ``significance``; 1 = compare
     the point estimates only), and record every run. Returns the runs (without their parameters).
     """
-    database = Settings.load(db_path=db_path).db_path
+    settings = Settings.load(db_path=db_path)
+    database = settings.db_path
     options = {
         "holdout_share": holdout_share,
         "seed": seed,
@@ -236,7 +225,7 @@ def retrain(
             f"models there: {', '.join(available) or 'none'}"
         )
     runs = [
-        _train_one(database, sample, version, name, decision_id, options)
+        _train_one(settings, sample, version, name, decision_id, options)
         for name in ([model_name] if model_name else available)
     ]
     failures = [
@@ -259,18 +248,24 @@ def trigger_retraining(
     """Start the retraining a decision asked for; return what identifies it.
 
     With ``deployment_name`` (the policy's ``action.kind: deployment``) a flow run of that Prefect
-    deployment is created with ``dataset_version`` and ``decision_id`` as parameters, without
-    waiting for it (``timeout=0``); the flow run id is returned. Otherwise the built-in
-    :func:`retrain` flow runs here (a subflow when called inside a flow) and the training run
-    id(s) it recorded are returned, comma-separated when it trained several models.
+    deployment is created with ``dataset_version``, ``decision_id`` and ``model_name`` as
+    parameters, without waiting for it (``timeout=0``), under the decision id as its idempotency
+    key (asked again, Prefect returns the same flow run); the flow run id is returned. Otherwise
+    the built-in :func:`retrain` flow runs here (a subflow when called inside a flow) and the
+    training run id(s) it recorded are returned, comma-separated when it trained several.
     """
     if deployment_name:
         import prefect.deployments
 
         flow_run = prefect.deployments.run_deployment(
             name=deployment_name,
-            parameters={"dataset_version": dataset_version, "decision_id": decision_id},
+            parameters={
+                "dataset_version": dataset_version,
+                "decision_id": decision_id,
+                "model_name": model_name,
+            },
             timeout=0,
+            idempotency_key=decision_id,
         )
         return str(flow_run.id)
     summary = retrain(

@@ -1,21 +1,20 @@
-"""The audit trail: the hash-chained ``ml.audit_log`` (:mod:`.chain`), what it records about
-each kind of thing (:mod:`.entries`), and lineage from a training example back to raw files and
-forward to the runs that used it (:mod:`.lineage`)."""
+"""The audit trail: the keyed hash chain ``ml.audit_log`` (:mod:`.chain`), its verification
+against the recorded heads and the audited tables (:mod:`.verify`, :mod:`.crosscheck`), what it
+records about each kind of thing (:mod:`.entries`), and lineage from a training example back to
+raw files and forward to the runs that used it (:mod:`.lineage`)."""
 
+from feedback_flywheel.audit.canonical import canonical_json
 from feedback_flywheel.audit.chain import (
     AUDIT_COLUMNS,
     AUDIT_TABLE,
     GENESIS_HASH,
     KNOWN_KINDS,
-    BrokenLink,
-    VerifyResult,
     atomic,
-    canonical_json,
     compute_row_hash,
     ensure_table,
+    head,
     record,
     table_exists,
-    verify,
 )
 from feedback_flywheel.audit.entries import (
     batch_of_dataset_version,
@@ -23,6 +22,7 @@ from feedback_flywheel.audit.entries import (
     deployment_entry,
     training_run_entry,
 )
+from feedback_flywheel.audit.verify import BrokenLink, VerifyResult, serving_heads, verify
 
 __all__ = [
     "AUDIT_COLUMNS",
@@ -38,7 +38,9 @@ __all__ = [
     "dataset_version_entries",
     "deployment_entry",
     "ensure_table",
+    "head",
     "record",
+    "serving_heads",
     "table_exists",
     "training_run_entry",
     "verify",

@@ -15,6 +15,11 @@ import duckdb
 from feedback_flywheel.ingest.registry import earliest_event_at
 from feedback_flywheel.warehouse.catalogue import BATCH_RUNS
 
+DEFAULT_FLOOR = datetime(2000, 1, 1)
+DEFAULT_SKEW_SECONDS = 300
+#: a --daily run planning more batches than this is refused with the way out
+MAX_DAILY_BATCHES = 3660
+
 
 class BatchError(RuntimeError):
     """A batch cannot be planned or re-run as asked; the message says why and what to do."""
@@ -84,25 +89,42 @@ def has_inference_history(con: duckdb.DuckDBPyConnection) -> bool:
     return bool(found)
 
 
-def first_data_time(con: duckdb.DuckDBPyConnection) -> datetime | None:
-    """Midnight (UTC) of the earliest inference or feedback in raw, or None when raw is empty."""
-    earliest = earliest_event_at(con)
+def first_data_time(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    floor: datetime = DEFAULT_FLOOR,
+    clock_skew_seconds: int = DEFAULT_SKEW_SECONDS,
+) -> datetime | None:
+    """Midnight (UTC) of the earliest time a raw row is placed at (never before ``floor``, var
+    timestamp_floor), or None when raw is empty."""
+    earliest = earliest_event_at(con, floor=floor, clock_skew_seconds=clock_skew_seconds)
     if earliest is None:
         return None
     return earliest.replace(hour=0, minute=0, second=0, microsecond=0)
 
 
 def plan_windows(
-    con: duckdb.DuckDBPyConnection, until: datetime, *, daily: bool = False
+    con: duckdb.DuckDBPyConnection,
+    until: datetime,
+    *,
+    daily: bool = False,
+    floor: datetime = DEFAULT_FLOOR,
+    clock_skew_seconds: int = DEFAULT_SKEW_SECONDS,
 ) -> list[BatchWindow]:
     """The batches that bring the warehouse up to the watermark ``until``.
 
-    They start where the last successful batch ended (or at the first data when there is none).
-    ``daily`` splits the span at UTC midnights into one batch per day; otherwise it is one batch.
-    An empty list means the warehouse is already at (or past) ``until``.
+    They start where the last successful batch ended (or at the first data when there is none,
+    never before ``floor``). ``daily`` splits the span at UTC midnights into one batch per day;
+    otherwise it is one batch. An empty list means the warehouse is already at (or past)
+    ``until``. More than :data:`MAX_DAILY_BATCHES` daily batches are refused: that many days of
+    history is one batch (``--until`` without ``--daily``) and then daily batches.
     """
     latest = latest_successful(con)
-    start = latest.window_end if latest else first_data_time(con)
+    start = (
+        latest.window_end
+        if latest
+        else first_data_time(con, floor=floor, clock_skew_seconds=clock_skew_seconds)
+    )
     if start is None:
         raise BatchError(
             "raw is empty: load data first (`flywheel ingest TABLE FILE...`, or `flywheel demo`)"
@@ -111,6 +133,14 @@ def plan_windows(
         return []
     if not daily:
         return [window(start, until)]
+    days = (until - start).days + 1
+    if days > MAX_DAILY_BATCHES:
+        raise BatchError(
+            f"--daily from {start:%Y-%m-%d} to {until:%Y-%m-%d} would plan {days:,} daily "
+            f"batches (at most {MAX_DAILY_BATCHES:,}): build the history as one batch first "
+            "(`flywheel run --until DAY`), then run --daily from there; or raise "
+            "timestamp_floor if the early rows are not real"
+        )
     windows = []
     cursor = start
     while cursor < until:

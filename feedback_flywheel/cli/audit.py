@@ -9,7 +9,13 @@ from pathlib import Path
 import click
 
 from feedback_flywheel.cli.app import main
-from feedback_flywheel.cli.common import EXIT_FAILED, EXIT_USAGE, database, db_option
+from feedback_flywheel.cli.common import (
+    EXIT_FAILED,
+    EXIT_USAGE,
+    database,
+    db_option,
+    load_settings,
+)
 from feedback_flywheel.warehouse import connect
 
 
@@ -22,24 +28,44 @@ def audit() -> None:
 @click.option(
     "--head",
     "expected_head",
-    help="A head hash noted earlier: fail unless the chain still contains it (catches rows cut "
-    "off the end, which the chain alone cannot see).",
+    help="A head hash noted earlier (a batch artifact prints it): fail unless the chain still "
+    "holds it (catches rows cut off the end, or a chain rewritten).",
+)
+@click.option(
+    "--count",
+    "expected_count",
+    type=click.IntRange(min=1),
+    help="With --head: the seq that head was at; the chain must have that hash at that seq.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @db_option
-def audit_verify(expected_head: str | None, as_json: bool, db_path: Path | None) -> None:
-    """Recompute the hash chain of ml.audit_log and report OK with the row count and head hash,
-    or the first broken link: its seq and whether it is a gap in the sequence, a prev_hash that
-    does not match the previous row, or a row whose content no longer matches its hash.
+def audit_verify(
+    expected_head: str | None, expected_count: int | None, as_json: bool, db_path: Path | None
+) -> None:
+    """Verify the audit trail under the warehouse's audit key (FLYWHEEL_SECRET_KEY, else the key
+    file beside the warehouse): the chain of ml.audit_log (no gap, every prev_hash, every keyed
+    row hash), the head every batch recorded (in ml.batch_runs and in the serving copy) and a
+    head you noted, and every audited table against its audit rows. Reports OK with the row
+    count and head, or the first problem: its seq and what it is.
 
-    Exit code 0 when the chain holds, 1 when it is broken.
+    Exit code 0 when the trail holds, 1 when it does not.
     """
     from feedback_flywheel import audit as audit_module
 
+    if expected_count is not None and expected_head is None:
+        click.echo("error: --count goes with --head HASH", err=True)
+        sys.exit(EXIT_USAGE)
+    settings = load_settings(db_path)
     try:
-        with connect(database(db_path), read_only=True) as con:
-            result = audit_module.verify(con, expected_head=expected_head)
-    except (FileNotFoundError, RuntimeError) as error:
+        with connect(settings.db_path, read_only=True) as con:
+            result = audit_module.verify(
+                con,
+                key=settings.secret.audit_key,
+                expected_head=expected_head,
+                expected_count=expected_count,
+                extra_heads=audit_module.serving_heads(settings.serving_path),
+            )
+    except (FileNotFoundError, RuntimeError, ValueError) as error:
         click.echo(f"error: {error}", err=True)
         sys.exit(EXIT_USAGE)
     if as_json:

@@ -22,6 +22,7 @@ from feedback_flywheel.config import (
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
+EXIT_BUSY = 3
 CONFIGURATION_ERRORS = (SettingsError, PolicyError, RewardPolicyError, ConfigFileError)
 
 

@@ -18,12 +18,15 @@ from feedback_flywheel.cli.common import EXIT_USAGE, db_option, load_settings, s
 @db_option
 def publish(serving_path: Path | None, db_path: Path | None) -> None:
     """Publish the read-only serving snapshot of the marts now (the batch cycle does this
-    after every successful batch): built beside the target, then swapped in atomically."""
+    after every successful batch): built beside the target, then swapped in atomically. Waits
+    for a running batch (the run lock) up to a minute."""
+    from feedback_flywheel.batches import run_lock
     from feedback_flywheel.publish import serving
 
     settings = load_settings(db_path, serving_path=serving_path)
     try:
-        result = serving.publish(settings.db_path, settings.serving_path)
+        with run_lock(settings.db_path, wait_seconds=60):
+            result = serving.publish(settings.db_path, settings.serving_path)
     except (FileNotFoundError, serving.PublishError) as error:
         click.echo(f"error: {error}", err=True)
         sys.exit(EXIT_USAGE)

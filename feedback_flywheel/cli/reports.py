@@ -84,7 +84,18 @@ def _drift_line(row: tuple) -> str:
 def drift(batch_id: str | None, show_all: bool, db_path: Path | None) -> None:
     """Show a batch's drift tests: statistic, BH-adjusted p-value, effect size and the verdict."""
     with connect(database(db_path), read_only=True) as con:
+        if batch_id is not None and not queries.drift_batch_exists(con, batch_id):
+            latest = queries.latest_drift_batch(con)
+            click.echo(
+                f"error: batch {batch_id!r} has no drift tests (latest: {latest or 'none yet'}); "
+                "see `flywheel batches`",
+                err=True,
+            )
+            sys.exit(EXIT_USAGE)
         batch_id = batch_id or queries.latest_drift_batch(con)
+        if batch_id is None:
+            click.echo("error: no drift tests yet: run a batch first (`flywheel run`)", err=True)
+            sys.exit(EXIT_USAGE)
         rows = queries.drift_rows(con, batch_id, drifted_only=not show_all)
     click.echo(
         f"drift tests of batch {batch_id}"

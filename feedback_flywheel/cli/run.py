@@ -16,6 +16,7 @@ import click
 from feedback_flywheel.cli.app import main
 from feedback_flywheel.cli.common import (
     CONFIGURATION_ERRORS,
+    EXIT_BUSY,
     EXIT_FAILED,
     EXIT_USAGE,
     db_option,
@@ -60,9 +61,25 @@ def run_batches(
     *,
     dry_run: bool = False,
     policy_path: Path | None = None,
+    wait_seconds: float = 0.0,
 ) -> list[dict]:
-    """Plan and run batch_cycle flows, one result line per batch (and its warnings); returns
-    the counts of each batch run."""
+    """Plan and run batch_cycle flows, one result line per batch (and its warnings), holding the
+    warehouse's run lock for all of them (waiting up to ``wait_seconds`` for it); returns the
+    counts of each batch run."""
+    from feedback_flywheel import batches
+
+    with batches.run_lock(settings.db_path, wait_seconds=wait_seconds):
+        return _run_locked(settings, until, daily, batch_id, dry_run, policy_path)
+
+
+def _run_locked(
+    settings: Settings,
+    until: datetime | None,
+    daily: bool,
+    batch_id: str | None,
+    dry_run: bool,
+    policy_path: Path | None,
+) -> list[dict]:
     from feedback_flywheel import batches
     from feedback_flywheel.warehouse import connect, init_warehouse
 
@@ -77,11 +94,20 @@ def run_batches(
         "progress": True,
     }
     if batch_id:
+        with connect(settings.db_path) as con:  # an unknown or old batch fails here, at once
+            init_warehouse(con)
+            batches.rerun_window(con, batch_id)
         windows = [None]
     else:
         with connect(settings.db_path) as con:
             init_warehouse(con)
-            windows = batches.plan_windows(con, until or batches.utc_now(), daily=daily)
+            windows = batches.plan_windows(
+                con,
+                until or batches.utc_now(),
+                daily=daily,
+                floor=settings.vars.floor,
+                clock_skew_seconds=settings.vars.clock_skew_seconds,
+            )
         if not windows:
             click.echo("nothing to do: the warehouse is already at that watermark", err=True)
     results = []
@@ -110,8 +136,16 @@ def print_summary(settings: Settings) -> None:
         click.echo(run_summary(con, settings.db_path, settings.serving_path))
 
 
+def _until(ctx: click.Context, param: click.Parameter, value: str | None) -> datetime | None:
+    return parse_timestamp(value)
+
+
 @main.command()
-@click.option("--until", help="Watermark to build up to (ISO 8601, UTC; default: now).")
+@click.option(
+    "--until",
+    callback=_until,
+    help="Watermark to build up to (ISO 8601, UTC; default: now).",
+)
 @click.option("--daily", is_flag=True, help="One batch per UTC day up to the watermark.")
 @click.option("--batch-id", help="Re-run this batch (only the latest can be re-run).")
 @click.option(
@@ -132,19 +166,29 @@ def print_summary(settings: Settings) -> None:
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="Retraining policy file (default: policies/retraining.yml).",
 )
+@click.option(
+    "--wait",
+    "wait_seconds",
+    type=click.FloatRange(min=0),
+    default=0,
+    show_default=True,
+    metavar="SECONDS",
+    help="When another run holds the warehouse, wait this long for it before refusing (exit 3).",
+)
 @db_option
 def run(
-    until: str | None,
+    until: datetime | None,
     daily: bool,
     batch_id: str | None,
     var_pairs: tuple[str, ...],
     dry_run: bool,
     policy_path: Path | None,
+    wait_seconds: float,
     db_path: Path | None,
 ) -> None:
     """Run the batch cycle now: from the last watermark up to --until (default: now): build the
     warehouse, test drift and performance, decide whether to retrain, and trigger it."""
-    from feedback_flywheel.batches import BatchError
+    from feedback_flywheel.batches import BatchError, RunLockBusy
 
     try:
         overrides = parse_overrides(var_pairs)
@@ -156,12 +200,16 @@ def run(
     try:
         run_batches(
             settings,
-            parse_timestamp(until),
+            until,
             daily,
             batch_id,
             dry_run=dry_run,
             policy_path=policy_path,
+            wait_seconds=wait_seconds,
         )
+    except RunLockBusy as error:
+        click.echo(f"error: {error}", err=True)
+        sys.exit(EXIT_BUSY)
     except (BatchError, *CONFIGURATION_ERRORS) as error:
         click.echo(f"error: {error}", err=True)
         sys.exit(EXIT_USAGE)

@@ -14,6 +14,7 @@ import csv
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,7 @@ from feedback_flywheel.config.policies import (
     load_policy,
     load_reward_policy,
 )
+from feedback_flywheel.config.secrets import SECRET_ENV, Secret, load_secret
 from feedback_flywheel.config.vars import BATCH_VARS, FlywheelVars, load_vars
 
 DEFAULT_TARGET = "dev"
@@ -48,6 +50,8 @@ class Settings:
     #: the warehouse's configuration file (:mod:`.file`); its vars sit between the project's
     #: defaults and the overrides
     config: config_file.ConfigFile | None = None
+    #: ``$FLYWHEEL_SECRET_KEY`` as read at load time (None: the key file beside the warehouse)
+    secret_key: str | None = field(default=None, repr=False, compare=False)
 
     @classmethod
     def load(
@@ -63,10 +67,10 @@ class Settings:
     ) -> Settings:
         """Read and validate the configuration of a run. Explicit arguments win over the
         environment (``FLYWHEEL_DUCKDB``, ``FLYWHEEL_SERVING_DUCKDB``, ``FLYWHEEL_TARGET``,
-        ``FLYWHEEL_PROJECT_DIR``), which wins over the defaults. Raises ``SettingsError``,
-        ``PolicyError``, ``RewardPolicyError`` or ``ConfigFileError`` naming the key and what is
-        allowed. The vars are the project's defaults, then the configuration file
-        (``config_path``, else :func:`.file.locate`), then ``overrides``."""
+        ``FLYWHEEL_PROJECT_DIR``, ``FLYWHEEL_SECRET_KEY``), which wins over the defaults. Raises
+        ``SettingsError``, ``PolicyError``, ``RewardPolicyError`` or ``ConfigFileError`` naming
+        the key and what is allowed. The vars are the project's defaults, then the configuration
+        file (``config_path``, else :func:`.file.locate`), then ``overrides``."""
         environ = os.environ if environ is None else environ
         project = paths.project_dir(environ)
         database = (
@@ -101,7 +105,15 @@ class Settings:
             ),
             overrides=overrides,
             config=config,
+            secret_key=environ.get(SECRET_ENV),
         )
+
+    @cached_property
+    def secret(self) -> Secret:
+        """The run's secret (``$FLYWHEEL_SECRET_KEY``, else the key file beside the warehouse,
+        created on first use): the audit chain's HMAC key and the pseudonymisation key."""
+        environ = {} if self.secret_key is None else {SECRET_ENV: self.secret_key}
+        return load_secret(environ, self.db_path)
 
     def with_db(self, db_path: Path) -> Settings:
         """The same settings for another warehouse (its serving copy beside it)."""

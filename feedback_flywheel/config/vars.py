@@ -7,15 +7,37 @@ here before dbt sees them, and an error names the key, what it got and what it a
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    model_validator,
+)
 
 BATCH_VARS = ("batch_id", "batch_start", "batch_end")
 # Features of fct_output_features that do not come from var reward_text_keywords.
 REWARD_FIXED_FEATURES = ("n_words", "n_chars", "n_sentences", "has_question", "predicted_score")
+
+
+#: a lower-case SQL identifier: what every name a var puts into SQL as a column or key must be
+IDENTIFIER_PATTERN = r"^[a-z_][a-z0-9_]*$"
+Identifier = Annotated[str, StringConstraints(pattern=IDENTIFIER_PATTERN, max_length=63)]
+#: text a var puts into SQL as a quoted literal (group names, labels, LIKE patterns)
+Text = Annotated[str, StringConstraints(max_length=500)]
+Version = Annotated[str, StringConstraints(pattern=r"^[0-9A-Za-z._-]{1,32}$")]
+Timestamp = Annotated[
+    str,
+    StringConstraints(pattern=r"^\d{4}-\d{2}-\d{2}([ T]\d{2}:\d{2}:\d{2})?$"),
+]
+#: raw columns that may be configured as personal (pseudonymised in staging)
+PERSONAL_COLUMN_CHOICES = ("subject_id", "session_id", "annotator_id")
 
 
 class SettingsError(ValueError):
@@ -27,8 +49,8 @@ class DriftFeatures(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    numeric: list[str] = Field(default_factory=list)
-    categorical: list[str] = Field(default_factory=list)
+    numeric: list[Identifier] = Field(default_factory=list)
+    categorical: list[Identifier] = Field(default_factory=list)
 
 
 class FlywheelVars(BaseModel):
@@ -36,22 +58,29 @@ class FlywheelVars(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    segment_attributes: list[str] = Field(
+    segment_attributes: list[Identifier] = Field(
         description="Keys of inference_log.context the analyses break down by (segments)."
     )
     batch_id: str = Field(pattern=r"^b\d{8}T\d{6}$", description="Id of the batch being built.")
-    batch_start: str = Field(description="Start of the batch window over received_at (UTC).")
-    batch_end: str = Field(description="End (exclusive) of the batch window: the watermark.")
+    batch_start: Timestamp = Field(description="Start of the batch window (UTC).")
+    batch_end: Timestamp = Field(description="End (exclusive) of the batch window: the watermark.")
     lookback_days: int = Field(ge=0, le=365, description="How long held feedback is re-tried.")
     label_settle_hours: int = Field(ge=0, le=24 * 90, description="Age at which a label matures.")
     clock_skew_seconds: int = Field(ge=0, le=86400, description="Tolerated client clock skew.")
-    supported_schema_versions: list[str] = Field(min_length=1)
+    supported_schema_versions: list[Version] = Field(min_length=1)
     warn_quarantine_share: float = Field(
         gt=0, le=1, description="Share of a file quarantined for one reason that is a warning."
     )
-    label_weights: dict[str, float]
+    timestamp_floor: Timestamp = Field(
+        description="Timestamps before this are implausible: quarantined, and no batch starts "
+        "before it."
+    )
+    personal_columns: list[Literal[PERSONAL_COLUMN_CHOICES]] = Field(  # type: ignore[valid-type]
+        description="Raw id columns pseudonymised with a keyed hash in staging."
+    )
+    label_weights: dict[Identifier, float]
     sampling_seed: int = Field(ge=0)
-    stratify_by: str | None = Field(
+    stratify_by: Identifier | None = Field(
         description="Segment attribute the training sample stratifies by (× label); null: label."
     )
     stratified_quota_per_cell: int = Field(ge=0)
@@ -72,13 +101,13 @@ class FlywheelVars(BaseModel):
     deployment_impact_days: int = Field(
         ge=1, le=365, description="Days with predictions compared before and after a deployment."
     )
-    bias_intersections: list[list[str]] = Field(
+    bias_intersections: list[list[Identifier]] = Field(
         description="Intersections of segment attributes reported as their own attribute."
     )
-    bias_reference_groups: dict[str, str] = Field(
+    bias_reference_groups: dict[str, Text] = Field(
         description="Reference group per attribute ('a|b' for an intersection); default majority."
     )
-    bias_positive_labels: dict[str, list[str]] = Field(
+    bias_positive_labels: dict[Text, list[Text]] = Field(
         description="Per model, the labels treated as the positive prediction (default: all)."
     )
     bias_min_group_count: int = Field(
@@ -103,19 +132,15 @@ class FlywheelVars(BaseModel):
                     f"got {intersection!r}"
                 )
         known = attributes | {"|".join(entry) for entry in self.bias_intersections}
-        for attribute, value in self.bias_reference_groups.items():
+        for attribute in self.bias_reference_groups:
             if attribute not in known:
                 raise ValueError(
                     f"bias_reference_groups: {attribute!r} is neither a segment attribute nor "
                     f"an intersection of bias_intersections ({', '.join(sorted(known))})"
                 )
-            if "'" in value or "'" in attribute:
-                raise ValueError(f"bias_reference_groups.{attribute}: no quotes allowed")
         for model, labels in self.bias_positive_labels.items():
-            if not labels or any("'" in text for text in [model, *labels]):
-                raise ValueError(
-                    f"bias_positive_labels.{model}: give a non-empty list of labels without quotes"
-                )
+            if not labels:
+                raise ValueError(f"bias_positive_labels.{model}: give a non-empty list of labels")
         low, high = self.bias_disparity_band
         if not 0 < low <= 1 <= high:
             raise ValueError(f"bias_disparity_band: need 0 < low <= 1 <= high; got [{low}, {high}]")
@@ -134,7 +159,7 @@ class FlywheelVars(BaseModel):
     reward_model_pair_min_margin: float = Field(
         ge=0, description="Score difference a reward_model pair needs."
     )
-    reward_text_keywords: dict[str, str] = Field(
+    reward_text_keywords: dict[Identifier, Text] = Field(
         description="Text features: column name -> LIKE pattern on the lower-cased output_text."
     )
 
@@ -143,15 +168,11 @@ class FlywheelVars(BaseModel):
         negative = {k: v for k, v in self.preference_source_weights.items() if v < 0}
         if negative:
             raise ValueError(f"preference_source_weights must be >= 0; got {negative}")
-        for name, pattern in self.reward_text_keywords.items():
-            if name in REWARD_FIXED_FEATURES or not name.isidentifier() or name != name.lower():
+        for name in self.reward_text_keywords:
+            if name in REWARD_FIXED_FEATURES:
                 raise ValueError(
-                    f"reward_text_keywords: {name!r} must be a lower-case SQL column name, "
-                    f"not one of {', '.join(REWARD_FIXED_FEATURES)}"
-                )
-            if "'" in pattern:
-                raise ValueError(
-                    f"reward_text_keywords.{name}: the pattern must not contain a quote"
+                    f"reward_text_keywords: {name!r} is a built-in feature "
+                    f"({', '.join(REWARD_FIXED_FEATURES)}); choose another name"
                 )
         return self
 
@@ -163,6 +184,11 @@ class FlywheelVars(BaseModel):
                 f"({', '.join(self.segment_attributes)}); got {self.stratify_by!r}"
             )
         return self
+
+    @property
+    def floor(self) -> datetime:
+        """var timestamp_floor as a naive UTC datetime."""
+        return datetime.fromisoformat(self.timestamp_floor)
 
     def dbt_vars(self) -> dict[str, Any]:
         """The values as the ``--vars`` mapping dbt receives."""

@@ -7,6 +7,7 @@ inode and mtime), so the next rerun reads the new copy, while reruns in between 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,19 @@ from feedback_flywheel.dashboard import queries
 from feedback_flywheel.publish import serving
 
 CACHE_SECONDS = 600
+# every ASCII punctuation character Markdown (and Streamlit's extensions: $ for LaTeX, : for
+# emoji and icon shortcodes) might act on
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:&\"'=^])")
+
+
+def md(value: object) -> str:
+    """A data value for a Markdown-rendering element (st.markdown, captions, labels, alerts):
+    every Markdown and HTML special character backslash-escaped and newlines flattened, so a
+    model name, segment value or reason from the logs is shown as the text it is and never
+    becomes a link, an image that fetches a URL, a heading or HTML. Values shown on their own go
+    through st.text, st.code or a dataframe instead."""
+    text = " ".join(str(value).splitlines())
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", text)
 
 
 def snapshot_path() -> Path:
@@ -71,8 +85,8 @@ def snapshot_caption() -> None:
         return
     first = info.iloc[0]
     st.caption(
-        f"Snapshot of batch **{first.batch_id or 'n/a'}**, published "
-        f"{pd.Timestamp(first.published_at):%Y-%m-%d %H:%M} UTC from `{first.source_db}` "
+        f"Snapshot of batch **{md(first.batch_id or 'n/a')}**, published "
+        f"{pd.Timestamp(first.published_at):%Y-%m-%d %H:%M} UTC from {md(first.source_db)} "
         f"· {len(info)} tables"
     )
 

@@ -16,18 +16,36 @@ import duckdb
 from feedback_flywheel.warehouse.schema import RAW_SCHEMA
 
 
-def earliest_event_at(con: duckdb.DuckDBPyConnection) -> datetime | None:
-    """The earliest ``logged_at`` of an inference or arrival of a feedback event in raw, or None
-    when raw is empty."""
+def _placement(event_at: str) -> str:
+    """The SQL of macro placement_time (macros/staging/staging.sql) over a raw table: the row's
+    own timestamp when plausible (finite, not before the floor ``$1``, not after its load time
+    plus the skew ``$2`` seconds), never later than its load time; else its load time."""
+    return (
+        f"case when {event_at} is not null and isfinite({event_at}) and {event_at} >= $1 "
+        f"and {event_at} <= _loaded_at + to_seconds($2) "
+        f"then least({event_at}, _loaded_at) else _loaded_at end"
+    )
+
+
+def earliest_event_at(
+    con: duckdb.DuckDBPyConnection, *, floor: datetime, clock_skew_seconds: int
+) -> datetime | None:
+    """The earliest time a raw inference, feedback event or preference is placed at (the rule
+    the staging models place rows by, so the first batch starts where the first row will be
+    decided), never before ``floor``; None when raw is empty. A 1900 or infinite timestamp is
+    placed by its load time and so cannot pull the first batch back."""
     row = con.execute(
         f"""
         select least(
-            (select min(logged_at) from {RAW_SCHEMA}.inference_log),
-            (select min(coalesce(received_at, _loaded_at)) from {RAW_SCHEMA}.feedback_events)
+            (select min({_placement("logged_at")}) from {RAW_SCHEMA}.inference_log),
+            (select min({_placement("received_at")}) from {RAW_SCHEMA}.feedback_events),
+            (select min({_placement("received_at")}) from {RAW_SCHEMA}.preference_events)
         )
-        """
-    ).fetchall()
-    return row[0][0] if row else None
+        """,
+        [floor, clock_skew_seconds],
+    ).fetchone()
+    found = row[0] if row else None
+    return None if found is None else max(found, floor)
 
 
 def registry_rows_of_load(con: duckdb.DuckDBPyConnection, load_id: str) -> list[dict[str, Any]]:

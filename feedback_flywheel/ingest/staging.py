@@ -23,6 +23,10 @@ from feedback_flywheel.ingest.conversion import (
     _SourceColumn,
 )
 
+#: the longest CSV line or JSON record a file may hold (DuckDB's default is 2 MB, too little for
+#: long output_text or payloads); a longer one refuses the file with DuckDB's message and line
+MAX_RECORD_BYTES = 256 * 1024 * 1024
+
 
 def _stage(
     con: duckdb.DuckDBPyConnection, path: Path, file_format: str
@@ -57,7 +61,8 @@ def _stage(
             con.execute(
                 f"create or replace temp table {_STAGE_NAME} as select * from read_csv(?, "
                 f"columns = {{{columns}}}, header = true, auto_detect = false, delim = ',', "
-                "quote = '\"', escape = '\"', comment = '', skip = 0, strict_mode = true)",
+                "quote = '\"', escape = '\"', comment = '', skip = 0, strict_mode = true, "
+                f"max_line_size = {MAX_RECORD_BYTES})",
                 [str(path)],
             )
             sources = [
@@ -67,7 +72,8 @@ def _stage(
         reader_format = "auto" if path.suffix.lower() == ".json" else "newline_delimited"
         con.execute(
             f"create or replace temp table {_JSON_STAGE_NAME} as "
-            f"select json as {_JSON} from read_json_objects(?, format = '{reader_format}')",
+            f"select json as {_JSON} from read_json_objects(?, format = '{reader_format}', "
+            f"maximum_object_size = {MAX_RECORD_BYTES})",
             [str(path)],
         )
         return _json_columns(con, path), _ROW

@@ -15,7 +15,7 @@ def _fmt(number: float | None, spec: str = ".3f") -> str:
     return "–" if number is None or number != number else format(number, spec)
 
 
-def batch_markdown(con: duckdb.DuckDBPyConnection, batch_id: str) -> str:
+def batch_markdown(con: duckdb.DuckDBPyConnection, batch_id: str, *, audit_key: bytes) -> str:
     """The Prefect artifact for one batch: window, counts, quarantine reasons, KPIs."""
     start, end, status, fin, acc, quar, held, inf, added, version, seconds = queries.batch_run(
         con, batch_id
@@ -46,21 +46,28 @@ def batch_markdown(con: duckdb.DuckDBPyConnection, batch_id: str) -> str:
     lines.append("## KPIs per day (last 7 days with matured labels)")
     lines += ["```", *kpi_lines(con, batch_id), "```", ""]
     lines += monitoring_markdown(con, batch_id)
-    lines += audit_lines(con)
+    lines += audit_lines(con, batch_id, audit_key)
     return "\n".join(lines)
 
 
-def audit_lines(con: duckdb.DuckDBPyConnection) -> list[str]:
-    """The audit chain checked now, and its head: note the head to catch later truncation with
-    ``flywheel audit verify --head HASH``."""
-    result = audit.verify(con)
+def audit_lines(con: duckdb.DuckDBPyConnection, batch_id: str, key: bytes) -> list[str]:
+    """The audit chain checked now (chain, recorded heads, audited tables), and the head this
+    batch recorded: note it to catch a later cut or rewrite with ``flywheel audit verify --head
+    HASH --count N``."""
+    result = audit.verify(con, key=key)
     if result.count == 0:
         return []
     if result.broken is None:
-        state = f"verified, {result.count:,} rows"
+        state = f"verified: {result.count:,} rows, {result.tables_checked} audited tables agree"
     else:
         state = f"**BROKEN at seq {result.broken.seq}** ({result.broken.problem})"
-    return ["## Audit log", f"`ml.audit_log` {state}; head `{result.head_hash}`", ""]
+    recorded = queries.batch_audit_head(con, batch_id)
+    head = (
+        f"head of batch {batch_id}: seq {recorded[0]}, `{recorded[1]}`"
+        if recorded
+        else f"head `{result.head_hash}` (seq {result.count})"
+    )
+    return ["## Audit log", f"`ml.audit_log` {state}; {head}", ""]
 
 
 def _decision_lines(con: duckdb.DuckDBPyConnection, batch_id: str) -> list[str]:

@@ -238,6 +238,27 @@ def latest_drift_batch(con: duckdb.DuckDBPyConnection) -> str | None:
     return rows(con, f"select max(batch_id) from {DRIFT_RESULTS}")[0][0]
 
 
+def drift_batch_exists(con: duckdb.DuckDBPyConnection, batch_id: str) -> bool:
+    """Whether ``batch_id`` has drift results."""
+    return bool(
+        rows(con, f"select count(*) from {DRIFT_RESULTS} where batch_id = ?", [batch_id])[0][0]
+    )
+
+
+def batch_audit_head(con: duckdb.DuckDBPyConnection, batch_id: str) -> tuple[int, str] | None:
+    """(seq, hash) of the audit chain's head that the batch's successful attempt recorded."""
+    found = rows(
+        con,
+        f"""
+        select audit_head_seq, audit_head_hash from {BATCH_RUNS}
+        where batch_id = ? and status = 'success' and audit_head_seq is not null
+        order by attempt desc limit 1
+        """,
+        [batch_id],
+    )
+    return (int(found[0][0]), str(found[0][1])) if found else None
+
+
 def drift_rows(
     con: duckdb.DuckDBPyConnection, batch_id: str, *, drifted_only: bool = False
 ) -> list[tuple]:

@@ -36,6 +36,7 @@ from pathlib import Path
 
 import duckdb
 
+from feedback_flywheel.config.faults import fault_point
 from feedback_flywheel.config.paths import SERVING_ENV
 from feedback_flywheel.warehouse.catalogue import BATCH_RUNS
 from feedback_flywheel.warehouse.schema import PUBLISHED_ML_TABLES
@@ -160,6 +161,17 @@ def _check_paths(source: Path, target: Path) -> None:
         )
 
 
+def remove_stale_copies(target: Path) -> list[Path]:
+    """Remove half-built copies a killed publish left beside ``target`` (``.<name>.*.building``
+    and their ``.wal``); returns what was removed. Publishers hold the run lock, so none of them
+    belongs to a publish still running."""
+    removed = []
+    for leftover in sorted(Path(target).parent.glob(f".{Path(target).name}.*.building*")):
+        _remove(leftover)
+        removed.append(leftover)
+    return removed
+
+
 def _temporary_beside(target: Path) -> Path:
     """A fresh temporary name in the target's folder, so os.replace is a rename on one file
     system (the file itself is not created: DuckDB creates it, an empty file is no database)."""
@@ -241,6 +253,7 @@ def publish(db_path: Path, target: Path, *, batch_id: str | None = None) -> Publ
     started = time.perf_counter()
     source, target = Path(db_path).resolve(), Path(target).resolve()
     _check_paths(source, target)
+    remove_stale_copies(target)
     temporary = _temporary_beside(target)
     published_at = datetime.now(UTC).replace(tzinfo=None)
     try:
@@ -257,6 +270,7 @@ def publish(db_path: Path, target: Path, *, batch_id: str | None = None) -> Publ
             con.execute("checkpoint")
         finally:
             con.close()
+        fault_point("publish:building")
         _swap_in(temporary, target)
     except BaseException:
         _remove(temporary)

@@ -1,9 +1,17 @@
 """The retraining decision: one auditable row per batch and model, with every signal it read.
 
-A decision is data (``ml.retraining_decisions``, append-only): the decision (retrain, hold or
+A decision is data (``ml.retraining_decisions``): the decision (retrain, hold or
 insufficient_data), each signal's value, threshold and whether it fired, the policy version and
 the reason in words, and — when it triggered one — the retraining run. A batch that already has a
 decision for a model keeps it: re-running the batch never triggers a second retraining.
+
+Crash-safe: a retrain decision is recorded **before** its trigger, with ``trigger_status``
+``pending``; the trigger carries the decision id (its idempotency key); then
+:func:`complete_decision` fills in the outcome, once (``pending`` → ``triggered`` / ``failed: …``;
+nothing else of the row ever changes), with a second audit row of the completed decision. A run
+that died in between leaves the decision pending; the next run finds it and completes it from
+what the trigger left behind (the training runs recorded under the decision id, or the flow run
+with that idempotency key) instead of triggering again.
 """
 
 from __future__ import annotations
@@ -23,6 +31,8 @@ from feedback_flywheel.warehouse.schema import RETRAINING_DECISIONS as RETRAININ
 
 #: the columns of ml.retraining_decisions, in order
 DECISION_COLUMNS = RETRAINING_DECISIONS_TABLE.column_names
+#: trigger_status of a retrain decision recorded before its trigger ran
+PENDING = "pending"
 
 
 @dataclass
@@ -301,13 +311,16 @@ def record_decision(
     decision: Decision,
     policy: Policy,
     *,
+    audit_key: bytes,
     is_dry_run: bool,
     trigger_status: str,
     triggered_run_id: str | None,
     decided_at: datetime,
 ) -> None:
-    """Append the decision row (never updated afterwards) and, in the same transaction, its
-    ``decision`` row of the audit trail (``ml.audit_log``, payload = the decision row)."""
+    """Append the decision row and, in the same transaction, its ``decision`` row of the audit
+    trail (``ml.audit_log``, payload = the decision row). A retrain decision about to be
+    triggered is recorded with ``trigger_status`` :data:`PENDING` (then
+    :func:`complete_decision`)."""
     values = [
         decision.decision_id,
         decision.batch_id,
@@ -336,8 +349,55 @@ def record_decision(
         )
         audit.record(
             con,
+            key=audit_key,
             kind="decision",
             subject_id=decision.decision_id,
             payload=dict(zip(DECISION_COLUMNS, values, strict=True)),
             batch_id=decision.batch_id,
         )
+
+
+def complete_decision(
+    con: duckdb.DuckDBPyConnection,
+    decision_id: str,
+    *,
+    audit_key: bytes,
+    trigger_status: str,
+    triggered_run_id: str | None,
+) -> bool:
+    """Fill in the trigger outcome of a pending decision — the one change a decision row ever
+    gets — and append the completed row to the audit trail, in one transaction. Returns False
+    (and changes nothing) when the decision is not pending (already completed)."""
+    if trigger_status == PENDING:
+        raise ValueError("complete_decision needs the trigger's outcome, not pending")
+    with audit.atomic(con):
+        updated = con.execute(
+            f"""
+            update {RETRAINING_DECISIONS}
+            set trigger_status = ?, triggered_run_id = ?
+            where decision_id = ? and trigger_status = ?
+            returning *
+            """,
+            [trigger_status, triggered_run_id, decision_id, PENDING],
+        ).fetchall()
+        if not updated:
+            return False
+        row = dict(zip(DECISION_COLUMNS, updated[0], strict=True))
+        audit.record(
+            con,
+            key=audit_key,
+            kind="decision",
+            subject_id=decision_id,
+            payload=row,
+            batch_id=row["batch_id"],
+        )
+    return True
+
+
+def pending_decisions(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
+    """Retrain decisions recorded but never completed (the run died during their trigger)."""
+    frame = con.execute(
+        f"select * from {RETRAINING_DECISIONS} where trigger_status = ? order by decided_at",
+        [PENDING],
+    ).df()
+    return frame.to_dict(orient="records")

@@ -1,12 +1,11 @@
-"""Performance checks and estimates, over the warehouse's labelled-performance summaries.
+"""Performance checks over the warehouse's labelled-performance summaries.
 
 ``marts.fct_performance_windows`` holds labelled and correct counts per model version and segment
-in a current and a reference window; ``marts.fct_calibration_bins`` the reference accuracy per
-``predicted_score`` bin. From them come the overall accuracy change, its split per segment
-attribute into the part the shift of the segment mix explains (covariate) and the residual
-(concept), the within-segment change per segment value (all BH-adjusted), and the
-confidence-based accuracy estimate of the current window before its labels arrive. Results go to
-``ml.performance_checks`` and ``ml.performance_estimates``.
+in a current and a reference window. From them come the overall accuracy change, its split per
+segment attribute into the part the shift of the segment mix explains (covariate) and the
+residual (concept), and the within-segment change per segment value (all BH-adjusted). Results go
+to ``ml.performance_checks``. The confidence-based accuracy estimate of the current window before
+its labels arrive is a mart of the batch's own build (``marts.fct_performance_estimates``).
 """
 
 from __future__ import annotations
@@ -21,12 +20,11 @@ from scipy import stats
 
 from feedback_flywheel.config.policies import Policy
 from feedback_flywheel.retraining.stats import Z95, bh_adjust, two_proportion_test
-from feedback_flywheel.warehouse.catalogue import FCT_CALIBRATION_BINS, FCT_PERFORMANCE_WINDOWS
-from feedback_flywheel.warehouse.schema import PERFORMANCE_CHECKS, PERFORMANCE_ESTIMATES
+from feedback_flywheel.warehouse.catalogue import FCT_PERFORMANCE_WINDOWS
+from feedback_flywheel.warehouse.schema import PERFORMANCE_CHECKS
 
-#: the columns of ml.performance_checks / ml.performance_estimates the stage computes
+#: the columns of ml.performance_checks the stage computes
 PERFORMANCE_COLUMNS = tuple(c for c in PERFORMANCE_CHECKS.column_names if c != "computed_at")
-ESTIMATE_COLUMNS = tuple(c for c in PERFORMANCE_ESTIMATES.column_names if c != "computed_at")
 _WINDOW_COUNTS = (
     "labelled_count_reference",
     "labelled_count_current",
@@ -208,51 +206,3 @@ def _flag_drops(
             and p_adj < alpha
             and row[drop_key] <= -min_drop
         )
-
-
-def performance_estimates(con: duckdb.DuckDBPyConnection, batch_id: str) -> pd.DataFrame:
-    """Confidence-based estimated accuracy of the current drift window per model version: each
-    prediction counts with the accuracy its score bin had on the reference window's labels (the
-    bin's mean score where the reference has no labels in that bin). The bins are read in a fixed
-    order, so the sums (and a re-run's estimate) are the same to the last bit."""
-    bins = con.execute(
-        f"""
-        select model_name, model_version, reference_labelled, reference_correct,
-            current_predictions, current_score_sum, current_start_at, current_end_at
-        from {FCT_CALIBRATION_BINS} where batch_id = ?
-        order by model_name, model_version, score_bin
-        """,
-        [batch_id],
-    ).df()
-    rows = []
-    for (model, version), group in bins.groupby(["model_name", "model_version"]):
-        predictions = int(group.current_predictions.sum())
-        if predictions == 0:
-            continue
-        labelled = group.reference_labelled.to_numpy(dtype=float)
-        bin_accuracy = np.where(
-            labelled > 0,
-            group.reference_correct.to_numpy(dtype=float) / np.maximum(labelled, 1),
-            group.current_score_sum.to_numpy(dtype=float)
-            / np.maximum(group.current_predictions.to_numpy(dtype=float), 1),
-        )
-        estimate = float((group.current_predictions.to_numpy() * bin_accuracy).sum() / predictions)
-        reference_labelled = int(labelled.sum())
-        rows.append(
-            {
-                "batch_id": batch_id,
-                "model_name": model,
-                "model_version": version,
-                "window_start_at": group.current_start_at.iloc[0],
-                "window_end_at": group.current_end_at.iloc[0],
-                "predictions": predictions,
-                "estimated_accuracy": estimate if reference_labelled else float("nan"),
-                "uncalibrated_estimate": float(group.current_score_sum.sum() / predictions),
-                "reference_accuracy": _rate(
-                    float(group.reference_correct.sum()), reference_labelled
-                ),
-                "reference_labelled": reference_labelled,
-                "method": "score_bin_calibration",
-            }
-        )
-    return pd.DataFrame(rows)

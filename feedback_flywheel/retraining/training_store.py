@@ -133,7 +133,7 @@ def read_registry(db_path: Path, model_name: str) -> pd.DataFrame:
         ).df()
 
 
-def deploy_candidate(db_path: Path, result: TrainingResult) -> str:
+def deploy_candidate(db_path: Path, result: TrainingResult, *, audit_key: bytes) -> str:
     """Append the candidate to ``raw.model_deployments`` through ingest: a one-row Parquet file
     ``<db folder>/registry/<training_run_id>.parquet``, loaded with a ledger entry, and its
     ``deployment`` audit row. Returns the load id. The previous version's row is left as it is
@@ -143,7 +143,9 @@ def deploy_candidate(db_path: Path, result: TrainingResult) -> str:
         existing = registry_load_of_training_run(con, result.training_run_id)
         if existing is not None:  # a retried attempt: its audit row too (a no-op when there)
             audit.record(
-                con, **audit.deployment_entry(existing, registry_rows_of_load(con, existing))
+                con,
+                key=audit_key,
+                **audit.deployment_entry(existing, registry_rows_of_load(con, existing)),
             )
     if existing is not None:
         return existing
@@ -165,14 +167,16 @@ def deploy_candidate(db_path: Path, result: TrainingResult) -> str:
         if loaded.status == ingest.LOADED:
             load_id = str(loaded.load_id)
             audit.record(
-                con, **audit.deployment_entry(load_id, registry_rows_of_load(con, load_id))
+                con,
+                key=audit_key,
+                **audit.deployment_entry(load_id, registry_rows_of_load(con, load_id)),
             )
     if loaded.status != ingest.LOADED:
         raise RuntimeError(f"deploying {result.candidate_version} failed: {loaded.message}")
     return str(loaded.load_id)
 
 
-def record_training_run(db_path: Path, row: dict[str, Any]) -> int:
+def record_training_run(db_path: Path, row: dict[str, Any], *, audit_key: bytes) -> int:
     """Append one attempt of a training run to ``ml.training_runs`` with its audit row, in one
     transaction; returns the attempt number."""
     with connect(db_path) as con:
@@ -188,12 +192,28 @@ def record_training_run(db_path: Path, row: dict[str, Any]) -> int:
             con.execute(
                 f"insert into {TRAINING_RUNS} ({columns}) values ({marks})", list(record.values())
             )
-            audit.record(con, **audit.training_run_entry(record))
+            audit.record(con, key=audit_key, **audit.training_run_entry(record))
             con.execute("commit")
         except BaseException:
             con.execute("rollback")
             raise
     return record["attempt"]
+
+
+def runs_for_decision(db_path: Path, decision_id: str) -> list[str]:
+    """The training runs recorded under a decision (its idempotency key), in the order they
+    were first recorded: what a trigger that died before the decision was completed left."""
+    with connect(db_path, read_only=True) as con:
+        rows = con.execute(
+            f"""
+            select training_run_id from {TRAINING_RUNS}
+            where decision_id = ?
+            group by training_run_id
+            order by min(started_at), training_run_id
+            """,
+            [decision_id],
+        ).fetchall()
+    return [row[0] for row in rows]
 
 
 def run_row(result: TrainingResult) -> dict[str, Any]:

@@ -104,6 +104,7 @@ def run_batch(
     window_start: datetime,
     window_end: datetime,
     policy: RewardPolicy,
+    audit_key: bytes,
     lookback_days: int = 3,
     now: datetime | None = None,
 ) -> RewardOutcome:
@@ -136,7 +137,7 @@ def run_batch(
             )
         if len(board):
             _write_leaderboard(con, board, scorer, batch_id, now)
-        _record_audit(con, record, batch_id, scored)
+        _record_audit(con, audit_key, record, batch_id, scored)
     return RewardOutcome(
         batch_id=batch_id,
         status=record["status"],
@@ -348,12 +349,17 @@ def _write_leaderboard(
 
 
 def _record_audit(
-    con: duckdb.DuckDBPyConnection, record: dict[str, Any], batch_id: str, scored: int
+    con: duckdb.DuckDBPyConnection,
+    key: bytes,
+    record: dict[str, Any],
+    batch_id: str,
+    scored: int,
 ) -> None:
     """The batch's audit row: the record (parameters as JSON, not as text) and the scored count."""
     parameters = record.get("parameters_json")
     audit.record(
         con,
+        key=key,
         kind="reward_model",
         subject_id=record["reward_model_version"] or f"reward-{batch_id}",
         batch_id=batch_id,

@@ -7,6 +7,7 @@ the CLI prints either without a traceback.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -14,6 +15,7 @@ from pathlib import Path
 import duckdb
 
 from feedback_flywheel.config import paths
+from feedback_flywheel.config.engine import engine_settings
 
 
 class WarehouseUnavailable(RuntimeError):
@@ -30,7 +32,8 @@ def connect(db_path: Path, *, read_only: bool = False) -> Iterator[duckdb.DuckDB
     """Open the warehouse (creating its folder when writing) and close it on exit.
 
     DuckDB allows one writer process at a time; a lock error is turned into a message that says
-    what to do instead of a bare ``IOException``.
+    what to do instead of a bare ``IOException``. The engine resources of the environment
+    (``FLYWHEEL_MEMORY_LIMIT``, ``_THREADS``, ``_TEMP_DIRECTORY``) apply.
     """
     db_path = Path(db_path)
     if not read_only:
@@ -41,7 +44,7 @@ def connect(db_path: Path, *, read_only: bool = False) -> Iterator[duckdb.DuckDB
             "or point FLYWHEEL_DUCKDB at an existing file"
         )
     try:
-        con = duckdb.connect(str(db_path), read_only=read_only)
+        con = duckdb.connect(str(db_path), read_only=read_only, config=engine_settings(os.environ))
     except duckdb.IOException as error:
         if "lock" in str(error).lower():
             raise WarehouseUnavailable(

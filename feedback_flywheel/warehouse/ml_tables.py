@@ -62,8 +62,9 @@ MODEL_VERSION = "Version of the model."
 
 BATCH_RUNS = MlTable(
     "batch_runs",
-    "One row per attempt at a batch of the batch cycle: its window over received_at, status "
-    "(running, success, failed), what it counted and how long dbt took.",
+    "One row per attempt at a batch of the batch cycle: its window, status (running, success, "
+    "failed, abandoned), what it counted, how long dbt took, the audit chain's head when it "
+    "closed and when its serving copy was published.",
     (
         _c("batch_id", "varchar", BATCH_ID, False),
         _c(
@@ -74,7 +75,12 @@ BATCH_RUNS = MlTable(
         ),
         _c("window_start", "timestamp", "Start of the batch window over received_at (UTC).", False),
         _c("window_end", "timestamp", "End of the window (exclusive): the watermark (UTC).", False),
-        _c("status", "varchar", "running, success or failed.", False),
+        _c(
+            "status",
+            "varchar",
+            "running, success, failed, or abandoned (its run died; the next run marks it).",
+            False,
+        ),
         _c("feedback_in", "bigint", "Raw feedback rows that arrived in the window."),
         _c("feedback_accepted", "bigint", "Feedback rows the batch accepted."),
         _c("feedback_quarantined", "bigint", "Feedback rows the batch quarantined."),
@@ -86,6 +92,9 @@ BATCH_RUNS = MlTable(
         _c("error_message", "varchar", "Why a failed attempt failed."),
         _c("warnings", "varchar", "JSON list of the batch's warnings (absent features, ...)."),
         _c("dbt_seconds", "double", "Wall-clock seconds of the batch's dbt build."),
+        _c("audit_head_seq", "bigint", "seq of ml.audit_log's last row when the batch closed."),
+        _c("audit_head_hash", "varchar", "row_hash of that row (flywheel audit verify checks it)."),
+        _c("published_at", "timestamp", "When the batch's serving copy was published (UTC)."),
         _c("started_at", "timestamp", "When the attempt started (UTC).", False),
         _c("finished_at", "timestamp", "When it finished (UTC); null while running."),
     ),
@@ -163,33 +172,6 @@ PERFORMANCE_CHECKS = MlTable(
         _c("p_adjusted", "double", "Benjamini-Hochberg adjusted p-value within its family."),
         _c("is_flagged", "boolean", "A significant drop of at least the policy's min_drop.", False),
         _c("computed_at", "timestamp", "When the row was written (UTC).", False),
-    ),
-    loaded_at_field="computed_at",
-)
-
-PERFORMANCE_ESTIMATES = MlTable(
-    "performance_estimates",
-    "Confidence-based estimated accuracy of each batch's drift window per model version, "
-    "written before the labels of that window have arrived.",
-    (
-        _c("batch_id", "varchar", "The batch that made the estimate.", False),
-        _c("model_name", "varchar", MODEL_NAME, False),
-        _c("model_version", "varchar", MODEL_VERSION, False),
-        _c(
-            "window_start_at", "timestamp", "Start of the estimated window (inclusive, UTC).", False
-        ),
-        _c("window_end_at", "timestamp", "End of the estimated window (exclusive, UTC).", False),
-        _c("predictions", "bigint", "Predictions in the window.", False),
-        _c(
-            "estimated_accuracy",
-            "double",
-            "Calibrated estimate (reference accuracy per score bin).",
-        ),
-        _c("uncalibrated_estimate", "double", "Mean predicted_score of the window."),
-        _c("reference_accuracy", "double", "Accuracy of the reference window."),
-        _c("reference_labelled", "bigint", "Matured labels in that reference window."),
-        _c("method", "varchar", "How the estimate was made (score_bin_calibration).", False),
-        _c("computed_at", "timestamp", "When the estimate was written (UTC).", False),
     ),
     loaded_at_field="computed_at",
 )
@@ -365,7 +347,6 @@ ML_TABLES: dict[str, MlTable] = {
         BATCH_RUNS,
         DRIFT_RESULTS,
         PERFORMANCE_CHECKS,
-        PERFORMANCE_ESTIMATES,
         RETRAINING_DECISIONS,
         TRAINING_RUNS,
         REWARD_MODELS,

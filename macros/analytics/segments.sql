@@ -4,16 +4,16 @@
     (name, SQL expression over the segment columns) pairs. -#}
 {% macro analytics_segment_dimensions() -%}
     {%- set dimensions = [("__overall__", "'__all__'")] -%}
-    {%- for attribute in var('segment_attributes') -%}
+    {%- for attribute in feedback_flywheel.setting('segment_attributes') -%}
         {%- do dimensions.append((attribute, "coalesce(" ~ attribute ~ ", '__missing__')")) -%}
     {%- endfor -%}
-    {%- for intersection in var('bias_intersections', []) -%}
+    {%- for intersection in feedback_flywheel.setting('bias_intersections') -%}
         {%- set parts = [] -%}
         {%- for attribute in intersection -%}
-            {%- if attribute not in var('segment_attributes') -%}
+            {%- if attribute not in feedback_flywheel.setting('segment_attributes') -%}
                 {{ exceptions.raise_compiler_error(
                     "var bias_intersections: " ~ attribute ~ " is not one of segment_attributes ("
-                    ~ var('segment_attributes') | join(', ') ~ "); fix dbt_project.yml or --vars"
+                    ~ feedback_flywheel.setting('segment_attributes') | join(', ') ~ "); fix dbt_project.yml or --vars"
                 ) }}
             {%- endif -%}
             {%- do parts.append("coalesce(" ~ attribute ~ ", '__missing__')") -%}

@@ -8,10 +8,22 @@
     `dbt build --vars '{batch_id: ..., batch_start: ..., batch_end: ...}'` works by hand too.
 -#}
 {% macro batch_param(name) -%}
-    {%- if name not in ['batch_id', 'batch_start', 'batch_end'] -%}
+    {%- set patterns = {
+        'batch_id': '^b[0-9]{8}T[0-9]{6}$',
+        'batch_start': '^[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}$',
+        'batch_end': '^[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}$',
+    } -%}
+    {%- if name not in patterns -%}
         {{ exceptions.raise_compiler_error("batch_param: unknown batch parameter " ~ name) }}
     {%- endif -%}
-    {{ return(env_var('FLYWHEEL_' ~ name | upper, var(name))) }}
+    {%- set value = env_var('FLYWHEEL_' ~ name | upper, var(name)) | string -%}
+    {%- if not modules.re.match(patterns[name], value) -%}
+        {{ exceptions.raise_compiler_error(
+            name ~ " must match " ~ patterns[name] ~ " (e.g. b20260301T000000, 2026-03-01 00:00:00); "
+            ~ "got " ~ tojson(value)
+        ) }}
+    {%- endif -%}
+    {{ return(value) }}
 {%- endmacro %}
 
 
@@ -20,7 +32,7 @@
     {%- if name in ['batch_start', 'batch_end'] -%}
         cast('{{ feedback_flywheel.batch_param(name) }}' as timestamp)
     {%- else -%}
-        cast('{{ var(name) }}' as timestamp)
+        cast({{ feedback_flywheel.sql_string(feedback_flywheel.setting(name)) }} as timestamp)
     {%- endif -%}
 {%- endmacro %}
 
@@ -40,7 +52,7 @@
     select cast(logged_at as date) as {{ column }}
     from {{ inferences }}
     where
-        logged_at >= {{ dbt.dateadd('day', -var('lookback_days'), batch_start) }}
+        logged_at >= {{ dbt.dateadd('day', -feedback_flywheel.setting('lookback_days'), batch_start) }}
         and logged_at < {{ batch_end }}
 
     union

@@ -30,6 +30,11 @@
 
 
 {% macro json_get_string(expression, key) -%}
+    {%- if not feedback_flywheel.is_identifier(key) -%}
+        {{ exceptions.raise_compiler_error(
+            "json_get_string: the key must be a lower-case identifier; got " ~ tojson(key)
+        ) }}
+    {%- endif -%}
     {{ return(adapter.dispatch('json_get_string', 'feedback_flywheel')(expression, key)) }}
 {%- endmacro %}
 

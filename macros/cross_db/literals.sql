@@ -1,7 +1,16 @@
-{#- A value as a SQL string literal: single quotes doubled, so no value (a var, a name from the
-    configuration) can end the literal and become SQL. Every string a var puts into SQL goes
-    through here. -#}
+{#- A value as a SQL string literal that no value (a var, a name from the configuration) can end
+    and so become SQL. Every string a var puts into SQL goes through here. DuckDB (standard SQL)
+    doubles single quotes and takes backslashes literally; Spark SQL reads backslash escapes, so
+    there both the backslash and the quote are escaped. -#}
 {% macro sql_string(value) -%}
+    {{ return(adapter.dispatch('sql_string', 'feedback_flywheel')(value)) }}
+{%- endmacro %}
+
+{% macro default__sql_string(value) -%}
+    '{{ (value | string).replace("\\", "\\\\").replace("'", "\\'") }}'
+{%- endmacro %}
+
+{% macro duckdb__sql_string(value) -%}
     '{{ (value | string).replace("'", "''") }}'
 {%- endmacro %}
 

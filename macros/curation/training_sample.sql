@@ -15,19 +15,19 @@
 -#}
 {% macro training_sample(training_examples, inference_segments, dataset_batch_id) -%}
 
-{%- set seed = var('sampling_seed') %}
-{%- set stratify_by = var('stratify_by') %}
-{%- set method = var('uncertainty_method') %}
+{%- set seed = feedback_flywheel.setting('sampling_seed') %}
+{%- set stratify_by = feedback_flywheel.setting('stratify_by') %}
+{%- set method = feedback_flywheel.setting('uncertainty_method') %}
 {%- if method not in ['least_confidence', 'margin', 'entropy'] %}
     {{ exceptions.raise_compiler_error(
         "var uncertainty_method must be one of least_confidence, margin, entropy; got '"
         ~ method ~ "'"
     ) }}
 {%- endif %}
-{%- if stratify_by and stratify_by not in var('segment_attributes') %}
+{%- if stratify_by and stratify_by not in feedback_flywheel.setting('segment_attributes') %}
     {{ exceptions.raise_compiler_error(
         "var stratify_by must be one of the segment_attributes "
-        ~ var('segment_attributes') | join(', ') ~ "; got '" ~ stratify_by ~ "'"
+        ~ feedback_flywheel.setting('segment_attributes') | join(', ') ~ "; got '" ~ stratify_by ~ "'"
     ) }}
 {%- endif %}
 
@@ -93,7 +93,7 @@ stratified as (
         'stratified' as sampling_strategy,
         stratum_rank as strategy_rank
     from stratified_ranked
-    where stratum_rank <= {{ var('stratified_quota_per_cell') }}
+    where stratum_rank <= {{ feedback_flywheel.setting('stratified_quota_per_cell') }}
 
 ),
 
@@ -106,7 +106,7 @@ uncertainty_ranked as (
         ) as uncertainty_rank
     from stratified_ranked
     where
-        stratum_rank > {{ var('stratified_quota_per_cell') }}
+        stratum_rank > {{ feedback_flywheel.setting('stratified_quota_per_cell') }}
         and {{ method }}_score is not null
 
 ),
@@ -118,7 +118,7 @@ uncertainty as (
         'uncertainty_{{ method }}' as sampling_strategy,
         uncertainty_rank as strategy_rank
     from uncertainty_ranked
-    where uncertainty_rank <= {{ var('uncertainty_budget') }}
+    where uncertainty_rank <= {{ feedback_flywheel.setting('uncertainty_budget') }}
 
 ),
 

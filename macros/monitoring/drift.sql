@@ -17,7 +17,7 @@
 {#- The monitored keys of inference_log.inputs (var drift_features), validated: a list of
     {name, kind: 'input', value_type: 'numeric' | 'categorical'} in var order, numeric first. -#}
 {% macro drift_input_features() -%}
-    {%- set configured = var('drift_features') -%}
+    {%- set configured = feedback_flywheel.setting('drift_features') -%}
     {%- if configured is not mapping -%}
         {{ exceptions.raise_compiler_error(
             "var drift_features must be a mapping {numeric: [...], categorical: [...]}; got "
@@ -36,10 +36,10 @@
     {%- set seen = [] -%}
     {%- for value_type in ['numeric', 'categorical'] -%}
         {%- for name in configured.get(value_type) or [] -%}
-            {%- if not modules.re.match('^[A-Za-z_][A-Za-z0-9_]*$', name | string) -%}
+            {%- if not feedback_flywheel.is_identifier(name) -%}
                 {{ exceptions.raise_compiler_error(
-                    "var drift_features." ~ value_type ~ ": '" ~ name ~ "' is not a plain key "
-                    ~ "(letters, digits and _, not starting with a digit)"
+                    "var drift_features." ~ value_type ~ ": " ~ tojson(name) ~ " is not a "
+                    ~ "lower-case identifier (^[a-z_][a-z0-9_]*$)"
                 ) }}
             {%- endif -%}
             {%- if name in reserved or name in seen -%}
@@ -61,8 +61,8 @@
 {#- The two windows over logged_at, as SQL timestamp expressions: current = [batch_end -
     drift_current_days, batch_end), reference = the drift_reference_days before it. -#}
 {% macro drift_window_bounds() -%}
-    {%- set current_days = var('drift_current_days') -%}
-    {%- set reference_days = var('drift_reference_days') -%}
+    {%- set current_days = feedback_flywheel.setting('drift_current_days') -%}
+    {%- set reference_days = feedback_flywheel.setting('drift_reference_days') -%}
     {%- for name, value in [
         ('drift_current_days', current_days), ('drift_reference_days', reference_days)
     ] -%}
@@ -94,9 +94,9 @@
     var drift_reference_days days before them; only matured labels count. Returns the four bounds
     like drift_window_bounds. -#}
 {% macro label_window_bounds() -%}
-    {%- set settle_days = ((var('label_settle_hours') + 23) // 24) | int -%}
-    {%- set current_days = var('performance_current_days') -%}
-    {%- set reference_days = var('drift_reference_days') -%}
+    {%- set settle_days = ((feedback_flywheel.setting('label_settle_hours') + 23) // 24) | int -%}
+    {%- set current_days = feedback_flywheel.setting('performance_current_days') -%}
+    {%- set reference_days = feedback_flywheel.setting('drift_reference_days') -%}
     {%- set batch_end = feedback_flywheel.var_timestamp('batch_end') -%}
     {%- set current_end = dbt.dateadd('day', -settle_days, batch_end) -%}
     {%- set current_start = dbt.dateadd('day', -(settle_days + current_days), batch_end) -%}
@@ -113,7 +113,7 @@
 
 {#- A whole-number var >= minimum, or a compiler error naming it. -#}
 {% macro drift_int_var(name, minimum) -%}
-    {%- set value = var(name) -%}
+    {%- set value = feedback_flywheel.setting(name) -%}
     {%- if value is not integer or value < minimum -%}
         {{ exceptions.raise_compiler_error(
             "var " ~ name ~ " must be a whole number >= " ~ minimum ~ "; got " ~ value

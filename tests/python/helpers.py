@@ -61,16 +61,20 @@ class DemoWarehouse:
         return warehouse.connect(self.db_path, read_only=True)
 
     def copy_to(self, path: Path) -> Path:
-        """A copy of the database file (to mutate without disturbing other tests), with its
-        configuration file."""
+        """A copy of the database file (to mutate without disturbing other tests), with the
+        files that belong to it: its key file (the audit chain and the pseudonyms are keyed by
+        it) and its configuration file."""
         return copy_warehouse(self.db_path, path)
 
 
 def copy_warehouse(source: Path, target: Path) -> Path:
-    """Copy a warehouse file with the configuration file beside it."""
+    """Copy a warehouse file with its key file and configuration file beside it."""
+    from feedback_flywheel.config.secrets import secret_path
+
     shutil.copyfile(source, target)
-    if config_file.beside(source).exists():
-        shutil.copyfile(config_file.beside(source), config_file.beside(target))
+    for beside in (secret_path, config_file.beside):
+        if beside(source).exists():
+            shutil.copyfile(beside(source), beside(target))
     return target
 
 

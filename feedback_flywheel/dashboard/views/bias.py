@@ -31,11 +31,12 @@ if flags.empty:
     st.success("No flagged disparity over the whole period.")
 else:
     lines = [
-        f"- **{row.segment_attribute} = {row.segment_value}** "
-        f"({'all versions' if row.model_version == '__all__' else row.model_version}): "
-        f"{row.metric}{'' if pd.isna(row.class_label) else ' [' + row.class_label + ']'} "
+        f"- **{common.md(row.segment_attribute)} = {common.md(row.segment_value)}** "
+        f"({'all versions' if row.model_version == '__all__' else common.md(row.model_version)}): "
+        f"{row.metric}"
+        f"{'' if pd.isna(row.class_label) else ' [' + common.md(row.class_label) + ']'} "
         f"{row.metric_value:.3f} vs {row.reference_metric_value:.3f} for "
-        f"{row.reference_group}, difference {row.difference:+.3f} "
+        f"{common.md(row.reference_group)}, difference {row.difference:+.3f} "
         f"[{row.difference_lower:+.3f}, {row.difference_upper:+.3f}], "
         f"BH p = {row.p_value_adjusted:.2g}"
         for row in flags.head(12).itertuples(index=False)

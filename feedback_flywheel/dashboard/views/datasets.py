@@ -20,7 +20,7 @@ if versions.empty:
 
 newest = versions.iloc[-1]
 left, middle, right = st.columns([2, 1, 1])
-left.metric("Latest version", newest.dataset_version)
+left.metric("Latest version", common.md(newest.dataset_version))
 middle.metric("Examples", f"{int(newest.example_count):,}", f"+{int(newest.examples_added):,}")
 right.metric("Training sample", f"{int(newest.sample_count):,}")
 st.altair_chart(charts.dataset_growth(versions), width="stretch")

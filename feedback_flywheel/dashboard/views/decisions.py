@@ -28,13 +28,13 @@ st.subheader("Reasons")
 for row in decisions.head(20).itertuples(index=False):
     with st.container(border=True):
         st.markdown(
-            f"**{row.batch_id}** · `{row.model_name}` · **{row.decision}** "
-            f"· trigger: {row.trigger_status}"
-            + (f" → `{row.triggered_run_id}`" if row.triggered_run_id else "")
+            f"**{common.md(row.batch_id)}** · {common.md(row.model_name)} · "
+            f"**{common.md(row.decision)}** · trigger: {common.md(row.trigger_status)}"
+            + (f" → {common.md(row.triggered_run_id)}" if row.triggered_run_id else "")
         )
-        st.markdown(row.reason)
+        st.text(row.reason)
         signals: pd.DataFrame = common.load(queries.decision_signals, row.decision_id)
-        with st.expander(f"Signals of {row.decision_id}"):
+        with st.expander(f"Signals of {common.md(row.decision_id)}"):
             st.dataframe(signals, width="stretch", hide_index=True)
 
 common.table(decisions, "All decisions")

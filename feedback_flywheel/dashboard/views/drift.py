@@ -30,11 +30,11 @@ batch_id = st.selectbox("Tests of batch", batches, key="drift_batch")
 tests: pd.DataFrame = common.load(queries.drift_tests, batch_id, model_name)
 drifted = tests[tests.is_drift]
 if drifted.empty:
-    st.success(f"No feature drifted in {batch_id}.")
+    st.success(f"No feature drifted in {common.md(batch_id)}.")
 else:
     st.warning(
-        f"{drifted.feature_name.nunique()} feature(s) drifted in {batch_id}: "
-        + ", ".join(sorted(drifted.feature_name.unique()))
+        f"{drifted.feature_name.nunique()} feature(s) drifted in {common.md(batch_id)}: "
+        + ", ".join(common.md(name) for name in sorted(drifted.feature_name.unique()))
     )
 common.table(tests, f"Drift tests of {batch_id}")
 common.table(overview, "Per feature and batch")

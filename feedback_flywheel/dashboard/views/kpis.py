@@ -24,7 +24,9 @@ series: pd.DataFrame = common.load(queries.kpi_daily, metric, model_name)
 deployments: pd.DataFrame = common.load(queries.deployments, model_name)
 
 if series.empty:
-    st.info(f"No {spec.label.lower()} yet for {model_name}: nothing counted for it so far.")
+    st.info(
+        f"No {spec.label.lower()} yet for {common.md(model_name)}: nothing counted for it so far."
+    )
 else:
     st.altair_chart(
         charts.kpi_with_interval(series, deployments, spec.label, spec.is_rate),

@@ -14,7 +14,7 @@ common.page_header(
 
 warnings: pd.DataFrame = common.load(queries.latest_warnings)
 if not warnings.empty:
-    st.subheader(f"Warnings of batch {warnings.batch_id.iloc[0]}")
+    st.subheader(f"Warnings of batch {common.md(warnings.batch_id.iloc[0])}")
     for warning in warnings.warning:
         # st.text: a warning quotes file names and keys from the logs, never rendered as markdown
         st.text(f"⚠ {warning}")
@@ -22,13 +22,13 @@ if not warnings.empty:
 latest: pd.DataFrame = common.load(queries.kpi_latest)
 decisions: pd.DataFrame = common.load(queries.decisions)
 for row in latest.itertuples(index=False):
-    st.subheader(row.model_name)
+    st.subheader(common.md(row.model_name))
     left, middle, right = st.columns(3)
     delta = None
     if pd.notna(row.previous_accuracy):
         delta = f"{(row.accuracy - row.previous_accuracy) * 100:+.1f} pts vs day before"
     left.metric(
-        f"Accuracy {row.model_version}, {pd.Timestamp(row.kpi_date):%Y-%m-%d}",
+        f"Accuracy {common.md(row.model_version)}, {pd.Timestamp(row.kpi_date):%Y-%m-%d}",
         f"{row.accuracy:.1%}",
         delta,
         help="Latest day served with matured labels; the delta is against the day before.",
@@ -44,13 +44,13 @@ for row in latest.itertuples(index=False):
     if not model_decisions.empty:
         newest = model_decisions.iloc[0]
         right.metric(
-            f"Decision of {newest.batch_id}",
-            newest.decision,
-            f"trigger: {newest.trigger_status}",
+            f"Decision of {common.md(newest.batch_id)}",
+            common.md(newest.decision),
+            f"trigger: {common.md(newest.trigger_status)}",
             delta_color="off",
             delta_arrow="off",
         )
-        st.caption(f"Reason: {newest.reason}")
+        st.caption(f"Reason: {common.md(newest.reason)}")
     accuracy = common.load(queries.kpi_daily, "accuracy", row.model_name)
     st.altair_chart(
         charts.kpi_with_interval(

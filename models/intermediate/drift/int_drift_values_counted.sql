@@ -25,7 +25,7 @@ monitored_features as (
     {%- for feature in inputs + builtins[:2] %}
 
         select
-            '{{ feature.name }}' as feature_name,
+            {{ feedback_flywheel.sql_string(feature.name) }} as feature_name,
             '{{ feature.kind }}' as feature_kind,
             '{{ feature.value_type }}' as value_type
         {%- if not loop.last %}
@@ -46,13 +46,13 @@ values_unpivoted as (
         inferences.window_side,
         case monitored_features.feature_name
             {%- for feature in inputs if feature.value_type == 'categorical' %}
-                when '{{ feature.name }}' then inferences.input_{{ feature.name }}
+                when {{ feedback_flywheel.sql_string(feature.name) }} then inferences.input_{{ feature.name }}
             {%- endfor %}
             when 'predicted_label' then inferences.predicted_label
         end as string_value,
         case monitored_features.feature_name
             {%- for feature in inputs if feature.value_type == 'numeric' %}
-                when '{{ feature.name }}' then inferences.input_{{ feature.name }}
+                when {{ feedback_flywheel.sql_string(feature.name) }} then inferences.input_{{ feature.name }}
             {%- endfor %}
             when 'predicted_score' then inferences.predicted_score
         end as numeric_value

@@ -12,8 +12,9 @@
 -- The Feedback Validation Service: every raw feedback row gets exactly one status, accepted,
 -- quarantined (with a reason_code from seeds/quarantine_reason_codes.csv) or held (its inference
 -- is not in the log yet; it is re-tried each batch for var lookback_days, then quarantined).
--- "New" for this model: rows that arrived inside the batch window, rows still held, and rows
--- loaded after the newest row already here. A decided row is never decided again, so its outcome
+-- "New" for this model: rows placed inside the batch window (placed_at: received_at when
+-- plausible, else the load time; see macro placement_time), rows still held, and rows loaded
+-- after the newest row already here. A decided row is never decided again, so its outcome
 -- and batch_id are stable, and re-running the latest batch reproduces it exactly.
 
 {%- set batch_start = feedback_flywheel.var_timestamp('batch_start') %}
@@ -25,13 +26,13 @@ feedback as (
 
     select
         *,
-        coalesce(received_at, loaded_at) as arrived_at
+        placed_at as arrived_at
     from {{ ref('stg_raw__feedback_events') }}
     where
-        coalesce(received_at, loaded_at) < {{ batch_end }}
+        placed_at < {{ batch_end }}
     {%- if is_incremental() %}
             and (
-                coalesce(received_at, loaded_at) >= {{ batch_start }}
+                placed_at >= {{ batch_start }}
                 or feedback_row_id in (
                     select held.feedback_row_id from {{ this }} as held
                     where held.status = 'held'
@@ -103,10 +104,15 @@ row_checked as (
                 or feedback.event_type is null or feedback.occurred_at is null
                 or feedback.received_at is null
                 then 'missing_required_field'
+            {{ feedback_flywheel.timestamp_checks(
+                ['feedback.occurred_at', 'feedback.received_at'],
+                'feedback.received_at',
+                'feedback.loaded_at',
+            ) }}
             when
                 feedback.schema_version is null
                 or feedback.schema_version not in
-                {{ feedback_flywheel.string_list(var('supported_schema_versions')) }}
+                {{ feedback_flywheel.string_list(feedback_flywheel.setting('supported_schema_versions')) }}
                 then 'unsupported_schema_version'
             when event_types.event_type is null then 'unknown_event_type'
             when
@@ -134,7 +140,7 @@ row_checked as (
                 then 'value_out_of_range'
             when
                 feedback.occurred_at > {{ dbt.dateadd(
-                    'second', var('clock_skew_seconds'), 'feedback.received_at'
+                    'second', feedback_flywheel.setting('clock_skew_seconds'), 'feedback.received_at'
                 ) }}
                 then 'occurred_in_future'
         end as row_reason
@@ -172,8 +178,9 @@ joined as (
 deduplicated as (
 
     -- Among the copies of an event_id that pass every content check, the first (by arrival)
-    -- counts; later copies are duplicates, as are copies of an event accepted in an earlier
-    -- batch. A refused copy never blocks a valid re-send.
+    -- whose inference is known counts; later copies are duplicates, as are copies of an event
+    -- accepted in an earlier batch. A refused copy never blocks a valid re-send, nor does a held
+    -- one (its inference unknown): a re-send naming a logged inference wins over it.
     select
         joined.*,
         previously_accepted.event_id is not null as was_accepted_before,
@@ -182,6 +189,7 @@ deduplicated as (
                 then row_number() over (
                         partition by joined.event_id, joined.content_reason
                         order by
+                            case when joined.inference_logged_at is null then 1 else 0 end,
                             joined.received_at,
                             joined.loaded_at,
                             joined.load_id,
@@ -229,7 +237,7 @@ classified as (
             when
                 deduplicated.inference_logged_at is null
                 and deduplicated.arrived_at
-                < {{ dbt.dateadd('day', -var('lookback_days'), batch_end) }}
+                < {{ dbt.dateadd('day', -feedback_flywheel.setting('lookback_days'), batch_end) }}
                 then 'unknown_inference_id'
             when deduplicated.inference_logged_at is null then null
             when

@@ -10,8 +10,9 @@
 -- Every raw inference row, validated once, with its uncertainty measures computed from its
 -- probabilities. Its segment context is parsed into the long fct_inference_segments (every key,
 -- so the configured segment attributes are not columns of this table).
--- "New" for this model: raw rows logged before the batch watermark that were logged within the
--- batch window plus lookback, or loaded after the newest row already here (a late file). Rows seen
+-- "New" for this model: raw rows placed before the batch watermark (placed_at: logged_at when
+-- plausible, else the load time) that were placed within the batch window plus lookback, or
+-- loaded after the newest row already here (a late file). Rows seen
 -- before are recomputed identically (delete+insert on inference_row_id).
 
 with
@@ -20,11 +21,11 @@ inferences as (
 
     select * from {{ ref('stg_raw__inference_logs') }}
     where
-        logged_at < {{ feedback_flywheel.var_timestamp('batch_end') }}
+        placed_at < {{ feedback_flywheel.var_timestamp('batch_end') }}
     {%- if is_incremental() %}
             and (
-                logged_at >= {{ dbt.dateadd(
-                    'day', -var('lookback_days'), feedback_flywheel.var_timestamp('batch_start')
+                placed_at >= {{ dbt.dateadd(
+                    'day', -feedback_flywheel.setting('lookback_days'), feedback_flywheel.var_timestamp('batch_start')
                 ) }}
                 or loaded_at > (select max(this_batch.loaded_at) from {{ this }} as this_batch)
             )
@@ -55,6 +56,7 @@ checked as (
                 inference_id is null or logged_at is null or model_name is null
                 or model_version is null
                 then 'missing_required_field'
+            {{ feedback_flywheel.timestamp_checks(['logged_at'], 'logged_at', 'loaded_at') }}
             when
                 not {{ feedback_flywheel.json_is_object('context_json') }}
                 or not {{ feedback_flywheel.json_is_object('inputs_json') }}

@@ -13,8 +13,9 @@
 -- quarantined (with a preference_* reason_code from seeds/quarantine_reason_codes.csv) or held
 -- (an output it names is not in the log yet; re-tried each batch for var lookback_days, then
 -- quarantined as preference_unknown_inference).
--- "New" for this model: rows that arrived inside the batch window, rows still held, and rows
--- loaded after the newest row already here. A decided row is never decided again, so its outcome
+-- "New" for this model: rows placed inside the batch window (placed_at: received_at when
+-- plausible, else the load time), rows still held, and rows loaded after the newest row already
+-- here. A decided row is never decided again, so its outcome
 -- and batch_id are stable, and re-running the latest batch reproduces it exactly.
 
 {%- set batch_start = feedback_flywheel.var_timestamp('batch_start') %}
@@ -26,13 +27,13 @@ preferences as (
 
     select
         *,
-        coalesce(received_at, loaded_at) as arrived_at
+        placed_at as arrived_at
     from {{ ref('stg_raw__preference_events') }}
     where
-        coalesce(received_at, loaded_at) < {{ batch_end }}
+        placed_at < {{ batch_end }}
     {%- if is_incremental() %}
             and (
-                coalesce(received_at, loaded_at) >= {{ batch_start }}
+                placed_at >= {{ batch_start }}
                 or preference_row_id in (
                     select held.preference_row_id from {{ this }} as held
                     where held.status = 'held'
@@ -82,13 +83,16 @@ row_checked as (
                 or inference_id_b is null or preferred is null or preference_source is null
                 or occurred_at is null or received_at is null
                 then 'preference_missing_field'
+            {{ feedback_flywheel.timestamp_checks(
+                ['occurred_at', 'received_at'], 'received_at', 'loaded_at', prefix='preference_'
+            ) }}
             when
                 preferred not in ('a', 'b', 'tie')
                 or preference_source not in ('human', 'ai_judge', 'reward_model')
                 then 'preference_invalid_value'
             when inference_id_a = inference_id_b then 'preference_same_output'
             when
-                occurred_at > {{ dbt.dateadd('second', var('clock_skew_seconds'), 'received_at') }}
+                occurred_at > {{ dbt.dateadd('second', feedback_flywheel.setting('clock_skew_seconds'), 'received_at') }}
                 then 'preference_in_future'
         end as row_reason
     from preferences
@@ -129,8 +133,8 @@ joined as (
 deduplicated as (
 
     -- Among the copies of a preference_id that pass every content check, the first (by arrival)
-    -- counts; later copies, and copies of a judgement accepted in an earlier batch, are
-    -- duplicates. A refused copy never blocks a valid re-send.
+    -- whose two outputs are both logged counts; later copies, and copies of a judgement accepted
+    -- in an earlier batch, are duplicates. A refused or held copy never blocks a valid re-send.
     select
         joined.*,
         previously_accepted.preference_id is not null as was_accepted_before,
@@ -139,6 +143,11 @@ deduplicated as (
                 then row_number() over (
                         partition by joined.preference_id, joined.content_reason
                         order by
+                            case
+                                when joined.logged_at_a is null or joined.logged_at_b is null
+                                    then 1
+                                else 0
+                            end,
                             joined.received_at,
                             joined.loaded_at,
                             joined.load_id,
@@ -160,7 +169,7 @@ classified as (
             when was_accepted_before or preference_rank > 1 then 'preference_duplicate_id'
             when
                 (logged_at_a is null or logged_at_b is null)
-                and arrived_at < {{ dbt.dateadd('day', -var('lookback_days'), batch_end) }}
+                and arrived_at < {{ dbt.dateadd('day', -feedback_flywheel.setting('lookback_days'), batch_end) }}
                 then 'preference_unknown_inference'
         end as reason_code
     from deduplicated

@@ -19,10 +19,10 @@
 -- another configuration and recounts every day, so no day mixes two configurations.
 
 {%- set batch_end = feedback_flywheel.var_timestamp('batch_end') %}
-{%- set segments = var('segment_attributes') %}
+{%- set segments = feedback_flywheel.setting('segment_attributes') %}
 {%- set dimensions = feedback_flywheel.analytics_segment_dimensions() %}
 {%- set config_hash = local_md5(tojson({
-    'segments': segments, 'intersections': var('bias_intersections', [])
+    'segments': segments, 'intersections': feedback_flywheel.setting('bias_intersections')
 })) %}
 {%- set recount_all = false %}
 {%- if is_incremental() and execute %}

@@ -70,12 +70,12 @@ final as (
     select
         'ds-{{ batch_id }}' as dataset_version,
         '{{ batch_id }}' as batch_id,
-        {%- if var("stratify_by") %}
-            {{ feedback_flywheel.sql_string(var("stratify_by")) }}
+        {%- if feedback_flywheel.setting('stratify_by') %}
+            {{ feedback_flywheel.sql_string(feedback_flywheel.setting('stratify_by')) }}
         {%- else %}
             cast(null as {{ dbt.type_string() }})
         {%- endif %} as stratify_by,
-        '{{ var("uncertainty_method") }}' as uncertainty_method,
+        {{ feedback_flywheel.sql_string(feedback_flywheel.setting('uncertainty_method')) }} as uncertainty_method,
         version_rows.example_count,
         cast(coalesce(version_rows.examples_added, 0) as {{ dbt.type_bigint() }}) as examples_added,
         superseded.examples_superseded,
@@ -84,10 +84,10 @@ final as (
         cast(coalesce(sampled.stratified_count, 0) as {{ dbt.type_bigint() }}) as stratified_count,
         cast(coalesce(sampled.uncertainty_count, 0) as {{ dbt.type_bigint() }})
             as uncertainty_count,
-        cast({{ var('sampling_seed') }} as {{ dbt.type_bigint() }}) as sampling_seed,
-        cast({{ var('stratified_quota_per_cell') }} as {{ dbt.type_bigint() }})
+        cast({{ feedback_flywheel.setting('sampling_seed') }} as {{ dbt.type_bigint() }}) as sampling_seed,
+        cast({{ feedback_flywheel.setting('stratified_quota_per_cell') }} as {{ dbt.type_bigint() }})
             as stratified_quota_per_cell,
-        cast({{ var('uncertainty_budget') }} as {{ dbt.type_bigint() }}) as uncertainty_budget,
+        cast({{ feedback_flywheel.setting('uncertainty_budget') }} as {{ dbt.type_bigint() }}) as uncertainty_budget,
         cast(coalesce(version_rows.example_fingerprint, 0) as {{ dbt.type_string() }})
             as example_fingerprint,
         cast(coalesce(sampled.sample_fingerprint, 0) as {{ dbt.type_string() }})

@@ -17,8 +17,8 @@
 
 {%- set batch_id = feedback_flywheel.batch_param('batch_id') %}
 {%- set batch_end = feedback_flywheel.var_timestamp('batch_end') %}
-{%- set matured_before = dbt.dateadd('hour', -var('label_settle_hours'), batch_end) %}
-{%- set label_weights = var('label_weights') %}
+{%- set matured_before = dbt.dateadd('hour', -feedback_flywheel.setting('label_settle_hours'), batch_end) %}
+{%- set label_weights = feedback_flywheel.setting('label_weights') %}
 
 with
 
@@ -47,7 +47,7 @@ candidate_inferences as (
                 batch_id = '{{ batch_id }}'
                 or received_at >= {{ dbt.dateadd(
                     'hour',
-                    -(var('label_settle_hours') + 24 * var('lookback_days')),
+                    -(feedback_flywheel.setting('label_settle_hours') + 24 * feedback_flywheel.setting('lookback_days')),
                     feedback_flywheel.var_timestamp('batch_start'),
                 ) }}
             )
@@ -182,7 +182,7 @@ final as (
         cast(
             case examples.label_source
                 {%- for source_name, weight in label_weights.items() %}
-                    when '{{ source_name }}' then {{ weight }}
+                    when {{ feedback_flywheel.sql_string(source_name) }} then {{ weight }}
                 {%- endfor %}
                 else 1.0
             end as double

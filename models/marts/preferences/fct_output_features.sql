@@ -7,7 +7,7 @@
 -- are cheap, and the reward stage reads only the outputs it trains on or scores. Public: the reward
 -- stage (feedback_flywheel/reward.py) reads it as marts.fct_output_features.
 
-{%- set keywords = var('reward_text_keywords') %}
+{%- set keywords = feedback_flywheel.setting('reward_text_keywords') %}
 
 with
 
@@ -56,7 +56,7 @@ final as (
         ) as n_sentences,
         case when text_lower like '%?%' then 1.0 else 0.0 end as has_question,
         {%- for name, pattern in keywords.items() %}
-            case when text_lower like '{{ pattern }}' then 1.0 else 0.0 end as {{ name }},
+            case when text_lower like {{ feedback_flywheel.sql_string(pattern) }} then 1.0 else 0.0 end as {{ name }},
         {%- endfor %}
         cast(predicted_score as double) as predicted_score,
         logged_at

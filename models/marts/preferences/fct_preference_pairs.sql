@@ -1,7 +1,7 @@
 {%- set batch_id = feedback_flywheel.batch_param('batch_id') %}
-{%- set weights = var('preference_source_weights') %}
+{%- set weights = feedback_flywheel.setting('preference_source_weights') %}
 {%- set split_fraction = feedback_flywheel.hash_fraction(
-    'deduplicated.context_id', var('sampling_seed')
+    'deduplicated.context_id', feedback_flywheel.setting('sampling_seed')
 ) %}
 
 -- The preference dataset: one row per judgement of a pair of outputs for the same context, from
@@ -56,7 +56,10 @@ ratings as (
 
 reward_scores as (
 
+    -- Scores of earlier batches only: the reward stage scores this batch's outputs after this
+    -- build, so reading them here would make a re-run of the batch differ from its first run.
     select * from {{ ref('stg_ml__reward_scores') }}
+    where batch_id < '{{ batch_id }}'
 
 ),
 
@@ -142,7 +145,7 @@ latest_scores as (
 
 ),
 
-{%- if var('preference_reward_model_pairs') %}
+{%- if feedback_flywheel.setting('preference_reward_model_pairs') %}
 
     judged_contexts as (
 
@@ -157,7 +160,7 @@ latest_scores as (
 
 reward_model_pairs as (
 
-    {%- if var('preference_reward_model_pairs') %}
+    {%- if feedback_flywheel.setting('preference_reward_model_pairs') %}
         select
             low.context_id,
             low.inference_id as inference_id_low,
@@ -177,7 +180,7 @@ reward_model_pairs as (
                 low.context_id = high.context_id
                 and low.inference_id < high.inference_id
                 and low.reward_model_version = high.reward_model_version
-                and abs(low.score - high.score) >= {{ var('reward_model_pair_min_margin') }}
+                and abs(low.score - high.score) >= {{ feedback_flywheel.setting('reward_model_pair_min_margin') }}
         where
             low.score_rank = 1 and high.score_rank = 1
             and low.context_id not in (select judged_contexts.context_id from judged_contexts)
@@ -261,7 +264,7 @@ final as (
         inferences_high.model_version as model_version_high,
         case
             when
-                {{ split_fraction }} < {{ var('preference_validation_share') }}
+                {{ split_fraction }} < {{ feedback_flywheel.setting('preference_validation_share') }}
                 then 'validation'
             else 'train'
         end as split,
@@ -269,7 +272,7 @@ final as (
         deduplicated.margin,
         case deduplicated.pair_source
             {%- for source_name, weight in weights.items() %}
-                when '{{ source_name }}' then cast({{ weight }} as double)
+                when {{ feedback_flywheel.sql_string(source_name) }} then cast({{ weight }} as double)
             {%- endfor %}
             else cast(1.0 as double)
         end as pair_weight,

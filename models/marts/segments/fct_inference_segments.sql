@@ -32,7 +32,7 @@ inferences as (
     {%- if is_incremental() %}
             and (
                 logged_at >= {{ dbt.dateadd(
-                    'day', -var('lookback_days'), feedback_flywheel.var_timestamp('batch_start')
+                    'day', -feedback_flywheel.setting('lookback_days'), feedback_flywheel.var_timestamp('batch_start')
                 ) }}
                 or loaded_at > (select max(this_batch.loaded_at) from {{ this }} as this_batch)
             )

@@ -7,8 +7,8 @@
 -- and a weekly rhythm cannot pose as an effect. The day of a deployment is left out unless it
 -- happened at 00:00 UTC (it would mix both sides). Counts are summed over every version served.
 
-{%- set window_days = var('deployment_impact_days') %}
-{%- set min_count = var('bias_min_group_count') %}
+{%- set window_days = feedback_flywheel.setting('deployment_impact_days') %}
+{%- set min_count = feedback_flywheel.setting('bias_min_group_count') %}
 
 with
 

@@ -7,11 +7,11 @@
 -- p-values across every test of the same model version and bucket. A metric whose denominator is
 -- below var bias_min_group_count is suppressed (no rate, no test) rather than reported as noise.
 
-{%- set min_count = var('bias_min_group_count') %}
-{%- set alpha = var('bias_alpha') %}
-{%- set band = var('bias_disparity_band') %}
-{%- set reference_groups = var('bias_reference_groups', {}) %}
-{%- set positive_labels = var('bias_positive_labels', {}) %}
+{%- set min_count = feedback_flywheel.setting('bias_min_group_count') %}
+{%- set alpha = feedback_flywheel.setting('bias_alpha') %}
+{%- set band = feedback_flywheel.setting('bias_disparity_band') %}
+{%- set reference_groups = feedback_flywheel.setting('bias_reference_groups') %}
+{%- set positive_labels = feedback_flywheel.setting('bias_positive_labels') %}
 {#- the Benjamini-Hochberg families (every test of one model version and time bucket), and the
     order of equal p-values inside one -#}
 {%- set bh_family = ['model_name', 'model_version', 'time_bucket', 'bucket_start_date'] %}
@@ -19,7 +19,7 @@
 {#- configured reference groups first; '__overall__' has one group; otherwise the majority -#}
 {%- set reference_case -%}
     case segment_attribute
-    {%- for attribute, value in reference_groups.items() %} when '{{ attribute }}' then '{{ value }}'
+    {%- for attribute, value in reference_groups.items() %} when {{ feedback_flywheel.sql_string(attribute) }} then {{ feedback_flywheel.sql_string(value) }}
     {%- endfor %} when '__overall__' then '__all__' else segment_value end
 {%- endset %}
 
@@ -146,7 +146,7 @@ positive_classes as (
     {%- if positive_labels %}
             and (
                 {%- for model, labels in positive_labels.items() %}
-                    (model_name = '{{ model }}'
+                    (model_name = {{ feedback_flywheel.sql_string(model) }}
                     and class_label in {{ feedback_flywheel.string_list(labels) }}) or
                 {%- endfor %}
                 model_name not in {{ feedback_flywheel.string_list(positive_labels.keys()) }}

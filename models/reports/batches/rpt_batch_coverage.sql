@@ -17,7 +17,7 @@
 
 {%- set batch_id = feedback_flywheel.batch_param('batch_id') %}
 {%- set inputs = feedback_flywheel.drift_input_features() %}
-{%- set segments = var('segment_attributes') %}
+{%- set segments = feedback_flywheel.setting('segment_attributes') %}
 
 with
 

@@ -6,7 +6,7 @@
 -- distinct values it has. `flywheel config discover` reads it to propose the monitored features
 -- and segment attributes. A view: computed when read (on discovery), never in a batch.
 
-{%- set days = var('discovery_days') %}
+{%- set days = feedback_flywheel.setting('discovery_days') %}
 
 with
 

@@ -1,12 +1,12 @@
--- Estimated accuracy beside realised accuracy: each estimate the batch cycle made for a window
--- before its labels arrived, and what the matured labels of that window now say (with how much
--- of the window is labelled). Rebuilt each batch: realised values fill in as labels mature.
+-- Estimated accuracy beside realised accuracy: each estimate a batch made for a window before its
+-- labels arrived (fct_performance_estimates), and what the matured labels of that window now say
+-- (with how much of the window is labelled). Rebuilt each batch: realised values fill in as labels mature.
 
 with
 
 estimates as (
 
-    select * from {{ ref('stg_ml__performance_estimates') }}
+    select * from {{ ref('fct_performance_estimates') }}
 
 ),
 

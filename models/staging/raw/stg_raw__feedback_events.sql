@@ -1,4 +1,6 @@
--- One row per raw feedback_events row, typed; the text value is also offered as a number. The
+-- One row per raw feedback_events row, typed: ids trimmed (blank is missing, in every file
+-- format), and the time that places the row in a batch; the text value is also offered as a
+-- number. The
 -- payload stays raw text here: validation (intermediate) decides whether it is usable. The event
 -- type and value are also kept exactly as sent (raw_*), for lineage.
 with
@@ -13,8 +15,8 @@ renamed as (
 
     select
         _load_id || ':' || cast(_file_row as {{ dbt.type_string() }}) as feedback_row_id,
-        event_id,
-        inference_id,
+        {{ feedback_flywheel.clean_id('event_id') }} as event_id,
+        {{ feedback_flywheel.clean_id('inference_id') }} as inference_id,
         lower(trim(event_type)) as event_type,
         trim(value) as value_text,
         event_type as raw_event_type,
@@ -27,6 +29,7 @@ renamed as (
         _file_row as file_row,
         occurred_at,
         received_at,
+        {{ feedback_flywheel.placement_time('received_at', '_loaded_at') }} as placed_at,
         _loaded_at as loaded_at
 
     from source

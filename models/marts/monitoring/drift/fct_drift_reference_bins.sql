@@ -42,7 +42,7 @@ reference_values as (
 
         select
             model_name,
-            '{{ feature.name }}' as feature_name,
+            {{ feedback_flywheel.sql_string(feature.name) }} as feature_name,
             {{ feature.column }} as numeric_value
         from reference_inferences
         where {{ feature.column }} is not null

@@ -16,11 +16,11 @@
 
 {%- set batch_id = feedback_flywheel.batch_param('batch_id') %}
 {%- set batch_end = feedback_flywheel.var_timestamp('batch_end') %}
-{%- set bins = var('calibration_bins') %}
-{%- set drift_current_start = dbt.dateadd('day', -var('drift_current_days'), batch_end) %}
-{%- set reference_end = dbt.dateadd('day', -var('performance_current_days'), batch_end) %}
+{%- set bins = feedback_flywheel.setting('calibration_bins') %}
+{%- set drift_current_start = dbt.dateadd('day', -feedback_flywheel.setting('drift_current_days'), batch_end) %}
+{%- set reference_end = dbt.dateadd('day', -feedback_flywheel.setting('performance_current_days'), batch_end) %}
 {%- set reference_start = dbt.dateadd(
-    'day', -(var('performance_current_days') + var('performance_reference_days')), batch_end
+    'day', -(feedback_flywheel.setting('performance_current_days') + feedback_flywheel.setting('performance_reference_days')), batch_end
 ) %}
 
 with

@@ -15,9 +15,9 @@
 
 {%- set batch_id = feedback_flywheel.batch_param('batch_id') %}
 {%- set batch_end = feedback_flywheel.var_timestamp('batch_end') %}
-{%- set current_start = dbt.dateadd('day', -var('performance_current_days'), batch_end) %}
+{%- set current_start = dbt.dateadd('day', -feedback_flywheel.setting('performance_current_days'), batch_end) %}
 {%- set reference_start = dbt.dateadd(
-    'day', -(var('performance_current_days') + var('performance_reference_days')), batch_end
+    'day', -(feedback_flywheel.setting('performance_current_days') + feedback_flywheel.setting('performance_reference_days')), batch_end
 ) %}
 
 with
@@ -46,7 +46,7 @@ segments as (
         segment_value
     from {{ ref('fct_inference_segments') }}
     where
-        segment_attribute in {{ feedback_flywheel.string_list(var('segment_attributes')) }}
+        segment_attribute in {{ feedback_flywheel.string_list(feedback_flywheel.setting('segment_attributes')) }}
         and logged_at >= {{ reference_start }}
         and logged_at < {{ batch_end }}
 
@@ -54,7 +54,7 @@ segments as (
 
 attributes as (
 
-    {%- for attribute in var('segment_attributes') %}
+    {%- for attribute in feedback_flywheel.setting('segment_attributes') %}
         select {{ feedback_flywheel.sql_string(attribute) }} as segment_attribute
         {%- if not loop.last %}
             union all

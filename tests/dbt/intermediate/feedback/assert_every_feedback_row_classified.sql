@@ -1,4 +1,4 @@
--- Every raw feedback row that arrived before the batch watermark has exactly one status: nothing
+-- Every raw feedback row placed (or loaded) before the batch watermark has exactly one status: nothing
 -- is lost between staging and validation (unique feedback_row_id covers "at most one").
 with
 
@@ -7,8 +7,10 @@ arrived as (
     select feedback_row_id
     from {{ ref('stg_raw__feedback_events') }}
     where
-        coalesce(received_at, loaded_at)
-        < {{ feedback_flywheel.var_timestamp('batch_end') }}
+        -- placed_at is never later than loaded_at: this covers every row loaded before the
+        -- watermark, whatever its own timestamps say (year 2999, infinity, null)
+        placed_at < {{ feedback_flywheel.var_timestamp('batch_end') }}
+        or loaded_at < {{ feedback_flywheel.var_timestamp('batch_end') }}
 
 ),
 

@@ -1,4 +1,4 @@
--- Every raw feedback row that arrived before the watermark is in exactly one of fct_feedback
+-- Every raw feedback row placed (or loaded) before the watermark is in exactly one of fct_feedback
 -- (accepted) and fct_feedback_quarantine, or still held because its inference has not arrived
 -- and it is younger than var lookback_days. Returns the rows that break this.
 {%- set batch_end = feedback_flywheel.var_timestamp('batch_end') %}
@@ -9,9 +9,9 @@ arrived as (
 
     select
         feedback_row_id,
-        coalesce(received_at, loaded_at) as arrived_at
+        placed_at as arrived_at
     from {{ ref('stg_raw__feedback_events') }}
-    where coalesce(received_at, loaded_at) < {{ batch_end }}
+    where placed_at < {{ batch_end }} or loaded_at < {{ batch_end }}
 
 ),
 
@@ -61,7 +61,7 @@ violations as (
             when is_held and (is_accepted or is_quarantined) then 'held and also placed'
             when
                 is_held
-                and arrived_at < {{ dbt.dateadd('day', -var('lookback_days'), batch_end) }}
+                and arrived_at < {{ dbt.dateadd('day', -feedback_flywheel.setting('lookback_days'), batch_end) }}
                 then 'held past the lookback'
             when
                 not (is_accepted or is_quarantined or is_held)

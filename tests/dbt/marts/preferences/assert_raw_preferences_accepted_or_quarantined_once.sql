@@ -1,4 +1,4 @@
--- Every raw preference row that arrived before the watermark is exactly one of: accepted (and
+-- Every raw preference row placed (or loaded) before the watermark is exactly one of: accepted (and
 -- then in fct_preference_pairs, possibly merged with an earlier judgement of the same pair by the
 -- same judge), quarantined (fct_preference_quarantine), or held because an output has not arrived
 -- and it is younger than var lookback_days. Returns the rows that break this.
@@ -10,9 +10,9 @@ arrived as (
 
     select
         preference_row_id,
-        coalesce(received_at, loaded_at) as arrived_at
+        placed_at as arrived_at
     from {{ ref('stg_raw__preference_events') }}
-    where coalesce(received_at, loaded_at) < {{ batch_end }}
+    where placed_at < {{ batch_end }} or loaded_at < {{ batch_end }}
 
 ),
 
@@ -99,7 +99,7 @@ violations as (
             when is_held and (is_accepted or is_quarantined) then 'held and also placed'
             when
                 is_held
-                and arrived_at < {{ dbt.dateadd('day', -var('lookback_days'), batch_end) }}
+                and arrived_at < {{ dbt.dateadd('day', -feedback_flywheel.setting('lookback_days'), batch_end) }}
                 then 'held past the lookback'
             when
                 not (is_accepted or is_quarantined or is_held)

@@ -1,0 +1,160 @@
+"""Cross-checking the audited tables against the audit chain.
+
+The chain proves its rows agree with each other; it says nothing about the tables they describe.
+An edit of ``ml.retraining_decisions`` alone would leave the chain intact. So every audited table
+is compared with its chain rows, both ways:
+
+- every row of the table is in the chain: for a **state** (a decision, a dataset version, a
+  reward model) the *latest* chain row of its subject says exactly what the table says now; for
+  an **event** (each attempt of a training run) some chain row says exactly that;
+- every subject the chain recorded still has its row in the table.
+
+Only the columns a payload records are compared (a payload may leave out timings and add what
+the table does not hold, e.g. the hash of a training run's parameters instead of the parameters).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import duckdb
+
+from feedback_flywheel.audit.canonical import canonical_json
+from feedback_flywheel.warehouse.catalogue import (
+    DIM_MODEL_VERSIONS,
+    FCT_DATASET_VERSIONS,
+    RETRAINING_DECISIONS,
+    REWARD_MODELS,
+    TRAINING_RUNS,
+    Relation,
+)
+
+
+def _plain(row: dict[str, Any]) -> dict[str, Any]:
+    """A table row in the payload's normal form (ISO timestamps, NaN as null, ...)."""
+    return json.loads(canonical_json(row))
+
+
+def _training_run(row: dict[str, Any]) -> dict[str, Any]:
+    parameters = row.pop("parameters_json", None)
+    row["parameters_sha256"] = (
+        None if parameters is None else hashlib.sha256(str(parameters).encode()).hexdigest()
+    )
+    return row
+
+
+def _reward_model(row: dict[str, Any]) -> dict[str, Any]:
+    parameters = row.pop("parameters_json", None)
+    row["parameters"] = json.loads(parameters) if parameters else None
+    return row
+
+
+@dataclass(frozen=True)
+class Audited:
+    """How one kind of chain row maps onto the table it describes."""
+
+    kind: str
+    relation: Relation
+    subject: Callable[[dict[str, Any]], str]
+    #: the table row in the form its payload takes
+    as_payload: Callable[[dict[str, Any]], dict[str, Any]] = lambda row: row
+    #: each table row is one chain row (events), rather than the latest state of its subject
+    is_event: bool = False
+
+
+AUDITED = (
+    Audited("decision", RETRAINING_DECISIONS, lambda row: row["decision_id"]),
+    Audited("dataset_version", FCT_DATASET_VERSIONS, lambda row: row["dataset_version"]),
+    Audited(
+        "training_run",
+        TRAINING_RUNS,
+        lambda row: row["training_run_id"],
+        _training_run,
+        is_event=True,
+    ),
+    Audited(
+        "reward_model",
+        REWARD_MODELS,
+        lambda row: row["reward_model_version"] or f"reward-{row['batch_id']}",
+        _reward_model,
+    ),
+)
+
+
+def _agrees(payload: dict[str, Any], row: dict[str, Any]) -> bool:
+    """Every column the payload shares with the row has the same value."""
+    shared = set(payload) & set(row)
+    return bool(shared) and all(payload[name] == row[name] for name in shared)
+
+
+def _chain_rows(rows: list[tuple], kind: str) -> dict[str, list[tuple[int, dict]]]:
+    """subject -> [(seq, payload)] of the chain rows of ``kind``, in seq order."""
+    found: dict[str, list[tuple[int, dict]]] = {}
+    for seq, row_kind, subject_id, _, payload_json, *_ in rows:
+        if row_kind == kind:
+            found.setdefault(subject_id, []).append((int(seq), json.loads(payload_json)))
+    return found
+
+
+def _check(
+    con: duckdb.DuckDBPyConnection, audited: Audited, rows: list[tuple]
+) -> list[tuple[int, str]]:
+    chain = _chain_rows(rows, audited.kind)
+    table = con.execute(f"select * from {audited.relation}").df().to_dict(orient="records")
+    problems = []
+    subjects = set()
+    for record in table:
+        subject = audited.subject(record)
+        subjects.add(subject)
+        expected = audited.as_payload(_plain(record))
+        recorded = chain.get(subject, [])
+        candidates = recorded if audited.is_event else recorded[-1:]
+        if not any(_agrees(payload, expected) for _, payload in candidates):
+            seq = candidates[-1][0] if candidates else len(rows) + 1
+            what = "has no audit row" if not recorded else "differs from its latest audit row"
+            problems.append((seq, f"{audited.relation} row {subject} {what}"))
+    for subject, recorded in chain.items():
+        if subject not in subjects:
+            problems.append(
+                (
+                    recorded[-1][0],
+                    f"{audited.kind} {subject} is in the chain but not in "
+                    f"{audited.relation}: its row was deleted",
+                )
+            )
+    return problems
+
+
+def _check_deployments(con: duckdb.DuckDBPyConnection, rows: list[tuple]) -> list[tuple[int, str]]:
+    """Every deployed version the chain recorded is in the registry with its training run."""
+    registry = {
+        (row["model_name"], row["model_version"]): row["training_run_id"]
+        for row in con.execute(
+            f"select model_name, model_version, training_run_id from {DIM_MODEL_VERSIONS}"
+        )
+        .df()
+        .to_dict(orient="records")
+    }
+    problems = []
+    for subject, recorded in _chain_rows(rows, "deployment").items():
+        seq, payload = recorded[-1]
+        for row in payload.get("rows", []):
+            key = (row.get("model_name"), row.get("model_version"))
+            if key not in registry or registry[key] != row.get("training_run_id"):
+                problems.append((seq, f"deployment {subject}: the registry no longer says so"))
+    return problems
+
+
+def crosscheck(
+    con: duckdb.DuckDBPyConnection, rows: list[tuple]
+) -> tuple[list[tuple[int, str]], int]:
+    """(problems as (seq, what), tables checked) for the chain ``rows`` against the tables."""
+    problems: list[tuple[int, str]] = []
+    for audited in AUDITED:
+        problems += _check(con, audited, rows)
+    problems += _check_deployments(con, rows)
+    return sorted(problems), len(AUDITED) + 1

@@ -1,0 +1,232 @@
+"""The Python stage of a batch: what the marts say, turned into decisions.
+
+Drift tests (p-values, Benjamini-Hochberg, the drift gate), the performance checks, one
+retraining decision per model (recorded before anything is triggered), the triggers of pending
+decisions, and the reward model. Each is a Prefect task of :func:`flows.batch_cycle.batch_cycle`;
+they read the marts through the relation catalogue and write the ``ml`` tables.
+"""
+
+from typing import Any
+
+from prefect import get_run_logger, task
+from prefect.artifacts import create_markdown_artifact
+
+from feedback_flywheel import batches
+from feedback_flywheel.config import Settings
+from feedback_flywheel.config.faults import fault_point
+from feedback_flywheel.retraining import decision as decisions
+from feedback_flywheel.retraining import drift, performance, training_store
+from feedback_flywheel.retraining.results import write_batch_rows
+from feedback_flywheel.rewards import stage as reward_stage
+from feedback_flywheel.warehouse import connect
+from feedback_flywheel.warehouse.catalogue import (
+    DRIFT_RESULTS,
+    FCT_PERFORMANCE_ESTIMATES,
+    PERFORMANCE_CHECKS,
+    RPT_KPI_DAILY,
+)
+from flows.retrain import trigger_retraining
+from flows.retries import IO_RETRIES
+
+
+@task(name="test-drift", **IO_RETRIES)
+def test_drift(settings: Settings, batch: batches.BatchWindow) -> int:
+    """p-values, Benjamini-Hochberg and the drift gate over the warehouse's drift summaries."""
+    with connect(settings.db_path) as con:
+        results = drift.drift_tests(con, batch.batch_id, settings.retraining_policy)
+        write_batch_rows(
+            con, DRIFT_RESULTS, batch.batch_id, results, drift.DRIFT_COLUMNS, batches.utc_now()
+        )
+        drifted = results[results.is_drift] if not results.empty else results
+    logger = get_run_logger()
+    for row in drifted.itertuples(index=False):
+        logger.info(
+            "drift: %s %s (%s) %s=%.3g p_adj=%.2g effect %s=%.3g",
+            row.model_name,
+            row.feature_name,
+            row.kind,
+            row.test,
+            row.statistic,
+            row.p_adjusted,
+            row.effect_metric,
+            row.effect_size,
+        )
+    return len(drifted)
+
+
+@task(name="check-performance", **IO_RETRIES)
+def check_performance(settings: Settings, batch: batches.BatchWindow) -> int:
+    """Accuracy change and its covariate / concept split (the confidence-based estimate is the
+    mart fct_performance_estimates, built with the batch)."""
+    now = batches.utc_now()
+    with connect(settings.db_path) as con:
+        checks = performance.performance_checks(con, batch.batch_id, settings.retraining_policy)
+        write_batch_rows(
+            con, PERFORMANCE_CHECKS, batch.batch_id, checks, performance.PERFORMANCE_COLUMNS, now
+        )
+    return 0 if checks.empty else int(checks.is_flagged.sum())
+
+
+@task(name="decide-retraining", **IO_RETRIES)
+def decide_retraining(
+    settings: Settings, batch: batches.BatchWindow, dry_run: bool
+) -> list[decisions.Decision]:
+    """One decision per model served before the watermark, recorded at once: a retrain to be
+    triggered as ``pending`` (its trigger comes next, see :func:`trigger_decision`), everything
+    else complete. A model already decided for this batch keeps its decision (re-running a batch
+    never triggers a second retraining)."""
+    logger = get_run_logger()
+    policy = settings.retraining_policy
+    made = []
+    with connect(settings.db_path) as con:
+        models = [
+            name
+            for (name,) in con.execute(
+                f"select distinct model_name from {RPT_KPI_DAILY} "
+                "where inference_count > 0 order by 1"
+            ).fetchall()
+        ]
+        results = {
+            relation: con.execute(
+                f"select * from {relation} where batch_id = ?", [batch.batch_id]
+            ).df()
+            for relation in (DRIFT_RESULTS, PERFORMANCE_CHECKS, FCT_PERFORMANCE_ESTIMATES)
+        }
+        for model_name in models:
+            earlier = decisions.existing_decision(con, batch.batch_id, model_name)
+            if earlier is not None:
+                logger.info(
+                    "%s: batch %s was already decided (%s, %s); keeping it",
+                    model_name,
+                    batch.batch_id,
+                    earlier["decision"],
+                    earlier["decision_id"],
+                )
+                continue
+            signals = decisions.build_signals(
+                model_name,
+                results[DRIFT_RESULTS],
+                results[PERFORMANCE_CHECKS],
+                results[FCT_PERFORMANCE_ESTIMATES],
+                policy,
+            )
+            decision = decisions.decide(
+                con,
+                batch_id=batch.batch_id,
+                model_name=model_name,
+                watermark_at=batch.window_end,
+                dataset_version=batch.dataset_version,
+                signals=signals,
+                policy=policy,
+            )
+            status = "not_applicable"
+            if decision.decision == "retrain":
+                status = "dry_run" if dry_run else decisions.PENDING
+            decisions.record_decision(
+                con,
+                decision,
+                policy,
+                audit_key=settings.secret.audit_key,
+                is_dry_run=dry_run,
+                trigger_status=status,
+                triggered_run_id=None,
+                decided_at=batches.utc_now(),
+            )
+            made.append(decision)
+    for decision in made:
+        logger.info("%s: %s — %s", decision.model_name, decision.decision, decision.reason)
+    return made
+
+
+@task(name="trigger-retraining")
+def trigger_decision(settings: Settings, pending: dict[str, Any]) -> str:
+    """Trigger the retraining a pending decision asks for and complete the decision with the
+    outcome. A trigger that already ran (the run died before completing the decision) is not
+    run again: the training runs recorded under the decision id (the built-in action) are
+    taken as its outcome, and a Prefect deployment receives the decision id as its idempotency
+    key. Returns the trigger status."""
+    logger = get_run_logger()
+    policy = settings.retraining_policy
+    decision_id = pending["decision_id"]
+    deployment = policy.action.deployment_name if policy.action.kind == "deployment" else None
+    recorded = [] if deployment else training_store.runs_for_decision(settings.db_path, decision_id)
+    if recorded:
+        status, run_id = "triggered", ",".join(recorded)
+        logger.info("%s: its retraining already ran (%s); completing it", decision_id, run_id)
+    else:
+        fault_point("trigger-retraining:before")
+        try:
+            run_id = trigger_retraining(
+                pending["dataset_version"],
+                decision_id,
+                deployment_name=deployment,
+                db_path=str(settings.db_path),
+                model_name=pending["model_name"],
+            )
+            status = "triggered"
+        except Exception as error:  # recorded with the decision, then re-raised
+            status = f"failed: {type(error).__name__}: {error}"[:500]
+            _complete(settings, decision_id, status, None)
+            raise
+        fault_point("trigger-retraining:after")
+    _complete(settings, decision_id, status, run_id)
+    return status
+
+
+def _complete(settings: Settings, decision_id: str, status: str, run_id: str | None) -> None:
+    with connect(settings.db_path) as con:
+        decisions.complete_decision(
+            con,
+            decision_id,
+            audit_key=settings.secret.audit_key,
+            trigger_status=status,
+            triggered_run_id=run_id,
+        )
+
+
+def trigger_pending(settings: Settings, dry_run: bool) -> None:
+    """Trigger every decision still waiting for its trigger: this batch's, and any a run that
+    died left. A dry run triggers nothing (and says so when an earlier run left one)."""
+    with connect(settings.db_path) as con:
+        pending = decisions.pending_decisions(con)
+    if dry_run:
+        if pending:
+            get_run_logger().warning(
+                "%d decision(s) wait for their trigger (%s); a run without --dry-run triggers them",
+                len(pending),
+                ", ".join(row["decision_id"] for row in pending),
+            )
+        return
+    for row in pending:
+        trigger_decision(settings, row)
+
+
+@task(name="train-reward-model", **IO_RETRIES)
+def train_reward_model(settings: Settings, batch: batches.BatchWindow) -> str:
+    """The reward stage: retrain the Bradley-Terry reward model on the accumulated preference
+    pairs when enough new ones arrived (policies/reward.yml), promote it only when it beats the
+    current version, fit the model-version leaderboard, score the batch's new outputs. A batch
+    already processed is left as it is. Returns the one-line summary it logs."""
+    logger = get_run_logger()
+    with connect(settings.db_path) as con:
+        outcome = reward_stage.run_batch(
+            con,
+            batch_id=batch.batch_id,
+            window_start=batch.window_start,
+            window_end=batch.window_end,
+            policy=settings.reward_policy,
+            audit_key=settings.secret.audit_key,
+            lookback_days=settings.vars.lookback_days,
+        )
+    logger.info(outcome.summary())
+    metrics = "\n".join(
+        f"| {name} | {value if value is not None else '-'} |"
+        for name, value in outcome.metrics.items()
+    )
+    create_markdown_artifact(
+        key="reward-model",
+        markdown=f"## Reward model, batch {batch.batch_id}\n\n{outcome.summary()}\n\n"
+        f"| metric | value |\n|---|---|\n{metrics}\n",
+        description=f"Reward model after batch {batch.batch_id}",
+    )
+    return outcome.summary()
