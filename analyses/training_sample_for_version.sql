@@ -2,7 +2,7 @@
 --   flywheel dataset verify ds-b20260301T000000
 -- compiles this with --vars '{dataset_batch_id: b20260301T000000}' and compares the rows with
 -- marts.fct_training_sample.
-{%- set dataset_batch_id = feedback_flywheel.setting('dataset_batch_id')) %}
+{%- set dataset_batch_id = feedback_flywheel.batch_param('dataset_batch_id') %}
 
 with
 

@@ -12,11 +12,16 @@
         'batch_id': '^b[0-9]{8}T[0-9]{6}$',
         'batch_start': '^[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}$',
         'batch_end': '^[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}$',
+        'dataset_batch_id': '^b[0-9]{8}T[0-9]{6}$',
     } -%}
     {%- if name not in patterns -%}
         {{ exceptions.raise_compiler_error("batch_param: unknown batch parameter " ~ name) }}
     {%- endif -%}
-    {%- set value = env_var('FLYWHEEL_' ~ name | upper, var(name)) | string -%}
+    {%- if name == 'dataset_batch_id' -%}
+        {%- set value = var(name, feedback_flywheel.batch_param('batch_id')) | string -%}
+    {%- else -%}
+        {%- set value = env_var('FLYWHEEL_' ~ name | upper, var(name)) | string -%}
+    {%- endif -%}
     {%- if not modules.re.match(patterns[name], value) -%}
         {{ exceptions.raise_compiler_error(
             name ~ " must match " ~ patterns[name] ~ " (e.g. b20260301T000000, 2026-03-01 00:00:00); "

@@ -156,6 +156,21 @@ matched_days as (
 
 ),
 
+matched_day_counts as (
+
+    -- The window's days, counted once per deployment and side (a sparse segment without
+    -- predictions on one of the days still compares the same days).
+    select
+        deployment_id,
+        side,
+        count(distinct served_date) as day_count,
+        min(served_date) as first_date,
+        max(served_date) as last_date
+    from matched_days
+    group by deployment_id, side
+
+),
+
 window_totals as (
 
     select
@@ -163,9 +178,9 @@ window_totals as (
         matched_days.side,
         outcomes.segment_attribute,
         outcomes.segment_value,
-        count(distinct matched_days.served_date) as day_count,
-        min(matched_days.served_date) as first_date,
-        max(matched_days.served_date) as last_date,
+        max(matched_day_counts.day_count) as day_count,
+        max(matched_day_counts.first_date) as first_date,
+        max(matched_day_counts.last_date) as last_date,
         sum(outcomes.predicted_count) as inference_count,
         sum(outcomes.labelled_predicted_count) as labelled_count,
         sum(outcomes.true_positive_count) as correct_count,
@@ -175,6 +190,10 @@ window_totals as (
         sum(outcomes.rating_sum) as rating_sum,
         sum(outcomes.rating_sum_squares) as rating_sum_squares
     from matched_days
+    inner join matched_day_counts
+        on
+            matched_days.deployment_id = matched_day_counts.deployment_id
+            and matched_days.side = matched_day_counts.side
     inner join outcomes
         on
             matched_days.model_name = outcomes.model_name
