@@ -15,7 +15,7 @@ out, and only those: the moments a run happened (``IGNORED_COLUMNS``: ``computed
 ``decided_at``, ...), the hash-chain columns that cover them, and — inside JSON payloads — the
 same keys. Doubles (and numbers inside JSON) are compared to 12 significant digits: a sum of
 doubles in a parallel aggregate, or over rows read in no fixed order, may differ in its last
-bits between two runs of the same code (seen on ``ml.performance_estimates`` and the reward
+bits between two runs of the same code (seen on the performance estimates and the reward
 leaderboard before this script existed). Whatever else differs is a change in behaviour.
 
 The relations: every table and view of the ``marts`` schema (marts and reports) and every table

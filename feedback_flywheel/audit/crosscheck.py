@@ -24,8 +24,8 @@ from typing import Any
 import duckdb
 
 from feedback_flywheel.audit.canonical import canonical_json
+from feedback_flywheel.ingest.registry import registry_rows_of_load
 from feedback_flywheel.warehouse.catalogue import (
-    DIM_MODEL_VERSIONS,
     FCT_DATASET_VERSIONS,
     RETRAINING_DECISIONS,
     REWARD_MODELS,
@@ -100,10 +100,26 @@ def _chain_rows(rows: list[tuple], kind: str) -> dict[str, list[tuple[int, dict]
     return found
 
 
+def _exists(con: duckdb.DuckDBPyConnection, relation: Relation) -> bool:
+    (found,) = con.execute(
+        "select count(*) from information_schema.tables where table_schema = ? and table_name = ?",
+        [relation.schema, relation.name],
+    ).fetchone()
+    return bool(found)
+
+
 def _check(
     con: duckdb.DuckDBPyConnection, audited: Audited, rows: list[tuple]
 ) -> list[tuple[int, str]]:
     chain = _chain_rows(rows, audited.kind)
+    if not _exists(con, audited.relation):
+        return [
+            (
+                recorded[-1][0],
+                f"{audited.kind} {subject} is in the chain but {audited.relation} does not exist",
+            )
+            for subject, recorded in chain.items()
+        ]
     table = con.execute(f"select * from {audited.relation}").df().to_dict(orient="records")
     problems = []
     subjects = set()
@@ -130,22 +146,22 @@ def _check(
 
 
 def _check_deployments(con: duckdb.DuckDBPyConnection, rows: list[tuple]) -> list[tuple[int, str]]:
-    """Every deployed version the chain recorded is in the registry with its training run."""
-    registry = {
-        (row["model_name"], row["model_version"]): row["training_run_id"]
-        for row in con.execute(
-            f"select model_name, model_version, training_run_id from {DIM_MODEL_VERSIONS}"
-        )
-        .df()
-        .to_dict(orient="records")
-    }
+    """Every registry row the chain recorded for a deployment is still in raw.model_deployments
+    (append-only), from the same load and file row, with the same version and training run."""
     problems = []
     for subject, recorded in _chain_rows(rows, "deployment").items():
         seq, payload = recorded[-1]
+        load_id = payload.get("load_id")
+        current = {int(row["file_row"]): row for row in registry_rows_of_load(con, str(load_id))}
         for row in payload.get("rows", []):
-            key = (row.get("model_name"), row.get("model_version"))
-            if key not in registry or registry[key] != row.get("training_run_id"):
-                problems.append((seq, f"deployment {subject}: the registry no longer says so"))
+            found = current.get(int(row.get("file_row", -1)))
+            if found is None or any(
+                found[name] != row.get(name)
+                for name in ("model_name", "model_version", "training_run_id")
+            ):
+                problems.append(
+                    (seq, f"deployment {subject}: raw.model_deployments no longer says so")
+                )
     return problems
 
 

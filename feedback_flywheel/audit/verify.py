@@ -102,7 +102,15 @@ def _walk(key: bytes, rows: list[tuple]) -> BrokenLink | None:
 
 
 def _recorded_heads(con: duckdb.DuckDBPyConnection) -> list[tuple[str, int, str]]:
-    """(batch, seq, hash) of the head every successful batch recorded when it closed."""
+    """(batch, seq, hash) of the head every successful batch recorded when it closed (none when
+    the warehouse has no batch runs table, e.g. a bare copy of the log)."""
+    (present,) = con.execute(
+        "select count(*) from information_schema.columns "
+        "where table_schema = ? and table_name = ? and column_name = 'audit_head_hash'",
+        [BATCH_RUNS.schema, BATCH_RUNS.name],
+    ).fetchone()
+    if not present:
+        return []
     return con.execute(
         f"""
         select batch_id, audit_head_seq, audit_head_hash from {BATCH_RUNS}

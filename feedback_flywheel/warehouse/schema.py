@@ -91,6 +91,30 @@ def init_warehouse(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(LOAD_LEDGER_DDL)
     for table in ML_TABLES.values():
         con.execute(table.ddl())
+        _add_missing_columns(con, table)
+
+
+def _add_missing_columns(con: duckdb.DuckDBPyConnection, table: MlTable) -> None:
+    """Bring an ml table created by an earlier version up to date: declared nullable columns it
+    lacks are added (empty for the old rows). A missing required column cannot be added to rows
+    that exist, so that is an error naming the table and the column."""
+    present = {
+        name
+        for (name,) in con.execute(
+            "select column_name from information_schema.columns "
+            "where table_schema = ? and table_name = ?",
+            [ML_SCHEMA, table.name],
+        ).fetchall()
+    }
+    for column in table.columns:
+        if column.name in present:
+            continue
+        if not column.nullable:
+            raise RuntimeError(
+                f"{table.qualified} was created by another version and lacks the required column "
+                f"{column.name}: migrate it by hand or start a new warehouse"
+            )
+        con.execute(f'alter table {table.qualified} add column "{column.name}" {column.type}')
 
 
 def ml_sources_yaml() -> str:

@@ -5,6 +5,7 @@ append, the registry snapshot, lineage traces, and the ``flywheel audit`` comman
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -19,7 +20,10 @@ from click.testing import CliRunner
 from feedback_flywheel import audit, warehouse
 from feedback_flywheel.audit import lineage
 from feedback_flywheel.cli import main
-from tests.python.helpers import DemoWarehouse
+from feedback_flywheel.config.paths import serving_path_beside
+from tests.python.helpers import DemoWarehouse, copy_warehouse
+
+KEY = b"k" * 32  # the key of chains written in memory here
 
 AUDIT_COLUMNS = "seq, recorded_at, kind, subject_id, batch_id, payload_json, prev_hash, row_hash"
 
@@ -28,9 +32,17 @@ def _audit_frame(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
     return con.execute(f"select {AUDIT_COLUMNS} from ml.audit_log order by seq").df()
 
 
-def _independent_hash(row: Any, prev_hash: str) -> str:
-    """The documented row hash, written out here: sha256 over the compact JSON array
-    [seq, recorded_at (ISO, microseconds), kind, subject_id, batch_id, payload_json, prev_hash]."""
+def _key(db_path: Path) -> bytes:
+    """The audit key of a warehouse: HMAC-SHA256 of the documented label under its secret (the
+    key file beside it), derived here independently of feedback_flywheel.config.secrets."""
+    secret = bytes.fromhex(Path(f"{Path(db_path).resolve()}.secret").read_text().strip())
+    return hmac.new(secret, b"feedback_flywheel audit chain v1", hashlib.sha256).digest()
+
+
+def _independent_hash(row: Any, prev_hash: str, key: bytes) -> str:
+    """The documented row hash, written out here: HMAC-SHA256 under the audit key over the compact
+    JSON array [seq, recorded_at (ISO, microseconds), kind, subject_id, batch_id, payload_json,
+    prev_hash]."""
     recorded = pd.Timestamp(row.recorded_at).strftime("%Y-%m-%dT%H:%M:%S.%f")
     batch = None if pd.isna(row.batch_id) else row.batch_id
     text = json.dumps(
@@ -38,7 +50,7 @@ def _independent_hash(row: Any, prev_hash: str) -> str:
         separators=(",", ":"),
         ensure_ascii=False,
     )
-    return hashlib.sha256(text.encode()).hexdigest()
+    return hmac.new(key, text.encode(), hashlib.sha256).hexdigest()
 
 
 def _log_in_memory(db_path: Path) -> duckdb.DuckDBPyConnection:
@@ -61,13 +73,15 @@ def test_chain_after_the_batch_cycle_verifies_and_matches_an_independent_recompu
         log = _audit_frame(con)
         versions = con.execute("select * from marts.fct_dataset_versions").df()
         decisions = con.execute("select * from ml.retraining_decisions").df()
-        result = audit.verify(con)
+        result = audit.verify(con, key=_key(demo_warehouse.db_path))
     assert result.ok and result.count == len(log)
+    assert result.tables_checked >= 4
     assert log.seq.tolist() == list(range(1, len(log) + 1))
     prev = "0" * 64
+    key = _key(demo_warehouse.db_path)
     for row in log.itertuples(index=False):
         assert row.prev_hash == prev
-        assert row.row_hash == _independent_hash(row, prev)
+        assert row.row_hash == _independent_hash(row, prev, key)
         prev = row.row_hash
     assert result.head_hash == prev
 
@@ -112,13 +126,14 @@ TAMPERING = {
 def test_changing_any_column_of_one_row_is_found_at_that_row(
     demo_warehouse: DemoWarehouse, column: str
 ) -> None:
+    key = _key(demo_warehouse.db_path)
     con = _log_in_memory(demo_warehouse.db_path)
     (count,) = con.execute("select count(*) from ml.audit_log").fetchone()
-    assert audit.verify(con).ok and count >= 6
+    assert audit.verify(con, key=key, tables=False).ok and count >= 6
     target = count // 2
     assignment, problem = TAMPERING[column]
     con.execute(f"update ml.audit_log set {assignment} where seq = ?", [target])
-    result = audit.verify(con)
+    result = audit.verify(con, key=key, tables=False)
     assert not result.ok
     assert (result.broken.seq, result.broken.problem) == (target, problem)
 
@@ -126,20 +141,24 @@ def test_changing_any_column_of_one_row_is_found_at_that_row(
 def test_deleting_a_row_is_found_and_a_cut_tail_is_found_against_a_noted_head(
     demo_warehouse: DemoWarehouse,
 ) -> None:
+    key = _key(demo_warehouse.db_path)
     con = _log_in_memory(demo_warehouse.db_path)
-    head = audit.verify(con).head_hash
+    head = audit.verify(con, key=key, tables=False).head_hash
     (count,) = con.execute("select count(*) from ml.audit_log").fetchone()
     con.execute("delete from ml.audit_log where seq = 3")
-    result = audit.verify(con)
+    result = audit.verify(con, key=key, tables=False)
     assert (result.broken.seq, result.broken.problem) == (3, "gap")
     assert "expected seq 3, found seq 4" in result.broken.detail
 
     con = _log_in_memory(demo_warehouse.db_path)
     con.execute("delete from ml.audit_log where seq = ?", [count])
-    assert audit.verify(con).ok  # the chain alone cannot see a cut-off tail ...
-    result = audit.verify(con, expected_head=head)  # ... a noted head can
+    # the bare log cannot see a cut-off tail ...
+    assert audit.verify(con, key=key, tables=False).ok
+    result = audit.verify(con, key=key, expected_head=head, tables=False)  # ... a noted head can
     assert (result.ok, result.broken.problem) == (False, "head_not_found")
-    assert audit.verify(_log_in_memory(demo_warehouse.db_path), expected_head=head).ok
+    assert audit.verify(
+        _log_in_memory(demo_warehouse.db_path), key=key, expected_head=head, tables=False
+    ).ok
 
 
 # --- record(): canonical, idempotent, atomic ----------------------------------------------------
@@ -153,6 +172,7 @@ def test_record_is_canonical_idempotent_and_joins_the_callers_transaction() -> N
     con = duckdb.connect()
     first = audit.record(
         con,
+        key=KEY,
         kind="replay_buffer",
         subject_id="buf-1",
         payload={"size": np.int64(3), "at": datetime(2026, 1, 2, 3, 4, 5), "x": float("nan")},
@@ -160,6 +180,7 @@ def test_record_is_canonical_idempotent_and_joins_the_callers_transaction() -> N
     )
     same = audit.record(
         con,
+        key=KEY,
         kind="replay_buffer",
         subject_id="buf-1",
         payload={"x": None, "at": "2026-01-02T03:04:05", "size": 3},
@@ -170,9 +191,12 @@ def test_record_is_canonical_idempotent_and_joins_the_callers_transaction() -> N
         ('{"at":"2026-01-02T03:04:05","size":3,"x":null}',)
     ]
     # A real change is recorded, and so is a change back (A -> B -> A).
-    audit.record(con, kind="replay_buffer", subject_id="buf-1", payload={"size": 4}, batch_id="b1")
+    audit.record(
+        con, key=KEY, kind="replay_buffer", subject_id="buf-1", payload={"size": 4}, batch_id="b1"
+    )
     audit.record(
         con,
+        key=KEY,
         kind="replay_buffer",
         subject_id="buf-1",
         payload={"x": None, "at": "2026-01-02T03:04:05", "size": 3},
@@ -181,6 +205,7 @@ def test_record_is_canonical_idempotent_and_joins_the_callers_transaction() -> N
     # Same content under another batch or subject is another row too.
     audit.record(
         con,
+        key=KEY,
         kind="replay_buffer",
         subject_id="buf-1",
         payload={"x": None, "at": "2026-01-02T03:04:05", "size": 3},
@@ -190,20 +215,22 @@ def test_record_is_canonical_idempotent_and_joins_the_callers_transaction() -> N
 
     # Inside the caller's transaction: rolled back with it, committed with it.
     con.execute("begin transaction")
-    audit.record(con, kind="reward_model", subject_id="rm-1", payload={"a": 1})
+    audit.record(con, key=KEY, kind="reward_model", subject_id="rm-1", payload={"a": 1})
     con.execute("rollback")
     assert con.execute("select count(*) from ml.audit_log").fetchone() == (4,)
     with audit.atomic(con):
         con.execute("create table thing (id integer)")
         con.execute("insert into thing values (1)")
-        row_hash = audit.record(con, kind="reward_model", subject_id="rm-1", payload={"a": 1})
+        row_hash = audit.record(
+            con, key=KEY, kind="reward_model", subject_id="rm-1", payload={"a": 1}
+        )
     assert con.execute("select row_hash from ml.audit_log where seq = 5").fetchone() == (row_hash,)
-    assert audit.verify(con).ok and audit.verify(con).head_hash == row_hash
+    assert audit.verify(con, key=KEY).ok and audit.verify(con, key=KEY).head_hash == row_hash
 
     with pytest.raises(ValueError, match="kind"):
-        audit.record(con, kind="", subject_id="x", payload={})
+        audit.record(con, key=KEY, kind="", subject_id="x", payload={})
     with pytest.raises(TypeError, match="not JSON-serialisable"):
-        audit.record(con, kind="reward_model", subject_id="x", payload={"f": object()})
+        audit.record(con, key=KEY, kind="reward_model", subject_id="x", payload={"f": object()})
 
 
 def test_concurrent_appends_from_one_process_keep_one_gap_free_chain(tmp_path: Path) -> None:
@@ -215,14 +242,16 @@ def test_concurrent_appends_from_one_process_keep_one_gap_free_chain(tmp_path: P
     def append(worker: int) -> None:
         cursor = con.cursor()
         for item in range(15):
-            audit.record(cursor, kind="replay_buffer", subject_id=f"w{worker}-{item}", payload={})
+            audit.record(
+                cursor, key=KEY, kind="replay_buffer", subject_id=f"w{worker}-{item}", payload={}
+            )
 
     threads = [threading.Thread(target=append, args=(worker,)) for worker in range(3)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    result = audit.verify(con)
+    result = audit.verify(con, key=KEY)
     assert result.ok and result.count == 45
 
 
@@ -276,7 +305,7 @@ def retrained(
 def test_rerunning_the_latest_batch_does_not_grow_the_log(retrained: Retrained) -> None:
     pd.testing.assert_frame_equal(retrained.log_after_rerun, retrained.log_before_rerun)
     with warehouse.connect(retrained.db_path, read_only=True) as con:
-        assert audit.verify(con).ok
+        assert audit.verify(con, key=_key(retrained.db_path)).ok
 
 
 def test_training_run_and_deployment_are_appended_to_the_chain(retrained: Retrained) -> None:
@@ -487,11 +516,11 @@ def test_audit_verify_command_exit_codes_and_output(
         "ok": True,
         "count": len(retrained.log_after_rerun),
         "head_hash": head,
+        "tables_checked": 5,
         "broken": None,
     }
 
-    tampered = tmp_path / "tampered.duckdb"
-    tampered.write_bytes(retrained.db_path.read_bytes())
+    tampered = copy_warehouse(retrained.db_path, tmp_path / "tampered.duckdb")
     with warehouse.connect(tampered) as con:
         con.execute(
             "update ml.audit_log set payload_json = replace(payload_json, 'retrain', 'hold') "
@@ -529,16 +558,147 @@ def test_audit_trace_command_text_json_and_unknown_id(
 
 
 def test_batch_summary_artifact_shows_the_verified_head_and_a_broken_link(
-    demo_warehouse: DemoWarehouse,
+    demo_warehouse: DemoWarehouse, tmp_path: Path
 ) -> None:
-    """The batch-summary artifact notes the chain's head (what `audit verify --head` needs) and
-    says so loudly when the chain no longer verifies."""
+    """The batch-summary artifact notes the head the batch recorded (what `audit verify --head
+    --count` needs) and says so loudly when the chain no longer verifies."""
     from feedback_flywheel.publish import artifacts
 
-    con = _log_in_memory(demo_warehouse.db_path)
-    rows = con.execute("select seq, row_hash from ml.audit_log order by seq").fetchall()
-    text = "\n".join(artifacts.audit_lines(con))
-    assert f"verified, {len(rows):,} rows" in text
-    assert f"head `{rows[-1][1]}`" in text
-    con.execute("update ml.audit_log set subject_id = subject_id || 'x' where seq = 2")
-    assert "**BROKEN at seq 2** (content_hash_mismatch)" in "\n".join(artifacts.audit_lines(con))
+    db_path = copy_warehouse(demo_warehouse.db_path, tmp_path / "w.duckdb")
+    key = _key(db_path)
+    latest = demo_warehouse.windows[-1].batch_id
+    with warehouse.connect(db_path) as con:
+        rows = con.execute("select seq, row_hash from ml.audit_log order by seq").fetchall()
+        seq, head = con.execute(
+            "select audit_head_seq, audit_head_hash from ml.batch_runs "
+            "where batch_id = ? and status = 'success'",
+            [latest],
+        ).fetchone()
+        assert (seq, head) == rows[-1]
+        text = "\n".join(artifacts.audit_lines(con, latest, key))
+        assert f"verified: {len(rows):,} rows" in text
+        assert f"head of batch {latest}: seq {seq}, `{head}`" in text
+        con.execute("update ml.audit_log set subject_id = subject_id || 'x' where seq = 2")
+        broken = "\n".join(artifacts.audit_lines(con, latest, key))
+    assert "**BROKEN at seq 2** (content_hash_mismatch)" in broken
+
+
+# --- tampering by someone who can write the warehouse but has no key -----------------------------
+
+
+def _unkeyed_hash(seq: int, recorded_at: str, kind: str, subject: str, payload: str, prev: str):
+    """The row hash an attacker computes by the documented rule, but without the key."""
+    text = json.dumps([seq, recorded_at, kind, subject, None, payload, prev], separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+@pytest.fixture
+def tampered(retrained: Retrained, tmp_path: Path) -> Path:
+    """A private copy of the retrained warehouse (with its key file and serving copy)."""
+    target = copy_warehouse(retrained.db_path, tmp_path / "w.duckdb")
+    serving = serving_path_beside(retrained.db_path)
+    assert serving.exists()
+    serving_path_beside(target).write_bytes(serving.read_bytes())
+    return target
+
+
+def _verify_cli(db_path: Path, *args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(main, ["audit", "verify", *args, "--db", str(db_path)])
+    return result.exit_code, result.output
+
+
+def _forge_tail(con: duckdb.DuckDBPyConnection, count: int) -> None:
+    """Append a decision row hashed by the unkeyed rule, chained correctly to the head."""
+    (prev,) = con.execute("select row_hash from ml.audit_log where seq = ?", [count]).fetchone()
+    recorded = "2026-12-01T00:00:00.000000"
+    payload = '{"decision":"hold"}'
+    row_hash = _unkeyed_hash(count + 1, recorded, "decision", "forged", payload, prev)
+    con.execute(
+        "insert into ml.audit_log values (?, ?, 'decision', 'forged', null, ?, ?, ?)",
+        [count + 1, recorded, payload, prev, row_hash],
+    )
+
+
+TAMPER_CASES = {
+    # what the attacker does (SQL against the warehouse, or a function) -> problem found
+    "forged row appended by the unkeyed rule": (_forge_tail, "content_hash_mismatch"),
+    "a decision rewritten in ml.retraining_decisions only": (
+        "update ml.retraining_decisions set reason = 'edited' where decision_id = "
+        "(select min(decision_id) from ml.retraining_decisions)",
+        "table_mismatch",
+    ),
+    "a decision deleted from ml.retraining_decisions": (
+        "delete from ml.retraining_decisions where decision_id = "
+        "(select min(decision_id) from ml.retraining_decisions)",
+        "table_mismatch",
+    ),
+    "a training run deleted": ("delete from ml.training_runs", "table_mismatch"),
+    "the chain's tail deleted": (
+        "delete from ml.audit_log where seq > (select max(seq) - 3 from ml.audit_log)",
+        "head_not_found",
+    ),
+    "the last row deleted and the batch heads rewritten to match": (
+        "delete from ml.audit_log where seq = (select max(seq) from ml.audit_log); "
+        "update ml.batch_runs set audit_head_seq = null, audit_head_hash = null",
+        "head_not_found",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(TAMPER_CASES))
+def test_tampering_without_the_key_is_caught(tampered: Path, case: str) -> None:
+    action, problem = TAMPER_CASES[case]
+    assert _verify_cli(tampered)[0] == 0
+    with warehouse.connect(tampered) as con:
+        (count,) = con.execute("select count(*) from ml.audit_log").fetchone()
+        if callable(action):
+            action(con, count)
+        else:
+            con.execute(action)
+    if "batch heads rewritten" in case:
+        # Without the serving copy the heads are gone, yet the cut-off training run's row in
+        # ml.training_runs no longer has its audit row; the serving copy's own record of the
+        # heads finds the cut first.
+        serving = serving_path_beside(tampered)
+        kept = serving.read_bytes()
+        serving.unlink()
+        code, output = _verify_cli(tampered, "--json")
+        assert code == 1 and json.loads(output)["broken"]["problem"] == "table_mismatch"
+        serving.write_bytes(kept)
+    code, output = _verify_cli(tampered, "--json")
+    assert code == 1, output
+    assert json.loads(output)["broken"]["problem"] == problem
+
+
+def test_a_wrong_key_or_an_unkeyed_rewrite_of_the_whole_chain_fails_at_the_first_row(
+    tampered: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FLYWHEEL_SECRET_KEY", "not-the-key-of-this-warehouse")
+    code, output = _verify_cli(tampered, "--json")
+    assert code == 1 and json.loads(output)["broken"]["seq"] == 1
+    monkeypatch.delenv("FLYWHEEL_SECRET_KEY")
+
+    with warehouse.connect(tampered) as con:
+        rows = con.execute(
+            "select seq, strftime(recorded_at, '%Y-%m-%dT%H:%M:%S.%f'), kind, subject_id, "
+            "payload_json from ml.audit_log order by seq"
+        ).fetchall()
+        prev = "0" * 64
+        for seq, recorded, kind, subject, payload in rows:
+            row_hash = _unkeyed_hash(seq, recorded, kind, subject, payload, prev)
+            con.execute(
+                "update ml.audit_log set batch_id = null, prev_hash = ?, row_hash = ? "
+                "where seq = ?",
+                [prev, row_hash, seq],
+            )
+            prev = row_hash
+    code, output = _verify_cli(tampered, "--json")
+    assert code == 1 and json.loads(output)["broken"]["seq"] == 1
+
+
+def test_verify_count_pins_the_head_to_its_seq(retrained: Retrained) -> None:
+    log = retrained.log_after_rerun
+    head, count = log.row_hash.iloc[-1], len(log)
+    assert _verify_cli(retrained.db_path, "--head", head, "--count", str(count))[0] == 0
+    earlier = log.row_hash.iloc[-2]
+    assert _verify_cli(retrained.db_path, "--head", earlier, "--count", str(count))[0] == 1

@@ -33,6 +33,9 @@ import duckdb
 import pandas as pd
 import pytest
 from click.testing import CliRunner
+from hypothesis import given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as hypothesis_strategies
 
 from feedback_flywheel.cli import main
 from feedback_flywheel.config.paths import serving_path_beside
@@ -474,10 +477,13 @@ def test_drift_page_names_the_drifted_features(app_env: Path, source_db: Path) -
     results = _read(source_db, "select * from ml.drift_results")
     latest = results.batch_id.max()
     drifted = sorted(results[(results.batch_id == latest) & results.is_drift].feature_name.unique())
+    from feedback_flywheel.dashboard import common
+
     if drifted:
-        assert any(", ".join(drifted) in warning.value for warning in app.warning)
+        named = ", ".join(common.md(name) for name in drifted)
+        assert any(named in warning.value for warning in app.warning)
     else:
-        assert any(latest in message.value for message in app.success)
+        assert any(common.md(latest) in message.value for message in app.success)
     tests_table = app.dataframe[0].value
     assert len(tests_table) == (results.batch_id == latest).sum()
 
@@ -490,9 +496,9 @@ def test_decisions_page_shows_each_reason(app_env: Path, source_db: Path) -> Non
     assert not decisions.empty
     app = _app("decisions")
     assert _charts(app)
-    text = _markdown_text(app)
+    shown = {element.value for element in app.text}  # reasons are shown as text, verbatim
     for reason in decisions.reason.head(20):
-        assert reason in text
+        assert reason in shown
     metrics = {metric.label: metric.value for metric in app.metric}
     for outcome, count in decisions.decision.value_counts().items():
         assert metrics[outcome.replace("_", " ")] == str(count)
@@ -516,7 +522,10 @@ def test_dataset_page_shows_the_latest_version(app_env: Path, source_db: Path) -
     assert _charts(app)
     metrics = {metric.label: metric.value for metric in app.metric}
     newest = versions.iloc[-1]
-    assert metrics["Latest version"] == newest.dataset_version
+    from feedback_flywheel.dashboard import common
+
+    # a metric's value is Markdown: data in it is escaped (common.md)
+    assert metrics["Latest version"] == common.md(newest.dataset_version)
     assert metrics["Examples"] == f"{newest.example_count:,}"
     assert metrics["Training sample"] == f"{newest.sample_count:,}"
 
@@ -757,3 +766,41 @@ def test_headless_chromium_renders_the_served_dashboard(published: Path, tmp_pat
     keep = os.environ.get("FLYWHEEL_DASHBOARD_SCREENSHOT")
     if keep:
         Path(keep).write_bytes(png)
+
+
+# ---------------------------------------------------------------- hostile text from the logs
+
+
+@given(st_text=hypothesis_strategies.text(max_size=80))
+@hypothesis_settings(max_examples=300, deadline=None, derandomize=True)
+def test_md_leaves_no_markdown_or_html_character_unescaped(st_text: str) -> None:
+    from feedback_flywheel.dashboard import common
+
+    shown = common.md(st_text)
+    assert "\n" not in shown and "\r" not in shown
+    # Every special character is preceded by a backslash that is not itself escaped.
+    unescaped = re.sub(r"\\.", "", shown)
+    assert not re.search(r"[\\`*_{}\[\]()#+\-.!|<>~$:&\"'=^]", unescaped)
+
+
+def test_a_hostile_model_name_and_reason_render_as_text(
+    published: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    copy = tmp_path / "serving.duckdb"
+    copy.write_bytes(published.read_bytes())
+    image = "![x](http://attacker.invalid/pixel.png)"
+    reason = f"covariate_drift {image} <img src=x onerror=alert(1)> **bold**"
+    with duckdb.connect(str(copy)) as con:
+        con.execute(
+            "update ml.retraining_decisions set reason = ?, model_name = ? where decision_id = "
+            "(select decision_id from ml.retraining_decisions order by watermark_at desc "
+            "limit 1)",
+            [reason, f"m {image}"],
+        )
+    monkeypatch.setenv(serving.SERVING_ENV, str(copy))
+    app = _app("decisions")
+    assert not app.exception
+    assert reason in [element.value for element in app.text]
+    markdown = _markdown_text(app)
+    assert image not in markdown and "<img" not in markdown
+    assert r"\!\[x\]" in markdown  # the model name, escaped

@@ -11,6 +11,7 @@ from prefect.logging import disable_run_logger
 
 from feedback_flywheel import batches, warehouse
 from flows import batch_cycle as cycle
+from flows import python_stage as stage
 from tests.python.helpers import DemoWarehouse, settings_for
 
 IGNORED = ["computed_at"]
@@ -50,12 +51,12 @@ def test_drift_and_performance_tasks_reproduce_the_batch_rows(
     batch = demo_warehouse.windows[-2]
     before = {
         table: _rows(copy, table, batch.batch_id)
-        for table in ("ml.drift_results", "ml.performance_checks", "ml.performance_estimates")
+        for table in ("ml.drift_results", "ml.performance_checks")
     }
     assert not before["ml.drift_results"].empty
     with disable_run_logger():
-        drifted = cycle.test_drift.fn(settings, batch)
-        flagged = cycle.check_performance.fn(settings, batch)
+        drifted = stage.test_drift.fn(settings, batch)
+        flagged = stage.check_performance.fn(settings, batch)
     for table, frame in before.items():
         pd.testing.assert_frame_equal(frame, _rows(copy, table, batch.batch_id), obj=table)
     assert drifted == int(before["ml.drift_results"].is_drift.sum())
@@ -68,7 +69,7 @@ def test_decide_retraining_keeps_a_batch_that_was_already_decided(
     settings = settings_for(copy)
     batch = demo_warehouse.windows[-1]
     with disable_run_logger():
-        assert cycle.decide_retraining.fn(settings, batch) == []
+        assert stage.decide_retraining.fn(settings, batch, dry_run=True) == []
 
 
 def test_decide_retraining_decides_each_served_model_once_for_a_new_batch(
@@ -78,7 +79,7 @@ def test_decide_retraining_decides_each_served_model_once_for_a_new_batch(
     last = demo_warehouse.windows[-1]
     new = batches.window(last.window_end, last.window_end + pd.Timedelta(days=1))
     with disable_run_logger():
-        made = cycle.decide_retraining.fn(settings, new)
+        made = stage.decide_retraining.fn(settings, new, dry_run=True)
     assert [decision.model_name for decision in made] == [demo_warehouse.truth["model_name"]]
     assert made[0].batch_id == new.batch_id
     assert made[0].decision in {"retrain", "hold", "insufficient_data"}

@@ -17,7 +17,7 @@ from feedback_flywheel.config.policies import PolicyError, load_policy
 from feedback_flywheel.retraining import decision, performance
 from feedback_flywheel.retraining import stats as flywheel_stats
 from feedback_flywheel.warehouse import init_warehouse
-from tests.python.helpers import default_policy
+from tests.python.helpers import DemoWarehouse, default_policy
 
 
 @pytest.mark.parametrize(
@@ -139,30 +139,46 @@ def test_a_concept_change_in_one_segment_is_attributed_to_it(tmp_path: Path) -> 
     assert segments.loc["b", "accuracy_change"] == pytest.approx(-0.3)
 
 
-def test_estimated_accuracy_uses_reference_calibration(tmp_path: Path) -> None:
-    con = duckdb.connect(str(tmp_path / "cal.duckdb"))
-    con.execute("create schema marts")
-    bins = pd.DataFrame(
-        {
-            "batch_id": "b1",
-            "model_name": "m",
-            "model_version": "v1",
-            "score_bin": [5, 8, 9],
-            "reference_labelled": [100, 200, 0],
-            "reference_correct": [40, 170, 0],
-            "current_predictions": [50, 30, 20],
-            "current_score_sum": [27.5, 25.5, 19.0],
-            "current_start_at": datetime(2026, 1, 2),
-            "current_end_at": datetime(2026, 1, 3),
-        }
-    )
-    con.register("bins_frame", bins)
-    con.execute("create table marts.fct_calibration_bins as select * from bins_frame")
-    estimate = performance.performance_estimates(con, "b1").iloc[0]
-    expected = (50 * 0.4 + 30 * 0.85 + 20 * (19.0 / 20)) / 100
-    assert estimate.estimated_accuracy == pytest.approx(expected)
-    assert estimate.uncalibrated_estimate == pytest.approx(72.0 / 100)
-    assert estimate.reference_accuracy == pytest.approx(210 / 300)
+def test_estimated_accuracy_mart_matches_an_independent_computation_from_the_bins(
+    demo_warehouse: DemoWarehouse,
+) -> None:
+    """fct_performance_estimates, recomputed in numpy from fct_calibration_bins by the documented
+    rule: each current prediction counts with its score bin's accuracy on the reference window's
+    labels (the bin's mean current score where the reference has no label)."""
+    with demo_warehouse.connect() as con:
+        bins = con.execute("select * from marts.fct_calibration_bins").df()
+        estimates = con.execute("select * from marts.fct_performance_estimates").df()
+    assert len(estimates) and estimates.performance_estimate_id.is_unique
+    checked = 0
+    for (batch_id, model, version), group in bins.groupby(
+        ["batch_id", "model_name", "model_version"]
+    ):
+        predictions = group.current_predictions.fillna(0).to_numpy(dtype=float)
+        if predictions.sum() == 0:
+            assert not (
+                (estimates.batch_id == batch_id) & (estimates.model_version == version)
+            ).any()
+            continue
+        labelled = group.reference_labelled.fillna(0).to_numpy(dtype=float)
+        correct = group.reference_correct.fillna(0).to_numpy(dtype=float)
+        scores = group.current_score_sum.fillna(0).to_numpy(dtype=float)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            bin_accuracy = np.where(labelled > 0, correct / labelled, scores / predictions)
+        weighted = np.nansum(np.where(predictions > 0, predictions * bin_accuracy, 0.0))
+        (row,) = estimates[
+            (estimates.batch_id == batch_id)
+            & (estimates.model_name == model)
+            & (estimates.model_version == version)
+        ].itertuples()
+        assert row.predictions == predictions.sum()
+        assert row.uncalibrated_estimate == pytest.approx(scores.sum() / predictions.sum())
+        if labelled.sum() > 0:
+            assert row.estimated_accuracy == pytest.approx(weighted / predictions.sum())
+            assert row.reference_accuracy == pytest.approx(correct.sum() / labelled.sum())
+            checked += 1
+        else:
+            assert pd.isna(row.estimated_accuracy)
+    assert checked >= 3
 
 
 def test_the_policy_file_is_valid_and_versioned() -> None:
@@ -225,6 +241,7 @@ def test_decide_retrain_hold_cooldown_and_insufficient_data(tmp_path: Path) -> N
         con,
         first,
         policy,
+        audit_key=b"k" * 32,
         is_dry_run=False,
         trigger_status="triggered",
         triggered_run_id="tr-1",

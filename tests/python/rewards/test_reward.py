@@ -35,6 +35,7 @@ from tests.python.helpers import (
     dbt,
     default_reward_policy,
     project_vars,
+    settings_for,
 )
 
 # --- independent references ------------------------------------------------------------------
@@ -486,6 +487,7 @@ def test_rerunning_a_batch_changes_no_model_or_score(demo_warehouse, tmp_path):
             window_start=latest.window_start,
             window_end=latest.window_end,
             policy=default_reward_policy(),
+            audit_key=settings_for(db).secret.audit_key,
         )
     assert outcome.status == "already_done"
     assert "nothing changed" in outcome.reason
@@ -506,6 +508,7 @@ def test_too_few_new_pairs_keeps_the_model_and_says_why(demo_warehouse, tmp_path
             window_start=quiet.window_start,
             window_end=quiet.window_end,
             policy=default_reward_policy(),
+            audit_key=settings_for(db).secret.audit_key,
         )
         row = con.execute(
             "select status, is_promoted, current_version, reason, n_pairs_new "
