@@ -199,15 +199,3 @@
     {{ return(value) }}
 {%- endmacro %}
 
-
-{#- Every var that fails its check, as {name: problem} (`dbt run-operation check_settings`
-    prints them; the injection test reads it). -#}
-{% macro check_settings() -%}
-    {%- set problems = {} -%}
-    {%- for name, kind in feedback_flywheel.setting_kinds().items() -%}
-        {%- set problem = feedback_flywheel.setting_problem(kind, var(name, none)) -%}
-        {%- if problem -%}{%- do problems.update({name: problem}) -%}{%- endif -%}
-    {%- endfor -%}
-    {{ print(tojson({'invalid_settings': problems})) }}
-    {{ return(problems) }}
-{%- endmacro %}

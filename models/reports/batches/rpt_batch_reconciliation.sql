@@ -23,9 +23,7 @@ raw_feedback as (
 
     select feedback_row_id
     from {{ ref('stg_raw__feedback_events') }}
-    where
-        coalesce(received_at, loaded_at) >= {{ batch_start }}
-        and coalesce(received_at, loaded_at) < {{ batch_end }}
+    where placed_at >= {{ batch_start }} and placed_at < {{ batch_end }}
 
 ),
 
@@ -36,7 +34,7 @@ classified_feedback as (
         batch_id,
         status
     from {{ ref('int_feedback_events_classified') }}
-    where batch_id = '{{ batch_id }}' or status = 'held'
+    where batch_id = {{ feedback_flywheel.sql_string(batch_id) }} or status = 'held'
 
 ),
 
@@ -44,7 +42,7 @@ raw_inferences as (
 
     select inference_row_id
     from {{ ref('stg_raw__inference_logs') }}
-    where logged_at >= {{ batch_start }} and logged_at < {{ batch_end }}
+    where placed_at >= {{ batch_start }} and placed_at < {{ batch_end }}
 
 ),
 
@@ -52,7 +50,7 @@ examples_added as (
 
     select training_example_id
     from {{ ref('fct_training_examples') }}
-    where batch_id = '{{ batch_id }}'
+    where batch_id = {{ feedback_flywheel.sql_string(batch_id) }}
 
 ),
 
@@ -67,10 +65,10 @@ feedback_decided as (
 
     select
         count(
-            case when batch_id = '{{ batch_id }}' and status = 'accepted' then 1 end
+            case when batch_id = {{ feedback_flywheel.sql_string(batch_id) }} and status = 'accepted' then 1 end
         ) as feedback_accepted,
         count(
-            case when batch_id = '{{ batch_id }}' and status = 'quarantined' then 1 end
+            case when batch_id = {{ feedback_flywheel.sql_string(batch_id) }} and status = 'quarantined' then 1 end
         ) as feedback_quarantined,
         count(case when status = 'held' then 1 end) as feedback_held
     from classified_feedback
@@ -94,7 +92,7 @@ examples_counted as (
 final as (
 
     select
-        '{{ batch_id }}' as batch_id,
+        {{ feedback_flywheel.sql_string(batch_id) }} as batch_id,
         feedback_arrived.feedback_in,
         feedback_decided.feedback_accepted,
         feedback_decided.feedback_quarantined,

@@ -15,6 +15,7 @@ for it, and the serving copy stays readable throughout.
 from __future__ import annotations
 
 import fcntl
+import importlib.util
 import itertools
 import os
 import subprocess
@@ -92,13 +93,49 @@ def crashed(base: dict[str, Any]) -> dict[str, Any]:
         exits[point] = (done.returncode, done.stderr[-2000:])
     final = flywheel(db_path, *args)
     assert final.returncode == 0, final.stdout + final.stderr
-    return {"db_path": db_path, "exits": exits}
+    reference = copy_warehouse(base["db_path"], base["root"] / "reference.duckdb")
+    uninterrupted = flywheel(reference, *args)
+    assert uninterrupted.returncode == 0, uninterrupted.stdout + uninterrupted.stderr
+    return {"db_path": db_path, "exits": exits, "reference": reference}
 
 
 def test_every_fault_point_was_reached_and_killed_the_run(crashed: dict[str, Any]) -> None:
     for point, (code, stderr) in crashed["exits"].items():
         assert code == FAULT_EXIT_CODE, (point, code, stderr)
         assert f"fault injected at {point}" in stderr
+
+
+def _fingerprint(db_path: Path) -> dict[str, dict]:
+    """scripts/warehouse_fingerprint.py's fingerprint of every mart, report and ml table."""
+    spec = importlib.util.spec_from_file_location(
+        "warehouse_fingerprint", PROJECT_DIR / "scripts" / "warehouse_fingerprint.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.fingerprint(db_path)
+
+
+#: what differs between two runs of the same batches by design: the attempts (a crashed run has
+#: abandoned ones) and what holds them or the wall-clock moment of a deployment the retraining
+#: made (the registry rows it appended carry deployed_at = now, and the audit rows hash it)
+RUN_SPECIFIC = {"ml.batch_runs", "ml.audit_log", "marts.dim_model_versions"}
+
+
+def test_the_crashed_warehouse_equals_an_uninterrupted_run(crashed: dict[str, Any]) -> None:
+    crashed_print = _fingerprint(crashed["db_path"])
+    reference_print = _fingerprint(crashed["reference"])
+    assert set(crashed_print) == set(reference_print)
+    differing = sorted(
+        name
+        for name in reference_print
+        if name not in RUN_SPECIFIC and crashed_print[name] != reference_print[name]
+    )
+    assert differing == [], {
+        name: (crashed_print[name]["rows"], reference_print[name]["rows"]) for name in differing
+    }
+    for name in RUN_SPECIFIC:
+        if name != "ml.batch_runs":
+            assert crashed_print[name]["rows"] == reference_print[name]["rows"], name
 
 
 def _locked_elsewhere(db_path: Path) -> bool:

@@ -18,17 +18,51 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from feedback_flywheel import ingest, warehouse
+from feedback_flywheel import batches, ingest, warehouse
 from feedback_flywheel.demo import contract_schema
 from feedback_flywheel.warehouse.contract import RAW_TABLES
+from tests.python.helpers import run_windows
 
-TABLE = "feedback_events"
-NAMES = [column.name for column in RAW_TABLES[TABLE].columns]
-EXAMPLES = 120  # per format
+EXAMPLES = 60  # per table and format
+AT = datetime(2026, 3, 4, 1, 0, 0)
 
 
-def _rows(count: int = 6) -> list[dict]:
-    at = datetime(2026, 3, 4, 1, 0, 0)
+def _rows(table: str, count: int = 6) -> list[dict]:
+    """Valid rows of ``table`` (feedback about, and preferences between, the inferences)."""
+    if table == "inference_log":
+        return [
+            {
+                "inference_id": f"i-{i}",
+                "logged_at": AT - timedelta(hours=1, minutes=i),
+                "model_name": "m",
+                "model_version": "v1",
+                "subject_id": f"s-{i}",
+                "session_id": f"sess-{i // 3}",
+                "step_index": i % 3,
+                "context": json.dumps({"region": "eu", "device": "ios"}),
+                "inputs": json.dumps({"x": i * 1.5, "channel": "web"}),
+                "predicted_label": "a",
+                "predicted_score": 0.5 + i / 20,
+                "probabilities": json.dumps({"a": 0.6, "b": 0.4}),
+                "output_text": f'answer {i}, with a comma and a "quote"',
+            }
+            for i in range(count)
+        ]
+    if table == "preference_events":
+        return [
+            {
+                "preference_id": f"p-{i}",
+                "context_id": f"c-{i}",
+                "inference_id_a": f"i-{i}",
+                "inference_id_b": f"i-{i + 1}",
+                "preferred": "a",
+                "annotator_id": f"ann-{i}",
+                "source": "human",
+                "occurred_at": AT + timedelta(minutes=i),
+                "received_at": AT + timedelta(minutes=i, seconds=30),
+            }
+            for i in range(count)
+        ]
     return [
         {
             "event_id": f"e-{i}",
@@ -36,8 +70,8 @@ def _rows(count: int = 6) -> list[dict]:
             "event_type": "rating",
             "value": str(1 + i % 5),
             "payload": json.dumps({"note": f"n{i}"}),
-            "occurred_at": at + timedelta(minutes=i),
-            "received_at": at + timedelta(minutes=i, seconds=30),
+            "occurred_at": AT + timedelta(minutes=i),
+            "received_at": AT + timedelta(minutes=i, seconds=30),
             "source": "web_client",
             "schema_version": "1.1",
         }
@@ -45,30 +79,35 @@ def _rows(count: int = 6) -> list[dict]:
     ]
 
 
-def _valid(fmt: str) -> bytes:
-    rows = _rows()
+def _valid(table: str, fmt: str) -> bytes:
+    rows = _rows(table)
+    names = [column.name for column in RAW_TABLES[table].columns]
     if fmt == "jsonl":
         return "".join(json.dumps(row, default=str) + "\n" for row in rows).encode()
     if fmt == "csv":
-        lines = [",".join(NAMES)]
+        lines = [",".join(names)]
         for row in rows:
-            lines.append(",".join('"' + str(row[n]).replace('"', '""') + '"' for n in NAMES))
+            lines.append(",".join('"' + str(row[n]).replace('"', '""') + '"' for n in names))
         return ("\n".join(lines) + "\n").encode()
     buffer = io.BytesIO()
-    schema = contract_schema(RAW_TABLES[TABLE])
+    schema = contract_schema(RAW_TABLES[table])
     pq.write_table(
         pa.table({n: [row[n] for row in rows] for n in schema.names}, schema=schema), buffer
     )
     return buffer.getvalue()
 
 
-VALID = {fmt: _valid(fmt) for fmt in ("csv", "jsonl", "parquet")}
+TABLES = ("feedback_events", "inference_log", "preference_events")
+FORMATS = ("csv", "jsonl", "parquet")
+VALID = {(table, fmt): _valid(table, fmt) for table in TABLES for fmt in FORMATS}
+#: what every case did, for the reconciliation test and the note: (table, fmt) -> status counts
+SEEN: dict[tuple[str, str], dict[str, int]] = {}
 
 
 @st.composite
-def damaged(draw: st.DrawFn, fmt: str) -> bytes:
-    """A valid file of ``fmt`` with one to three kinds of damage."""
-    data = bytearray(VALID[fmt])
+def damaged(draw: st.DrawFn, table: str, fmt: str) -> bytes:
+    """A valid file of ``table`` in ``fmt`` with one to three kinds of damage."""
+    data = bytearray(VALID[(table, fmt)])
     for _ in range(draw(st.integers(1, 3))):
         kind = draw(
             st.sampled_from(["cut", "flip", "insert", "repeat_line", "drop_line", "nul", "latin1"])
@@ -95,56 +134,84 @@ def damaged(draw: st.DrawFn, fmt: str) -> bytes:
     return bytes(data)
 
 
-def _state(con: duckdb.DuckDBPyConnection) -> tuple[int, int]:
+def _state(con: duckdb.DuckDBPyConnection, table: str) -> tuple[int, int]:
     return (
-        con.execute(f"select count(*) from raw.{TABLE}").fetchone()[0],
+        con.execute(f"select count(*) from raw.{table}").fetchone()[0],
         con.execute("select count(*) from raw.load_ledger").fetchone()[0],
     )
 
 
 @pytest.fixture(scope="module")
-def con(tmp_path_factory: pytest.TempPathFactory):
+def db_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("damaged") / "w.duckdb"
     with warehouse.connect(path) as connection:
         warehouse.init_warehouse(connection)
-        yield connection
+    return path
 
 
-@pytest.mark.parametrize("fmt", sorted(VALID))
+@pytest.mark.parametrize(("table", "fmt"), [(t, f) for t in TABLES for f in FORMATS])
 def test_a_damaged_file_is_loaded_whole_or_refused_by_name_and_leaves_nothing_behind(
-    con: duckdb.DuckDBPyConnection, tmp_path_factory: pytest.TempPathFactory, fmt: str
+    db_path: Path, tmp_path_factory: pytest.TempPathFactory, table: str, fmt: str
 ) -> None:
-    folder = tmp_path_factory.mktemp(f"files-{fmt}")
-    seen = {"loaded": 0, "refused": 0, "already_loaded": 0}
+    folder = tmp_path_factory.mktemp(f"files-{table}-{fmt}")
+    seen = SEEN.setdefault((table, fmt), {"loaded": 0, "refused": 0, "already_loaded": 0})
 
     @settings(
         max_examples=EXAMPLES,
         deadline=None,
         derandomize=True,
+        database=None,
         suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
     )
-    @given(content=damaged(fmt))
+    @given(content=damaged(table, fmt))
     def check(content: bytes) -> None:
         path = folder / f"f{sum(seen.values())}.{fmt}"
         path.write_bytes(content)
-        before = _state(con)
-        (result,) = ingest.ingest_files(con, TABLE, [path])
-        after = _state(con)
-        seen[result.status] += 1
-        if result.status == "loaded":
-            assert after == (before[0] + result.rows, before[1] + 1)
-            (count,) = con.execute(
-                f"select count(*) from raw.{TABLE} where _load_id = ?", [result.load_id]
-            ).fetchone()
-            assert count == result.rows
-        else:
-            assert after == before, result.message
-            assert str(path) in result.message or path.name in result.message, result.message
-        # Ingesting the same bytes again never adds anything.
-        (again,) = ingest.ingest_files(con, TABLE, [path])
-        assert _state(con) == after
+        with warehouse.connect(db_path) as con:
+            before = _state(con, table)
+            (result,) = ingest.ingest_files(con, table, [path])
+            after = _state(con, table)
+            seen[result.status] += 1
+            if result.status == "loaded":
+                assert after == (before[0] + result.rows, before[1] + 1)
+                (count,) = con.execute(
+                    f"select count(*) from raw.{table} where _load_id = ?", [result.load_id]
+                ).fetchone()
+                assert count == result.rows
+            else:
+                assert after == before, result.message
+                assert str(path) in result.message or path.name in result.message, result.message
+            # Ingesting the same bytes again never adds anything.
+            (again,) = ingest.ingest_files(con, table, [path])
+            assert _state(con, table) == after
         assert again.status == ("already_loaded" if result.status != "refused" else "refused")
 
     check()
-    print(f"{fmt}: {seen}")
+    print(f"{table} {fmt}: {seen}")
     assert seen["refused"] > 0 and seen["loaded"] + seen["already_loaded"] > 0, seen
+
+
+def test_every_row_of_the_damaged_files_that_loaded_is_accounted_for_by_a_batch(
+    db_path: Path,
+) -> None:
+    """One batch over everything the generated cases loaded: it builds, and every raw row of
+    the three tables is accepted, quarantined/refused or held, once."""
+    assert len(SEEN) == len(TABLES) * len(FORMATS), "run with the generating tests"
+    tomorrow = batches.utc_now().replace(hour=0, minute=0, second=0, microsecond=0)
+    run_windows(db_path, [batches.window(datetime(2000, 1, 1), tomorrow + timedelta(days=1))])
+    with warehouse.connect(db_path, read_only=True) as con:
+        raw = dict(
+            con.execute(
+                " union all ".join(
+                    f"select '{table}', count(*) from raw.{table}" for table in TABLES
+                )
+            ).fetchall()
+        )
+        accounted = dict(
+            con.execute(
+                "select raw_table, sum(row_count) from marts.rpt_raw_reconciliation "
+                "where status <> 'unclassified' group by 1"
+            ).fetchall()
+        )
+    assert all(raw[table] > 0 for table in TABLES), raw
+    assert {table: accounted.get(table, 0) for table in TABLES} == raw
