@@ -124,9 +124,10 @@ def _check(
     problems = []
     subjects = set()
     for record in table:
-        subject = audited.subject(record)
+        plain = _plain(record)  # NaN and NaT as null, timestamps as ISO text
+        subject = audited.subject(plain)
         subjects.add(subject)
-        expected = audited.as_payload(_plain(record))
+        expected = audited.as_payload(plain)
         recorded = chain.get(subject, [])
         candidates = recorded if audited.is_event else recorded[-1:]
         if not any(_agrees(payload, expected) for _, payload in candidates):

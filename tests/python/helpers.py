@@ -102,3 +102,18 @@ def run_windows(db_path: Path, windows: list[batches.BatchWindow]) -> None:
             db_path=str(db_path),
             dry_run=True,
         )
+
+
+def subprocess_env(**extra: str) -> dict[str, str]:
+    """The environment for a `flywheel` subprocess of a test: this session's Prefect test API
+    (so the subprocess starts no temporary server of its own, which would outlive a killed
+    process and hold its output pipes open), plus ``extra``."""
+    import os
+
+    from prefect.settings import PREFECT_API_URL
+
+    env = dict(os.environ)
+    url = PREFECT_API_URL.value()
+    if url:
+        env["PREFECT_API_URL"] = url
+    return env | extra

@@ -3,7 +3,6 @@ change); the engine's memory and thread settings reach DuckDB, in the Python sta
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import time
@@ -16,7 +15,7 @@ from feedback_flywheel import ingest, warehouse
 from feedback_flywheel.cli.common import EXIT_USAGE
 from feedback_flywheel.config.engine import MEMORY_ENV, THREADS_ENV
 from flows.retries import is_transient
-from tests.python.helpers import DemoWarehouse, copy_warehouse
+from tests.python.helpers import DemoWarehouse, copy_warehouse, subprocess_env
 
 FLYWHEEL = str(Path(sys.executable).parent / "flywheel")
 
@@ -27,7 +26,7 @@ def flywheel(*args: str, env: dict[str, str] | None = None) -> subprocess.Comple
         capture_output=True,
         text=True,
         timeout=600,
-        env=dict(os.environ) | (env or {}),
+        env=subprocess_env(**(env or {})),
     )
 
 

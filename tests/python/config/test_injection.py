@@ -4,7 +4,6 @@ are free text (group names, labels, LIKE patterns) — reaches SQL only as a quo
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 from typing import Any

@@ -33,7 +33,13 @@ import yaml
 from feedback_flywheel import batches, demo
 from feedback_flywheel.config.faults import FAULT_ENV, FAULT_EXIT_CODE, FAULT_POINTS
 from feedback_flywheel.config.paths import serving_path_beside
-from tests.python.helpers import PROJECT_DIR, copy_warehouse, ingest_demo, run_windows
+from tests.python.helpers import (
+    PROJECT_DIR,
+    copy_warehouse,
+    ingest_demo,
+    run_windows,
+    subprocess_env,
+)
 
 FLYWHEEL = str(Path(sys.executable).parent / "flywheel")
 EXIT_BUSY = 3
@@ -53,8 +59,7 @@ def _eager_policy(path: Path) -> Path:
 
 
 def flywheel(db_path: Path, *args: str, fault: str | None = None, **kwargs: Any):
-    env = dict(os.environ)
-    env["FLYWHEEL_DUCKDB"] = str(db_path)
+    env = subprocess_env(FLYWHEEL_DUCKDB=str(db_path))
     env.pop(FAULT_ENV, None)
     if fault is not None:
         env[FAULT_ENV] = fault
@@ -241,7 +246,7 @@ def test_a_second_run_refuses_or_waits_and_the_serving_copy_stays_readable(
     serving = serving_path_beside(db_path)
     serving.write_bytes(serving_path_beside(base["db_path"]).read_bytes())
     until = (base["end"] - timedelta(days=2)).isoformat()
-    env = dict(os.environ, FLYWHEEL_DUCKDB=str(db_path))
+    env = subprocess_env(FLYWHEEL_DUCKDB=str(db_path))
     env.pop(FAULT_ENV, None)
     first = subprocess.Popen(
         [FLYWHEEL, "run", "--dry-run", "--until", until, "--db", str(db_path)],
