@@ -248,9 +248,10 @@ def trigger_retraining(
     """Start the retraining a decision asked for; return what identifies it.
 
     With ``deployment_name`` (the policy's ``action.kind: deployment``) a flow run of that Prefect
-    deployment is created with ``dataset_version``, ``decision_id`` and ``model_name`` as
-    parameters, without waiting for it (``timeout=0``), under the decision id as its idempotency
-    key (asked again, Prefect returns the same flow run); the flow run id is returned. Otherwise
+    deployment is created with ``dataset_version`` and ``decision_id`` as parameters (the
+    documented contract of your own training flow), without waiting for it (``timeout=0``),
+    under the decision id as its idempotency key (asked again, Prefect returns the same flow
+    run); the flow run id is returned. Otherwise
     the built-in :func:`retrain` flow runs here (a subflow when called inside a flow) and the
     training run id(s) it recorded are returned, comma-separated when it trained several.
     """
@@ -259,11 +260,7 @@ def trigger_retraining(
 
         flow_run = prefect.deployments.run_deployment(
             name=deployment_name,
-            parameters={
-                "dataset_version": dataset_version,
-                "decision_id": decision_id,
-                "model_name": model_name,
-            },
+            parameters={"dataset_version": dataset_version, "decision_id": decision_id},
             timeout=0,
             idempotency_key=decision_id,
         )

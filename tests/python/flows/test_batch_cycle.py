@@ -19,7 +19,7 @@ from scipy import stats
 
 from feedback_flywheel import batches, warehouse
 from feedback_flywheel.curation import datasets
-from tests.python.helpers import DemoWarehouse, project_vars, settings_for
+from tests.python.helpers import PROJECT_DIR, DemoWarehouse, project_vars, settings_for
 
 MART_TABLES = (
     "intermediate.int_inferences_validated",
@@ -183,6 +183,19 @@ def test_rerunning_the_latest_batch_leaves_every_mart_identical(
         assert attempts == 2, "the re-run is recorded as a second attempt"
     finally:
         con.close()
+    # Every mart, report and ml table, by scripts/warehouse_fingerprint.py (which leaves out only
+    # the moments a run happened): identical but for the new attempt in ml.batch_runs.
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "warehouse_fingerprint", PROJECT_DIR / "scripts" / "warehouse_fingerprint.py"
+    )
+    fingerprint = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(fingerprint)
+    old, new = fingerprint.fingerprint(before), fingerprint.fingerprint(after)
+    assert set(old) == set(new)
+    changed = sorted(name for name in old if old[name] != new[name] and name != "ml.batch_runs")
+    assert changed == [], changed
 
 
 def test_rerunning_an_older_batch_is_refused_with_the_way_out(

@@ -521,6 +521,8 @@ def test_trigger_with_a_deployment_name_calls_run_deployment(
                 "decision_id": "dec-b20260121T000000-support_router",
             },
             "timeout": 0,
+            # asked again after a crash, Prefect returns the same flow run
+            "idempotency_key": "dec-b20260121T000000-support_router",
         }
     ]
 

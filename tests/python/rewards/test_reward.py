@@ -564,12 +564,17 @@ def test_crafted_preference_rows_are_deduplicated_quarantined_or_held(demo_wareh
         pairs_before = con.execute("select count(*) from marts.fct_preference_pairs").fetchall()[0][
             0
         ]
+        # annotator ids are pseudonymised in staging: a re-judgement arrives with the raw id
+        (raw_annotator,) = con.execute(
+            "select annotator_id from raw.preference_events where preference_id = ? limit 1",
+            [original.preference_id],
+        ).fetchone()
     lookback = project_vars().lookback_days
     recent = batch.window_start + timedelta(hours=2)
     old = batch.window_end - timedelta(days=lookback + 1)
     flipped = {"a": "b", "b": "a"}[original.preferred]
 
-    def row(preference_id, context, a, b, preferred, received, annotator=original.annotator_id):
+    def row(preference_id, context, a, b, preferred, received, annotator=raw_annotator):
         return {
             "preference_id": preference_id,
             "context_id": context,
