@@ -93,8 +93,8 @@ def _value(column: str, data_type: str) -> str:
     return _quote(column)
 
 
-def _normalised_json(text: str | None) -> str | None:
-    if text is None:
+def _normalised_json(text: str | float | None) -> str | None:
+    if text is None or (isinstance(text, float) and text != text):  # null (NaN in a frame)
         return None
     try:
         return json.dumps(_strip(json.loads(text)), sort_keys=True)

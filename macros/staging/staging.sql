@@ -3,10 +3,20 @@
     missing), personal ids pseudonymised, and the time that places the row in a batch.
 -#}
 
-{#- An id column trimmed, with '' and whitespace-only read as null (missing): a JSON-lines "" and
-    a CSV empty field are the same record. -#}
+{#- An id column with leading and trailing whitespace (spaces, tabs, line breaks) removed, and ''
+    or whitespace-only read as null (missing): a JSON-lines "" and a CSV empty field are the
+    same record. -#}
 {% macro clean_id(column) -%}
-    nullif(trim({{ column }}), '')
+    {{ return(adapter.dispatch('clean_id', 'feedback_flywheel')(column)) }}
+{%- endmacro %}
+
+{% macro duckdb__clean_id(column) -%}
+    nullif(regexp_replace({{ column }}, '^\s+|\s+$', '', 'g'), '')
+{%- endmacro %}
+
+{#- Spark: regexp_replace replaces every match; the literal's backslash is escaped. -#}
+{% macro default__clean_id(column) -%}
+    nullif(regexp_replace({{ column }}, '^\\s+|\\s+$', ''), '')
 {%- endmacro %}
 
 
