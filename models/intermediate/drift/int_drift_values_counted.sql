@@ -46,13 +46,15 @@ values_unpivoted as (
         inferences.window_side,
         case monitored_features.feature_name
             {%- for feature in inputs if feature.value_type == 'categorical' %}
-                when {{ feedback_flywheel.sql_string(feature.name) }} then inferences.input_{{ feature.name }}
+                when {{ feedback_flywheel.sql_string(feature.name) }}
+                    then inferences.input_{{ feature.name }}
             {%- endfor %}
             when 'predicted_label' then inferences.predicted_label
         end as string_value,
         case monitored_features.feature_name
             {%- for feature in inputs if feature.value_type == 'numeric' %}
-                when {{ feedback_flywheel.sql_string(feature.name) }} then inferences.input_{{ feature.name }}
+                when {{ feedback_flywheel.sql_string(feature.name) }}
+                    then inferences.input_{{ feature.name }}
             {%- endfor %}
             when 'predicted_score' then inferences.predicted_score
         end as numeric_value

@@ -112,7 +112,9 @@ row_checked as (
             when
                 feedback.schema_version is null
                 or feedback.schema_version not in
-                {{ feedback_flywheel.string_list(feedback_flywheel.setting('supported_schema_versions')) }}
+                {{ feedback_flywheel.string_list(
+                    feedback_flywheel.setting('supported_schema_versions')
+                ) }}
                 then 'unsupported_schema_version'
             when event_types.event_type is null then 'unknown_event_type'
             when

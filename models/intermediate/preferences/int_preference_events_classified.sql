@@ -92,7 +92,9 @@ row_checked as (
                 then 'preference_invalid_value'
             when inference_id_a = inference_id_b then 'preference_same_output'
             when
-                occurred_at > {{ dbt.dateadd('second', feedback_flywheel.setting('clock_skew_seconds'), 'received_at') }}
+                occurred_at > {{ dbt.dateadd(
+                    'second', feedback_flywheel.setting('clock_skew_seconds'), 'received_at'
+                ) }}
                 then 'preference_in_future'
         end as row_reason
     from preferences
@@ -169,7 +171,9 @@ classified as (
             when was_accepted_before or preference_rank > 1 then 'preference_duplicate_id'
             when
                 (logged_at_a is null or logged_at_b is null)
-                and arrived_at < {{ dbt.dateadd('day', -feedback_flywheel.setting('lookback_days'), batch_end) }}
+                and arrived_at < {{ dbt.dateadd(
+                    'day', -feedback_flywheel.setting('lookback_days'), batch_end
+                ) }}
                 then 'preference_unknown_inference'
         end as reason_code
     from deduplicated

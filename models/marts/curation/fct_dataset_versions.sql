@@ -75,7 +75,9 @@ final as (
         {%- else %}
             cast(null as {{ dbt.type_string() }})
         {%- endif %} as stratify_by,
-        {{ feedback_flywheel.sql_string(feedback_flywheel.setting('uncertainty_method')) }} as uncertainty_method,
+        {{ feedback_flywheel.sql_string(
+            feedback_flywheel.setting('uncertainty_method')
+        ) }} as uncertainty_method,
         version_rows.example_count,
         cast(coalesce(version_rows.examples_added, 0) as {{ dbt.type_bigint() }}) as examples_added,
         superseded.examples_superseded,
@@ -84,10 +86,17 @@ final as (
         cast(coalesce(sampled.stratified_count, 0) as {{ dbt.type_bigint() }}) as stratified_count,
         cast(coalesce(sampled.uncertainty_count, 0) as {{ dbt.type_bigint() }})
             as uncertainty_count,
-        cast({{ feedback_flywheel.setting('sampling_seed') }} as {{ dbt.type_bigint() }}) as sampling_seed,
-        cast({{ feedback_flywheel.setting('stratified_quota_per_cell') }} as {{ dbt.type_bigint() }})
+        cast(
+            {{ feedback_flywheel.setting('sampling_seed') }} as {{ dbt.type_bigint() }}
+        ) as sampling_seed,
+        cast(
+            {{ feedback_flywheel.setting('stratified_quota_per_cell') }}
+            as {{ dbt.type_bigint() }}
+        )
             as stratified_quota_per_cell,
-        cast({{ feedback_flywheel.setting('uncertainty_budget') }} as {{ dbt.type_bigint() }}) as uncertainty_budget,
+        cast(
+            {{ feedback_flywheel.setting('uncertainty_budget') }} as {{ dbt.type_bigint() }}
+        ) as uncertainty_budget,
         cast(coalesce(version_rows.example_fingerprint, 0) as {{ dbt.type_string() }})
             as example_fingerprint,
         cast(coalesce(sampled.sample_fingerprint, 0) as {{ dbt.type_string() }})

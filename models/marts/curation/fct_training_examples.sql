@@ -17,7 +17,8 @@
 
 {%- set batch_id = feedback_flywheel.batch_param('batch_id') %}
 {%- set batch_end = feedback_flywheel.var_timestamp('batch_end') %}
-{%- set matured_before = dbt.dateadd('hour', -feedback_flywheel.setting('label_settle_hours'), batch_end) %}
+{%- set settle_hours = feedback_flywheel.setting('label_settle_hours') %}
+{%- set matured_before = dbt.dateadd('hour', -settle_hours, batch_end) %}
 {%- set label_weights = feedback_flywheel.setting('label_weights') %}
 
 with

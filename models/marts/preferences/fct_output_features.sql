@@ -56,7 +56,9 @@ final as (
         ) as n_sentences,
         case when text_lower like '%?%' then 1.0 else 0.0 end as has_question,
         {%- for name, pattern in keywords.items() %}
-            case when text_lower like {{ feedback_flywheel.sql_string(pattern) }} then 1.0 else 0.0 end as {{ name }},
+            case
+                when text_lower like {{ feedback_flywheel.sql_string(pattern) }} then 1.0 else 0.0
+            end as {{ name }},
         {%- endfor %}
         cast(predicted_score as double) as predicted_score,
         logged_at

@@ -264,7 +264,8 @@ final as (
         inferences_high.model_version as model_version_high,
         case
             when
-                {{ split_fraction }} < {{ feedback_flywheel.setting('preference_validation_share') }}
+                {{ split_fraction }}
+                < {{ feedback_flywheel.setting('preference_validation_share') }}
                 then 'validation'
             else 'train'
         end as split,
@@ -272,7 +273,8 @@ final as (
         deduplicated.margin,
         case deduplicated.pair_source
             {%- for source_name, weight in weights.items() %}
-                when {{ feedback_flywheel.sql_string(source_name) }} then cast({{ weight }} as double)
+                when {{ feedback_flywheel.sql_string(source_name) }}
+                    then cast({{ weight }} as double)
             {%- endfor %}
             else cast(1.0 as double)
         end as pair_weight,

@@ -19,7 +19,9 @@
 {#- configured reference groups first; '__overall__' has one group; otherwise the majority -#}
 {%- set reference_case -%}
     case segment_attribute
-    {%- for attribute, value in reference_groups.items() %} when {{ feedback_flywheel.sql_string(attribute) }} then {{ feedback_flywheel.sql_string(value) }}
+    {%- for attribute, value in reference_groups.items() %}
+        when {{ feedback_flywheel.sql_string(attribute) }}
+            then {{ feedback_flywheel.sql_string(value) }}
     {%- endfor %} when '__overall__' then '__all__' else segment_value end
 {%- endset %}
 

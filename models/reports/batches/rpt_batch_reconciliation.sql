@@ -65,10 +65,18 @@ feedback_decided as (
 
     select
         count(
-            case when batch_id = {{ feedback_flywheel.sql_string(batch_id) }} and status = 'accepted' then 1 end
+            case
+                when batch_id = {{ feedback_flywheel.sql_string(batch_id) }} and status = 'accepted'
+                    then 1
+            end
         ) as feedback_accepted,
         count(
-            case when batch_id = {{ feedback_flywheel.sql_string(batch_id) }} and status = 'quarantined' then 1 end
+            case
+                when
+                    batch_id = {{ feedback_flywheel.sql_string(batch_id) }}
+                    and status = 'quarantined'
+                    then 1
+            end
         ) as feedback_quarantined,
         count(case when status = 'held' then 1 end) as feedback_held
     from classified_feedback

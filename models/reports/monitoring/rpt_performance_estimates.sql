@@ -1,6 +1,7 @@
 -- Estimated accuracy beside realised accuracy: each estimate a batch made for a window before its
 -- labels arrived (fct_performance_estimates), and what the matured labels of that window now say
--- (with how much of the window is labelled). Rebuilt each batch: realised values fill in as labels mature.
+-- (with how much of the window is labelled). Rebuilt each batch: realised values fill in as
+-- labels mature.
 
 with
 
@@ -46,7 +47,7 @@ final as (
         estimates.batch_id,
         estimates.model_name,
         estimates.model_version,
-        estimates.method,
+        estimates.estimate_method,
         estimates.predictions,
         cast(realised.labelled_count as {{ dbt.type_bigint() }}) as labelled_count,
         estimates.estimated_accuracy,

@@ -17,8 +17,10 @@
 {%- set batch_id = feedback_flywheel.batch_param('batch_id') %}
 {%- set batch_end = feedback_flywheel.var_timestamp('batch_end') %}
 {%- set bins = feedback_flywheel.setting('calibration_bins') %}
-{%- set drift_current_start = dbt.dateadd('day', -feedback_flywheel.setting('drift_current_days'), batch_end) %}
-{%- set reference_end = dbt.dateadd('day', -feedback_flywheel.setting('performance_current_days'), batch_end) %}
+{%- set drift_current_days = feedback_flywheel.setting('drift_current_days') %}
+{%- set drift_current_start = dbt.dateadd('day', -drift_current_days, batch_end) %}
+{%- set performance_current_days = feedback_flywheel.setting('performance_current_days') %}
+{%- set reference_end = dbt.dateadd('day', -performance_current_days, batch_end) %}
 {%- set reference_start = dbt.dateadd(
     'day', -(feedback_flywheel.setting('performance_current_days') + feedback_flywheel.setting('performance_reference_days')), batch_end
 ) %}

@@ -64,7 +64,7 @@ final as (
         {{ feedback_flywheel.sql_string(batch_id) }} as batch_id,
         model_name,
         model_version,
-        'score_bin_calibration' as method,
+        'score_bin_calibration' as estimate_method,
         cast(predictions as {{ dbt.type_bigint() }}) as predictions,
         cast(reference_labelled as {{ dbt.type_bigint() }}) as reference_labelled,
         cast(

@@ -1,5 +1,5 @@
--- Every raw feedback row placed (or loaded) before the batch watermark has exactly one status: nothing
--- is lost between staging and validation (unique feedback_row_id covers "at most one").
+-- Every raw feedback row placed (or loaded) before the batch watermark has exactly one status:
+-- nothing is lost between staging and validation (unique feedback_row_id covers "at most one").
 with
 
 arrived as (

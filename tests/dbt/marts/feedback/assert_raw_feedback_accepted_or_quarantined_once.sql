@@ -61,7 +61,9 @@ violations as (
             when is_held and (is_accepted or is_quarantined) then 'held and also placed'
             when
                 is_held
-                and arrived_at < {{ dbt.dateadd('day', -feedback_flywheel.setting('lookback_days'), batch_end) }}
+                and arrived_at < {{ dbt.dateadd(
+                    'day', -feedback_flywheel.setting('lookback_days'), batch_end
+                ) }}
                 then 'held past the lookback'
             when
                 not (is_accepted or is_quarantined or is_held)
