@@ -38,6 +38,7 @@ import duckdb
 
 PROJECT = Path(__file__).resolve().parent.parent
 SCHEMAS = ("marts", "ml")
+FINGERPRINT_KEY = "fingerprint-builds-share-this-key"
 #: columns that hold when a run happened, not what it computed
 IGNORED_COLUMNS = frozenset(
     {
@@ -173,6 +174,9 @@ def build(workdir: Path, args: list[str]) -> Path:
     flywheel = PROJECT / ".venv" / "bin" / "flywheel"
     env = dict(os.environ)
     env.pop("FLYWHEEL_SERVING_DUCKDB", None)
+    # One fixed key for every build: ids are pseudonymised and the audit chain is keyed with it,
+    # and a per-warehouse random key would make every build differ in those columns.
+    env["FLYWHEEL_SECRET_KEY"] = FINGERPRINT_KEY
     subprocess.run(
         [str(flywheel), "demo", "--db", str(db_path), *args],
         cwd=PROJECT,

@@ -5,61 +5,42 @@
 -- drift_features, predicted_score and predicted_label (the current matured label is a mart's
 -- concept: fct_drift_categorical adds it). Counting collapses ties and puts the missing values
 -- in the null row, so the drift marts work on this much smaller table: numeric drift reads the
--- numeric features, the contingency tables the categorical ones. The feature set is unpivoted by
--- a cross join with the feature list (one scan of the parsed inferences), not by a union of one
--- scan per feature. A table: both drift marts read it and its tests scan it.
+-- numeric features, the contingency tables the categorical ones. The values come typed from
+-- int_drift_values_typed (parsed once, by the batch that first saw them): this model only
+-- filters the two windows and counts, it parses nothing. A table: both drift marts read it and
+-- its tests scan it.
 
 {%- set inputs = feedback_flywheel.drift_input_features() %}
 {%- set builtins = feedback_flywheel.drift_builtin_features() %}
+{%- set bounds = feedback_flywheel.drift_window_bounds() %}
 
 with
 
-inferences as (
-
-    select * from {{ ref('int_drift_inputs_parsed') }}
-
-),
-
-monitored_features as (
-
-    {%- for feature in inputs + builtins[:2] %}
-
-        select
-            {{ feedback_flywheel.sql_string(feature.name) }} as feature_name,
-            '{{ feature.kind }}' as feature_kind,
-            '{{ feature.value_type }}' as value_type
-        {%- if not loop.last %}
-
-            union all
-        {%- endif %}
-    {%- endfor %}
-
-),
-
-values_unpivoted as (
+window_values as (
 
     select
-        inferences.model_name,
-        monitored_features.feature_name,
-        monitored_features.feature_kind,
-        monitored_features.value_type,
-        inferences.window_side,
-        case monitored_features.feature_name
-            {%- for feature in inputs if feature.value_type == 'categorical' %}
-                when {{ feedback_flywheel.sql_string(feature.name) }}
-                    then inferences.input_{{ feature.name }}
+        model_name,
+        feature_name,
+        feature_kind,
+        value_type,
+        string_value,
+        numeric_value,
+        case
+            when logged_at >= {{ bounds.current_start_at }} then 'current'
+            else 'reference'
+        end as window_side
+    from {{ ref('int_drift_values_typed') }}
+    where
+        logged_at >= {{ bounds.reference_start_at }}
+        and logged_at < {{ bounds.current_end_at }}
+        and (
+            {%- for feature in inputs + builtins[:2] %}
+                (
+                    feature_name = {{ feedback_flywheel.sql_string(feature.name) }}
+                    and value_type = '{{ feature.value_type }}'
+                ){% if not loop.last %} or{% endif %}
             {%- endfor %}
-            when 'predicted_label' then inferences.predicted_label
-        end as string_value,
-        case monitored_features.feature_name
-            {%- for feature in inputs if feature.value_type == 'numeric' %}
-                when {{ feedback_flywheel.sql_string(feature.name) }}
-                    then inferences.input_{{ feature.name }}
-            {%- endfor %}
-            when 'predicted_score' then inferences.predicted_score
-        end as numeric_value
-    from inferences
-    cross join monitored_features
+        )
 
 ),
 
@@ -74,7 +55,7 @@ final as (
         numeric_value,
         sum(case when window_side = 'reference' then 1 else 0 end) as ref_count,
         sum(case when window_side = 'current' then 1 else 0 end) as cur_count
-    from values_unpivoted
+    from window_values
     group by model_name, feature_name, feature_kind, value_type, string_value, numeric_value
 
 )

@@ -18,13 +18,57 @@
 {%- set batch_id = feedback_flywheel.batch_param('batch_id') %}
 {%- set inputs = feedback_flywheel.drift_input_features() %}
 {%- set segments = feedback_flywheel.setting('segment_attributes') %}
+{%- set bounds = feedback_flywheel.drift_window_bounds() %}
 
 with
 
+current_values as (
+
+    -- The typed values of the current drift window (int_drift_values_typed: every parsed
+    -- inference has one row per monitored feature, null when the key is missing).
+    select
+        inference_id,
+        model_name,
+        feature_name,
+        value_type,
+        string_value,
+        numeric_value
+    from {{ ref('int_drift_values_typed') }}
+    where
+        logged_at >= {{ bounds.current_start_at }}
+        and logged_at < {{ bounds.current_end_at }}
+
+),
+
 drift_inputs as (
 
-    select * from {{ ref('int_drift_inputs_parsed') }}
-    where window_side = 'current'
+    -- One row per inference of the window (predicted_label is there for every one).
+    select
+        inference_id,
+        model_name
+    from current_values
+    where feature_name = 'predicted_label'
+
+),
+
+input_values as (
+
+    select
+        model_name,
+        feature_name,
+        count(case when value_type = 'numeric' then numeric_value end) + count(string_value)
+            as valued_rows
+    from current_values
+    where
+        {%- for feature in inputs %}
+            (
+                feature_name = {{ feedback_flywheel.sql_string(feature.name) }}
+                and value_type = '{{ feature.value_type }}'
+            ){% if not loop.last %} or{% endif %}
+        {%- else %}
+            false
+        {%- endfor %}
+    group by model_name, feature_name
 
 ),
 
@@ -42,13 +86,17 @@ feature_coverage as (
 
     {%- for feature in inputs %}
         select
-            model_name,
+            drift_inputs.model_name,
             'inputs' as payload,
             {{ feedback_flywheel.sql_string(feature.name) }} as key_name,
             count(*) as window_rows,
-            count(input_{{ feature.name }}) as valued_rows
+            coalesce(max(input_values.valued_rows), 0) as valued_rows
         from drift_inputs
-        group by model_name
+        left join input_values
+            on
+                drift_inputs.model_name = input_values.model_name
+                and input_values.feature_name = {{ feedback_flywheel.sql_string(feature.name) }}
+        group by drift_inputs.model_name
         {%- if not loop.last %}
 
             union all

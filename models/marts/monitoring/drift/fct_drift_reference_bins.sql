@@ -22,35 +22,27 @@
 {%- set bin_count = feedback_flywheel.drift_int_var('drift_bins', 2) %}
 {%- set numeric_features = [] %}
 {%- for feature in feedback_flywheel.drift_input_features() if feature.value_type == 'numeric' %}
-    {%- do numeric_features.append({'name': feature.name, 'column': 'input_' ~ feature.name}) %}
+    {%- do numeric_features.append(feature.name) %}
 {%- endfor %}
-{%- do numeric_features.append({'name': 'predicted_score', 'column': 'predicted_score'}) %}
+{%- do numeric_features.append('predicted_score') %}
 
 with
 
-reference_inferences as (
-
-    select * from {{ ref('int_drift_inputs_parsed') }}
-    where window_side = 'reference'
-
-),
-
 reference_values as (
 
-    -- The numeric features long: the numeric inputs of var drift_features and predicted_score.
-    {%- for feature in numeric_features %}
-
-        select
-            model_name,
-            {{ feedback_flywheel.sql_string(feature.name) }} as feature_name,
-            {{ feature.column }} as numeric_value
-        from reference_inferences
-        where {{ feature.column }} is not null
-        {%- if not loop.last %}
-
-            union all
-        {%- endif %}
-    {%- endfor %}
+    -- The numeric features long (the numeric inputs of var drift_features and predicted_score),
+    -- typed once by int_drift_values_typed.
+    select
+        model_name,
+        feature_name,
+        numeric_value
+    from {{ ref('int_drift_values_typed') }}
+    where
+        logged_at >= {{ bounds.reference_start_at }}
+        and logged_at < {{ bounds.reference_end_at }}
+        and value_type = 'numeric'
+        and feature_name in {{ feedback_flywheel.string_list(numeric_features) }}
+        and numeric_value is not null
 
 ),
 
