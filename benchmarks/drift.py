@@ -4,14 +4,23 @@ What is measured, on the same data (``--rows`` reference-day + ``--rows`` curren
 one model, ``--numeric`` numeric and ``--categorical`` categorical keys in ``inputs``, plus the
 built-in ``predicted_score`` and ``predicted_label``):
 
-* **warehouse, dbt wall**: ``dbt run --full-refresh --select int_drift_values
-  fct_drift_reference_bins fct_drift_numeric fct_drift_categorical fct_drift_categorical_summary``
+* **warehouse, dbt wall**: ``dbt run --full-refresh --select int_drift_values_typed
+  int_drift_values_counted fct_drift_reference_bins fct_drift_numeric fct_drift_categorical
+  fct_drift_categorical_summary``
   through ``dbt_runner.run_dbt``, exactly as ``flows.batch_cycle`` passes the batch (environment
   variables) and the other vars (``--vars``). The wall time of the whole invocation: dbt's start-up
   and (partial) parse included. ``--full-refresh`` makes every repeat do the same work.
-* **warehouse, SQL**: the sum of the five models' ``execution_time`` in ``run_results.json`` (the
+* **warehouse, SQL**: the sum of the six models' ``execution_time`` in ``run_results.json`` (the
   SQL without dbt's start-up; with ``threads: 2`` two models can overlap, so the sum can exceed the
   span, which the notes show), and each model on its own line.
+* **warehouse, statistics**: the same sum without ``int_drift_values_typed`` (the one model that
+  parses the JSON): the statistics computed from the stored typed values, against scipy's compute.
+* **daily drift stage**: what a nightly batch does. The reference day is built by its own batch
+  first (not timed; ``--full-refresh``, so every repeat starts alike), then the current day's
+  batch is timed: ``dbt run`` of the six models, incremental, so ``int_drift_values_typed`` parses
+  the current day only (the reference day is already stored) and the statistics read typed
+  values. Compared with pandas reading and parsing both days plus scipy's compute. The agreement
+  check reads what this daily batch wrote.
 * **warehouse, Python stage**: ``retraining.drift.drift_tests`` as the flow's ``test-drift`` task
   calls it: read the three summary marts, KS p-value from (D, n, m) and chi-square per
   contingency table, Benjamini-Hochberg, the gate.
@@ -29,7 +38,8 @@ built-in ``predicted_score`` and ``predicted_label``):
 
 Not timed (reported on their own lines): generating the data (numpy; the JSON text is built in
 DuckDB), ``ingest_file`` into a fresh DuckDB file, and ``dbt build`` of everything upstream of
-``int_drift_values`` (``int_inferences_validated``, ``fct_training_examples`` and what they need).
+``int_drift_values_typed`` (``int_inferences_validated``, ``fct_training_examples`` and what they
+need).
 No feedback is generated, so the built-in ``label`` feature has no values: the suite emits no
 ``label`` rows (checked), and it is not compared.
 
@@ -39,12 +49,12 @@ exactly) and stops with exit code 1 naming every difference if they do not.
 
 How to read the table (stdout; progress goes to stderr): medians over ``--repeat``. The ratios
 divide the warehouse time by the in-memory time, so above 1 means the warehouse is slower. "SQL /
-compute" compares the statistics only, except that the SQL side also extracts the features from the
-JSON (``int_drift_values``, shown separately, and the "marts only" ratio leaves it out); "dbt wall /
-read + compute" compares the two end to end from the stored JSON text. ``others`` is the CPU the
-rest of the machine used during the step, as a share of all cores: above ~5 % the wall time is
-inflated by other processes. Peak RSS: the dbt subprocess (the warehouse steps) or this process
-(the in-memory steps) at its highest, sampled every 50 ms.
+compute" compares the statistics only, except that the SQL side also extracts the features from
+the JSON (``int_drift_values_typed``, shown separately; the "statistics" ratio leaves it out);
+"dbt wall / read + compute" compares the two end to end from the stored JSON text. ``others`` is
+the CPU the rest of the machine used during the step, as a share of all cores: above ~5 % the
+wall time is inflated by other processes. Peak RSS: the dbt subprocess (the warehouse steps) or
+this process (the in-memory steps) at its highest, sampled every 50 ms.
 """
 
 from __future__ import annotations
@@ -89,7 +99,7 @@ REFERENCE_DAY = datetime(2026, 1, 1)
 CURRENT_DAY = REFERENCE_DAY + timedelta(days=1)
 BATCH_END = CURRENT_DAY + timedelta(days=1)
 DRIFT_MODELS = (
-    "int_drift_inputs_parsed",
+    "int_drift_values_typed",
     "int_drift_values_counted",
     "fct_drift_reference_bins",
     "fct_drift_numeric",
@@ -98,6 +108,8 @@ DRIFT_MODELS = (
 )
 MARTS = DRIFT_MODELS[2:]
 EXTRACTION = DRIFT_MODELS[:2]
+PARSE = DRIFT_MODELS[0]
+STATISTICS = DRIFT_MODELS[1:]
 STAT_TOLERANCE = 1e-9
 P_TOLERANCE = 1e-6
 PSI_EPSILON = 1e-4
@@ -411,8 +423,11 @@ class Warehouse:
     def target_path(self) -> Path:
         return self.workdir / "dbt-target"
 
-    def dbt(self, args: list[str], log_name: str) -> float:
-        """``dbt <args>`` as the flow runs it; its output goes to ``<workdir>/logs/``."""
+    def dbt(
+        self, args: list[str], log_name: str, window: batches.BatchWindow | None = None
+    ) -> float:
+        """``dbt <args>`` as the flow runs it, for ``window`` (default: the benchmark's batch);
+        its output goes to ``<workdir>/logs/``."""
         log = self.workdir / "logs" / f"{log_name}.log"
         log.parent.mkdir(parents=True, exist_ok=True)
         with log.open("w") as handle:
@@ -424,7 +439,7 @@ class Warehouse:
                 target_path=self.target_path,
                 on_line=lambda line: print(line, file=handle),
                 extra_env={
-                    **self.batch.dbt_env(),
+                    **(window or self.batch).dbt_env(),
                     "DBT_LOG_PATH": str(self.workdir / "logs"),
                     "DBT_USE_COLORS": "false",
                 },
@@ -886,6 +901,8 @@ def main(argv: list[str] | None = None) -> int:
         "drift_reference_days": 1,
     }
     batch = batches.window(REFERENCE_DAY, BATCH_END)
+    reference_batch = batches.window(REFERENCE_DAY, CURRENT_DAY)
+    daily_batch = batches.window(CURRENT_DAY, BATCH_END)
     run_settings = Settings.load(overrides=overrides)
     dbt_vars = run_settings.dbt_vars()
     settings = run_settings.vars
@@ -941,10 +958,14 @@ def main(argv: list[str] | None = None) -> int:
     steps = {
         key: Step(name)
         for key, name in [
-            ("wall", "warehouse: dbt run, wall (5 models, --full-refresh)"),
+            ("wall", "warehouse: dbt run, wall (6 models, --full-refresh)"),
             ("sql", "warehouse: SQL = sum of the models' execution_time"),
             *[(model, f"warehouse SQL: {model}") for model in DRIFT_MODELS],
-            ("marts", "warehouse: SQL of the 4 marts (without int_drift_values)"),
+            ("statistics", "warehouse: SQL of the statistics from typed values (5 models)"),
+            ("marts", "warehouse: SQL of the 4 marts"),
+            ("daily_wall", "daily drift stage: dbt run, wall (current day parsed + statistics)"),
+            ("daily_sql", "daily drift stage: SQL = sum of the 6 models' execution_time"),
+            ("daily_parse", f"daily drift stage SQL: {PARSE} (the current day only)"),
             ("python", "warehouse: Python stage (retraining.drift.drift_tests)"),
             ("read", "in memory: read (pandas)"),
             ("compute", "in memory: compute (scipy)"),
@@ -982,6 +1003,34 @@ def main(argv: list[str] | None = None) -> int:
             f"  wall {sample.seconds:.1f} s, SQL {sql_seconds:.1f} s ("
             + ", ".join(f"{model} {per_model[model]:.1f}" for model in DRIFT_MODELS)
             + ")"
+        )
+
+        steps["statistics"].samples.append(Sample(sum(per_model[model] for model in STATISTICS)))
+
+        # The daily drift stage: the reference day was parsed by its own earlier batch (untimed,
+        # a full refresh so every repeat starts from the same state and the reference bins of
+        # the day are computed in the timed batch, as on every real day: the windows slide);
+        # the timed batch parses the current day and computes the statistics against it.
+        _say("  daily drift stage: the reference day's batch (not timed) ...")
+        bench.dbt(
+            ["run", "--full-refresh", "--select", *DRIFT_MODELS],
+            f"dbt-daily-reference-r{repeat}",
+            window=reference_batch,
+        )
+        with measured(children=True) as sample:
+            bench.dbt(
+                ["run", "--select", *DRIFT_MODELS], f"dbt-daily-r{repeat}", window=daily_batch
+            )
+        daily_results = bench.target_path / "run_results.json"
+        shutil.copyfile(daily_results, workdir / "logs" / f"run_results-daily-r{repeat}.json")
+        daily_per_model, daily_span = model_timings(daily_results)
+        sample.note = f"dbt start-up, parse and 6 models; SQL span {daily_span:.2f} s"
+        steps["daily_wall"].samples.append(sample)
+        steps["daily_sql"].samples.append(Sample(sum(daily_per_model.values())))
+        steps["daily_parse"].samples.append(Sample(daily_per_model[PARSE]))
+        _say(
+            f"  daily: wall {sample.seconds:.1f} s, SQL {sum(daily_per_model.values()):.1f} s "
+            f"({PARSE} {daily_per_model[PARSE]:.1f} s)"
         )
 
         with (
@@ -1037,8 +1086,26 @@ def main(argv: list[str] | None = None) -> int:
             [Sample(median["sql"] / median["compute"], note="SQL includes the JSON extraction")],
         ),
         Step(
-            "ratio: warehouse marts SQL / in-memory compute",
-            [Sample(median["marts"] / median["compute"], note="the statistics only, both sides")],
+            "ratio: warehouse statistics SQL / in-memory compute",
+            [
+                Sample(
+                    median["statistics"] / median["compute"],
+                    note="the statistics only, both sides (from typed values / typed arrays)",
+                )
+            ],
+        ),
+        Step(
+            "ratio: daily drift stage SQL / in-memory read + compute",
+            [
+                Sample(
+                    median["daily_sql"] / in_memory,
+                    note="parse the new day + statistics vs a notebook reading both days",
+                )
+            ],
+        ),
+        Step(
+            "ratio: daily drift stage dbt wall / in-memory read + compute",
+            [Sample(median["daily_wall"] / in_memory, note="with dbt's start-up and parse")],
         ),
         Step(
             "ratio: warehouse SQL + Python stage / in-memory compute",
@@ -1078,7 +1145,7 @@ def main(argv: list[str] | None = None) -> int:
         "agreement (every repeat): counts and contingency tables equal; max |difference| "
         + ", ".join(f"{key} {value:.1e}" for key, value in worst.items())
         + f" (tolerance {STAT_TOLERANCE:g}, relative above 1; p-values {P_TOLERANCE:g})",
-        "label: no feedback was loaded, so int_drift_values has no label rows and the marts no "
+        "label: no feedback was loaded, so the drift marts have no label rows and no "
         "label feature; it is not compared.",
         f"dbt logs and run_results per repeat: {workdir / 'logs'}"
         + ("" if args.keep else " (deleted: pass --keep)"),

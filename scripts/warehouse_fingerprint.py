@@ -57,6 +57,7 @@ IGNORED_COLUMNS = frozenset(
         "fit_seconds",
         "prev_hash",
         "row_hash",
+        "audit_head_hash",
         "dbt_updated_at",
         "dbt_valid_from",
         "dbt_valid_to",
@@ -87,8 +88,16 @@ def _strip(value: object) -> object:
     return value
 
 
+def _sql_text(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
 def _value(column: str, data_type: str) -> str:
-    """The column as it enters the hash: doubles to 12 significant digits."""
+    """The column as it enters the hash: doubles to 12 significant digits, file paths relative
+    to the checkout they were built in (two checkouts of the project load the same demo files
+    from different folders)."""
+    if column == "file_path":
+        return f"replace({_quote(column)}, {_sql_text(str(PROJECT) + '/')}, '')"
     if data_type in ("DOUBLE", "FLOAT", "REAL"):
         return f"printf('%.12g', {_quote(column)})"
     return _quote(column)
