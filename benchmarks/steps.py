@@ -177,14 +177,14 @@ def _echo(line: str) -> None:
 
 def node_summary(target: Path | None = None) -> str:
     """``"164/166 nodes ok, 2 no-op"`` from the last dbt run's run_results.json in ``target``."""
-    statuses = Counter(_node_statuses(target).values())
+    statuses = Counter(node_statuses(target).values())
     ok = statuses.pop("success", 0) + statuses.pop("pass", 0)
     return f"{ok}/{ok + sum(statuses.values())} nodes ok" + "".join(
         f", {count} {status}" for status, count in sorted(statuses.items())
     )
 
 
-def _node_statuses(target: Path | None = None) -> dict[str, str]:
+def node_statuses(target: Path | None = None) -> dict[str, str]:
     """Node statuses from run_results.json in ``target`` (default: where the runner pointed dbt:
     ``$DBT_TARGET_PATH``, else the project's target/)."""
     from feedback_flywheel.config import paths

@@ -7,6 +7,7 @@
 - :mod:`.config`: ``config show``, ``config discover``
 - :mod:`.dashboard`: ``dashboard``, ``publish``
 - :mod:`.docs`: ``docs``
+- :mod:`.check`: ``check``
 - :mod:`.reward`: ``reward status``, ``reward leaderboard``
 
 Nothing imports this package; it imports the flows and the capabilities, never SQL of its own.
@@ -14,6 +15,7 @@ Nothing imports this package; it imports the flows and the capabilities, never S
 
 from feedback_flywheel.cli import (  # noqa: F401  (each module registers its commands)
     audit,
+    check,
     config,
     dashboard,
     data,

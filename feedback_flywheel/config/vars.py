@@ -114,6 +114,9 @@ class FlywheelVars(BaseModel):
         ge=1, description="Denominator below which a group's metric is suppressed."
     )
     bias_alpha: float = Field(gt=0, lt=1, description="FDR level of the BH-adjusted bias flags.")
+    data_tests_scope: Literal["batch", "full"] = Field(
+        description="Data tests read the batch's rows (batch) or whole tables (full)."
+    )
     bias_disparity_band: list[float] = Field(
         min_length=2,
         max_length=2,

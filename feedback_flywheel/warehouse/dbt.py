@@ -101,7 +101,7 @@ def run_dbt(
     results_dir = Path(env.get("DBT_TARGET_PATH") or project / "target")
     if not results_dir.is_absolute():
         results_dir = project / results_dir
-    statuses = _node_statuses(results_dir / "run_results.json")
+    statuses = node_statuses(results_dir / "run_results.json")
     tail = "\n".join(_plain(line) for line in lines[-40:])
     if returncode != 0:
         failed = [
@@ -141,7 +141,8 @@ def _failure_details(lines: list[str], limit: int = 30) -> str:
     return "\n".join(details[:limit])
 
 
-def _node_statuses(run_results: Path) -> dict[str, str]:
+def node_statuses(run_results: Path) -> dict[str, str]:
+    """The status of every node in a run_results.json (empty when it is missing or unreadable)."""
     try:
         results = json.loads(run_results.read_text())["results"]
     except (OSError, ValueError, KeyError):

@@ -46,6 +46,7 @@
         'preference_reward_model_pairs': 'boolean',
         'reward_model_pair_min_margin': 'number',
         'reward_text_keywords': 'identifier_text_map',
+        'data_tests_scope': 'data_tests_scope',
     }) }}
 {%- endmacro %}
 
@@ -100,6 +101,10 @@
     {%- elif kind == 'uncertainty_method' -%}
         {%- if value not in ['least_confidence', 'margin', 'entropy'] -%}
             {{ return("one of least_confidence, margin, entropy") }}
+        {%- endif -%}
+    {%- elif kind == 'data_tests_scope' -%}
+        {%- if value not in ['batch', 'full'] -%}
+            {{ return("batch (the data tests read the batch's rows) or full (whole tables)") }}
         {%- endif -%}
     {%- elif kind == 'optional_identifier' -%}
         {%- if value is not none and not is_identifier(value) -%}

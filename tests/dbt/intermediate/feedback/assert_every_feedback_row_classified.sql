@@ -9,8 +9,13 @@ arrived as (
     where
         -- placed_at is never later than loaded_at: this covers every row loaded before the
         -- watermark, whatever its own timestamps say (year 2999, infinity, null)
-        placed_at < {{ feedback_flywheel.var_timestamp('batch_end') }}
-        or loaded_at < {{ feedback_flywheel.var_timestamp('batch_end') }}
+        (
+            placed_at < {{ feedback_flywheel.var_timestamp('batch_end') }}
+            or loaded_at < {{ feedback_flywheel.var_timestamp('batch_end') }}
+        )
+        -- batch scope (macro batch_scope_filter): the rows placed in the batch window plus
+        -- lookback_days; `flywheel check --full` reads every row
+        and {{ feedback_flywheel.batch_scope_filter('placed_at') }}
 
 ),
 

@@ -9,8 +9,13 @@ placed as (
     select inference_row_id
     from {{ ref('stg_raw__inference_logs') }}
     where
-        placed_at < {{ feedback_flywheel.var_timestamp('batch_end') }}
-        or loaded_at < {{ feedback_flywheel.var_timestamp('batch_end') }}
+        (
+            placed_at < {{ feedback_flywheel.var_timestamp('batch_end') }}
+            or loaded_at < {{ feedback_flywheel.var_timestamp('batch_end') }}
+        )
+        -- batch scope (macro batch_scope_filter): the rows placed in the batch window plus
+        -- lookback_days; `flywheel check --full` reads every row
+        and {{ feedback_flywheel.batch_scope_filter('placed_at') }}
 
 ),
 

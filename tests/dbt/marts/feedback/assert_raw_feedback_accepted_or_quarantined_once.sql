@@ -11,7 +11,11 @@ arrived as (
         feedback_row_id,
         placed_at as arrived_at
     from {{ ref('stg_raw__feedback_events') }}
-    where placed_at < {{ batch_end }} or loaded_at < {{ batch_end }}
+    where
+        (placed_at < {{ batch_end }} or loaded_at < {{ batch_end }})
+        -- batch scope (macro batch_scope_filter): the rows placed in the batch window plus
+        -- lookback_days; `flywheel check --full` reads every row
+        and {{ feedback_flywheel.batch_scope_filter('placed_at') }}
 
 ),
 

@@ -12,7 +12,11 @@ arrived as (
         preference_row_id,
         placed_at as arrived_at
     from {{ ref('stg_raw__preference_events') }}
-    where placed_at < {{ batch_end }} or loaded_at < {{ batch_end }}
+    where
+        (placed_at < {{ batch_end }} or loaded_at < {{ batch_end }})
+        -- batch scope (macro batch_scope_filter): the rows placed in the batch window plus
+        -- lookback_days; `flywheel check --full` reads every row
+        and {{ feedback_flywheel.batch_scope_filter('placed_at') }}
 
 ),
 
