@@ -5,11 +5,17 @@ for them) it runs, each step in its own fresh process measured by :mod:`benchmar
 
 1. ``demo``        demo-data generation (informative only),
 2. ``ingest``      the four raw tables from the demo files into a fresh DuckDB file,
-3. ``full build``  one batch over the whole history except the last day (``dbt build``),
-4. ``daily batch`` one incremental batch for the last day on top of it,
-5. ``flywheel run`` the same daily batch through the Prefect ``batch_cycle`` flow (``--dry-run``:
+3. ``scan floor``  one query reading every raw row once, each JSON field parsed once: the least
+   any build of the history must do (the full build is reported as a multiple of it),
+4. ``full build``  one batch over the whole history except the last day (``dbt build``),
+5. ``daily batch`` one incremental batch for the last day on top of it,
+6. ``flywheel run`` the same daily batch through the Prefect ``batch_cycle`` flow (``--dry-run``:
    no model is trained), on a copy of the database after step 3 (smallest size only), so the
    overhead of the CLI, Prefect and the flow's Python stages is visible.
+
+``--history-days 30,90`` runs each size's day on top of each history (the same inferences per
+day, so the 90-day case has three times the inferences of the 30-day one) and prints, under the
+table, the daily batch of the longer history as a ratio of the shorter one's.
 
 Progress goes to stderr, the table to stdout. See benchmarks/README.md for reading the numbers.
 """
@@ -36,7 +42,8 @@ from benchmarks.steps import memory_limit_value
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 DEFAULT_WORKDIR = Path("/tmp/flywheel-bench")
-STEPS = ("demo", "ingest", "full build", "daily batch", "flywheel run (Prefect)")
+STEPS = ("demo", "ingest", "scan floor", "full build", "daily batch", "flywheel run (Prefect)")
+FLOW_STEP = STEPS[5]
 
 
 @dataclass
@@ -51,15 +58,21 @@ class StepRun:
     others_cpu_share: float  # share of the machine's CPU capacity used by other processes
     rows: int | None
     detail: str
+    node_seconds: float | None = None  # dbt's node execution times summed (the batch steps)
 
 
 @dataclass
 class Row:
-    """All runs of one (size, step): the table shows their medians."""
+    """All runs of one (size, days, step): the table shows their medians."""
 
     size: int
+    days: int
     step: str
     runs: list[StepRun] = field(default_factory=list)
+
+    def median(self, attribute: str) -> float:
+        values = [getattr(run, attribute) for run in self.runs]
+        return statistics.median(value for value in values if value is not None)
 
 
 def _say(message: str) -> None:
@@ -68,6 +81,10 @@ def _say(message: str) -> None:
 
 def _mib(kib: float) -> str:
     return f"{kib / 1024:,.0f}"
+
+
+def _case_label(size: int, days: int) -> str:
+    return f"{_size_label(size)}-{days}d"
 
 
 def _size_label(size: int) -> str:
@@ -165,6 +182,7 @@ class Bench:
     def measured(
         self,
         size: int,
+        days: int,
         step: str,
         repeat: int,
         command: list[str],
@@ -172,7 +190,7 @@ class Bench:
         step_result: Path | None,
     ) -> dict[str, object]:
         """Run ``command`` under benchmarks.measure; record it; return the step's own result."""
-        label = _size_label(size)
+        label = _case_label(size, days)
         log_dir = self.workdir / "logs"
         log_dir.mkdir(parents=True, exist_ok=True)
         slug = step.split()[0] if step.startswith("flywheel") else step.replace(" ", "-")
@@ -219,8 +237,9 @@ class Bench:
             / max(measurement.wall_seconds * (os.cpu_count() or 1), 1e-9),
             rows=int(rows) if isinstance(rows, int) else None,
             detail=detail,
+            node_seconds=float(result["node_seconds"]) if "node_seconds" in result else None,
         )
-        self.rows.setdefault((size, step), Row(size, step)).runs.append(run)
+        self.rows.setdefault((size, days, step), Row(size, days, step)).runs.append(run)
         largest = measurement.tree_peak_processes[0] if measurement.tree_peak_processes else "-"
         _say(
             f"[{label}] {step}: {run.wall_seconds:.1f} s, peak {_mib(run.peak_kib)} MiB "
@@ -233,8 +252,8 @@ class Bench:
             raise StepFailed(f"{label} {step}")
         return result
 
-    def run_size(self, size: int, repeat: int, with_flow: bool) -> None:
-        label = _size_label(size)
+    def run_size(self, size: int, days: int, repeat: int, with_flow: bool) -> None:
+        label = _case_label(size, days)
         size_dir = self.workdir / label
         demo_dir = size_dir / "demo"
         db_path = size_dir / "flywheel.duckdb"
@@ -247,29 +266,35 @@ class Bench:
             for stale in (path, path.with_name(path.name + ".wal")):
                 stale.unlink(missing_ok=True)
         env = self.env(size_dir, db_path)
-        per_day = math.ceil(size / self.args.days)
+        per_day = math.ceil(size / days)
         out = size_dir / "step-result.json"
         step = [self.python, "-m", "benchmarks.steps", "--out", str(out)]
 
-        days, per_day_text = str(self.args.days), str(per_day)
-        demo_args = ["--dir", str(demo_dir), "--days", days, "--inferences-per-day", per_day_text]
-        demo = self.measured(size, "demo", repeat, [*step, "demo", *demo_args], env, out)
+        days_text, per_day_text = str(days), str(per_day)
+        demo_args = [
+            *("--dir", str(demo_dir), "--days", days_text, "--inferences-per-day", per_day_text)
+        ]
+        demo = self.measured(size, days, "demo", repeat, [*step, "demo", *demo_args], env, out)
         end = datetime.fromisoformat(str(demo["end_date"]))
         history_end = end - timedelta(days=1)
         self.measured(
             size,
+            days,
             "ingest",
             repeat,
             [*step, "ingest", "--dir", str(demo_dir), "--db", str(db_path), *self.ingest_args],
             env,
             out,
         )
+        scan = [*step, "scan", "--db", str(db_path)]
+        self.measured(size, days, "scan floor", repeat, scan, env, out)
         full_args = ["--db", str(db_path), "--end", history_end.isoformat(), *self.batch_args]
-        self.measured(size, "full build", repeat, [*step, "batch", *full_args], env, out)
+        self.measured(size, days, "full build", repeat, [*step, "batch", *full_args], env, out)
         if with_flow:
             shutil.copyfile(db_path, flow_db)
         self.measured(
             size,
+            days,
             "daily batch",
             repeat,
             [*step, "batch", "--db", str(db_path), "--end", end.isoformat(), *self.batch_args],
@@ -281,13 +306,14 @@ class Bench:
             flow_env = {**env, "FLYWHEEL_DUCKDB": str(flow_db)}
             self.measured(
                 size,
-                STEPS[4],
+                days,
+                FLOW_STEP,
                 repeat,
                 self.flow_command(flow_db, end, env),
                 flow_env,
                 None,
             )
-            flow_run = self.rows[(size, STEPS[4])].runs[-1]
+            flow_run = self.rows[(size, days, FLOW_STEP)].runs[-1]
             flow_run.rows, detail = self.flow_counts(flow_db, env["DBT_TARGET_PATH"])
             flow_run.detail = detail + flow_run.detail
 
@@ -365,8 +391,8 @@ class Bench:
             "stages",
         )
 
-    def clean(self, size: int) -> None:
-        size_dir = self.workdir / _size_label(size)
+    def clean(self, size: int, days: int) -> None:
+        size_dir = self.workdir / _case_label(size, days)
         if not self.args.keep and size_dir.exists():
             shutil.rmtree(size_dir)
 
@@ -374,7 +400,9 @@ class Bench:
 def render(rows: list[Row], header: list[str], repeat: int) -> str:
     """The table: medians over the runs when there are several."""
     lines = [*header, ""]
-    lines.append("| size | step | wall s | peak RSS MiB | rows | CPU s | others | detail |")
+    lines.append(
+        "| inferences / history | step | wall s | peak RSS MiB | rows | CPU s | others | detail |"
+    )
     lines.append("|---|---|---:|---:|---:|---:|---:|---|")
     for row in rows:
         walls = [run.wall_seconds for run in row.runs]
@@ -390,7 +418,8 @@ def render(rows: list[Row], header: list[str], repeat: int) -> str:
             )
         rows_text = f"{typical.rows:,}" if typical.rows is not None else ""
         lines.append(
-            f"| {_size_label(row.size)} | {row.step} | {statistics.median(walls):.1f} | "
+            f"| {_size_label(row.size)} / {row.days} d | {row.step} | "
+            f"{statistics.median(walls):.1f} | "
             f"{_mib(statistics.median(peaks))} | {rows_text} | "
             f"{statistics.median(run.cpu_seconds for run in row.runs):.1f} | "
             f"{statistics.median(run.others_cpu_share for run in row.runs):.0%} | {detail} |"
@@ -408,6 +437,82 @@ def render(rows: list[Row], header: list[str], repeat: int) -> str:
         " inflated by them)."
     )
     return "\n".join(lines)
+
+
+def comparisons(rows: list[Row], histories: list[int]) -> list[str]:
+    """The ratios the table is read for, from medians of this run: the full build as a multiple
+    of the scan floor, the daily batch as a share of the full build, and the daily batch of each
+    longer history against the shortest one's (same inferences per day)."""
+    by_key = {(row.size, row.days, row.step): row for row in rows}
+    lines: list[str] = []
+    cases = sorted({(row.size, row.days) for row in rows}, key=lambda case: (case[1], case[0]))
+    for size, days in cases:
+        floor = by_key.get((size, days, "scan floor"))
+        full = by_key.get((size, days, "full build"))
+        daily = by_key.get((size, days, "daily batch"))
+        flow = by_key.get((size, days, FLOW_STEP))
+        label = f"{_size_label(size)} / {days} d"
+        if floor and full and floor.runs and full.runs:
+            wall = full.median("wall_seconds") / floor.median("wall_seconds")
+            cpu = full.median("cpu_seconds") / floor.median("cpu_seconds")
+            lines.append(
+                f"- {label}: full build = {wall:.1f}x the scan floor in wall time, "
+                f"{cpu:.1f}x in CPU s"
+            )
+        if full and daily and full.runs and daily.runs:
+            lines.append(
+                f"- {label}: daily batch = "
+                f"{daily.median('cpu_seconds') / full.median('cpu_seconds'):.0%} of the full "
+                f"build's CPU s, {daily.median('wall_seconds') / full.median('wall_seconds'):.0%}"
+                " of its wall time"
+            )
+        if flow and daily and flow.runs and daily.runs:
+            lines.append(
+                f"- {label}: `flywheel run` daily batch = "
+                f"{flow.median('wall_seconds') / daily.median('wall_seconds'):.2f}x the bare "
+                f"daily batch in wall time, "
+                f"{flow.median('cpu_seconds') / daily.median('cpu_seconds'):.2f}x in CPU s"
+            )
+    if len(histories) > 1:
+        shortest = min(histories)
+        bases = sorted({row.size for row in rows if row.days == shortest})
+        for base in bases:
+            per_day = math.ceil(base / shortest)
+            short = by_key.get((base, shortest, "daily batch"))
+            for days in sorted(histories):
+                if days == shortest:
+                    continue
+                long = by_key.get((per_day * days, days, "daily batch"))
+                if not (short and long and short.runs and long.runs):
+                    continue
+                ratio = {
+                    name: long.median(attribute) / max(short.median(attribute), 1e-9)
+                    for name, attribute in (
+                        ("CPU s", "cpu_seconds"),
+                        ("dbt node time", "node_seconds"),
+                        ("wall", "wall_seconds"),
+                        ("peak RSS", "peak_kib"),
+                    )
+                    if all(getattr(run, attribute) is not None for run in short.runs + long.runs)
+                }
+                lines.append(
+                    f"- daily batch ({per_day:,} inferences/day) after {days} d of history vs "
+                    f"after {shortest} d: "
+                    + ", ".join(f"{name} {value:.2f}x" for name, value in ratio.items())
+                )
+    return ["", "Ratios (medians of this run):", *lines] if lines else []
+
+
+def parse_history(text: str) -> list[int]:
+    try:
+        days = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"--history-days expects integers like 30,90: {text!r}"
+        ) from None
+    if not days or min(days) < 8 or len(set(days)) != len(days):
+        raise argparse.ArgumentTypeError("--history-days: distinct numbers of days, each >= 8")
+    return days
 
 
 def parse_sizes(text: str) -> list[int]:
@@ -438,6 +543,13 @@ def main(argv: list[str] | None = None) -> int:
         type=int,
         default=30,
         help="days of history the inferences are spread over (default 30)",
+    )
+    parser.add_argument(
+        "--history-days",
+        type=parse_history,
+        default=None,
+        help="comma-separated histories, e.g. 30,90: each size's day on top of each (the same "
+        "inferences per day as the first history gives; --days is then ignored)",
     )
     parser.add_argument(
         "--workdir",
@@ -473,8 +585,10 @@ def main(argv: list[str] | None = None) -> int:
     bench = Bench(args)
     bench.workdir.mkdir(parents=True, exist_ok=True)
     header = machine_lines(bench.workdir)
+    histories = args.history_days or [args.days]
     header.append(
-        f"workload: --days {args.days}, sizes {', '.join(_size_label(s) for s in args.sizes)}"
+        f"workload: history {', '.join(f'{d} d' for d in histories)}, sizes "
+        f"{', '.join(_size_label(s) for s in args.sizes)}"
         f" inferences, repeat {args.repeat}; DuckDB memory_limit "
         f"{args.memory_limit or 'default (80% of RAM)'}; every step in a fresh process"
     )
@@ -483,19 +597,28 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     smallest = min(args.sizes)
     failed: list[str] = []
-    for size in args.sizes:
+    cases = [
+        (size if days == histories[0] else math.ceil(size / histories[0]) * days, days)
+        for size in args.sizes
+        for days in histories
+    ]
+    for size, days in cases:
         for repeat in range(1, args.repeat + 1):
-            with_flow = size == smallest and not (args.no_flow or args.memory_limit)
+            with_flow = (
+                size == smallest
+                and days == histories[0]
+                and not (args.no_flow or args.memory_limit)
+            )
             try:
-                bench.run_size(size, repeat, with_flow=with_flow)
+                bench.run_size(size, days, repeat, with_flow=with_flow)
             except StepFailed as failure:
                 failed.append(str(failure))
-                break  # the size's later steps and repeats need this one
-        bench.clean(size)
+                break  # the case's later steps and repeats need this one
+        bench.clean(size, days)
     _say(f"done in {time.perf_counter() - started:.0f} s")
     order = {step: index for index, step in enumerate(STEPS)}
-    rows = sorted(bench.rows.values(), key=lambda row: (row.size, order[row.step]))
-    print(render(rows, header, args.repeat))
+    rows = sorted(bench.rows.values(), key=lambda row: (row.days, row.size, order[row.step]))
+    print(render(rows, header, args.repeat) + "\n".join(["", *comparisons(rows, histories)]))
     if failed:
         _say(f"failed: {'; '.join(failed)} (logs in {bench.workdir / 'logs'})")
         return 1

@@ -7,6 +7,10 @@ code, the same functions the ``flywheel`` CLI and the ``batch_cycle`` flow call,
 ``demo``    ``demo.generate`` (the files ``flywheel demo-data`` writes).
 ``ingest``  ``warehouse.init_warehouse`` then ``ingest.ingest_files`` for the four raw tables, from
             the demo folders, into a fresh DuckDB file (what ``flywheel ingest`` does per table).
+``scan``    the scan floor: one query that reads every raw row once and parses each JSON field
+            once (``inputs``, ``context``, ``probabilities`` of the inferences, ``payload`` of the
+            feedback), touching every column: the least any build of the history must do. The
+            full build is reported as a multiple of it.
 ``batch``   one batch's build as ``flows.batch_cycle`` runs it, minus Prefect and minus the
             flow's Python stages after the build (drift and performance tests, the retraining
             decision): ``plan_windows`` + ``open_batch``; ``dbt build --exclude-resource-type
@@ -108,6 +112,69 @@ def step_ingest(demo_dir: Path, db_path: Path, memory_limit: str | None) -> dict
     }
 
 
+#: what the scan floor touches: every column of the three event tables, each JSON text parsed once
+SCAN_FLOOR_SQL = """
+select
+    (select
+        count(*) + count(logged_at) + count(predicted_score) + count(step_index)
+        + sum(length(inference_id) + length(model_name) + length(model_version))
+        + sum(coalesce(length(subject_id), 0) + coalesce(length(session_id), 0))
+        + sum(coalesce(length(predicted_label), 0) + coalesce(length(output_text), 0))
+        + sum(coalesce(len(json_keys(try_cast(inputs as json))), 0))
+        + sum(coalesce(len(json_keys(try_cast(context as json))), 0))
+        + sum(coalesce(cardinality(try_cast(try_cast(probabilities as json)
+            as map(varchar, double))), 0))
+     from raw.inference_log),
+    (select
+        count(*) + count(occurred_at) + count(received_at)
+        + sum(coalesce(length(event_id), 0) + coalesce(length(inference_id), 0))
+        + sum(coalesce(length(event_type), 0) + coalesce(length(value), 0))
+        + sum(coalesce(length(source), 0) + coalesce(length(schema_version), 0))
+        + sum(coalesce(len(json_keys(try_cast(payload as json))), 0))
+     from raw.feedback_events),
+    (select
+        count(*) + count(occurred_at) + count(received_at)
+        + sum(coalesce(length(preference_id), 0) + coalesce(length(context_id), 0))
+        + sum(coalesce(length(inference_id_a), 0) + coalesce(length(inference_id_b), 0))
+        + sum(coalesce(length(preferred), 0) + coalesce(length(annotator_id), 0))
+        + sum(coalesce(length(source), 0))
+     from raw.preference_events)
+"""
+
+
+def step_scan(db_path: Path) -> dict[str, Any]:
+    from feedback_flywheel import warehouse
+
+    with warehouse.connect(db_path, read_only=True) as con:
+        started = time.perf_counter()
+        con.execute(SCAN_FLOOR_SQL).fetchall()
+        seconds = time.perf_counter() - started
+        (rows,) = con.execute(
+            "select (select count(*) from raw.inference_log)"
+            " + (select count(*) from raw.feedback_events)"
+            " + (select count(*) from raw.preference_events)"
+        ).fetchone()
+    return {
+        "rows": int(rows),
+        "detail": f"one query over the 3 event tables, JSON parsed once: {seconds:.1f} s",
+    }
+
+
+def node_seconds(target: Path | None = None) -> float:
+    """The sum of every node's execution time in the last dbt run (its SQL, without start-up)."""
+    from feedback_flywheel.config import paths
+
+    project = paths.project_dir(os.environ)
+    target = target or Path(os.environ.get("DBT_TARGET_PATH") or project / "target")
+    if not target.is_absolute():
+        target = project / target
+    try:
+        results = json.loads((target / "run_results.json").read_text())["results"]
+    except (OSError, ValueError, KeyError):
+        return 0.0
+    return float(sum(result.get("execution_time") or 0.0 for result in results))
+
+
 def step_batch(db_path: Path, end: datetime, profiles_dir: Path | None) -> dict[str, Any]:
     from feedback_flywheel import batches, warehouse
     from feedback_flywheel.config import Settings
@@ -155,6 +222,7 @@ def step_batch(db_path: Path, end: datetime, profiles_dir: Path | None) -> dict[
             [batch.window_start, batch.window_end],
         ).fetchone()
     nodes = node_summary()
+    node_time = node_seconds()
     inferences = int(counts["inferences_in"])  # type: ignore[call-overload]
     feedback = int(counts["feedback_in"])  # type: ignore[call-overload]
     preferences = int(preferences_in[0]) if preferences_in else 0
@@ -163,10 +231,12 @@ def step_batch(db_path: Path, end: datetime, profiles_dir: Path | None) -> dict[
         "detail": (
             f"window {batch.window_start:%m-%d}..{batch.window_end:%m-%d}: inferences "
             f"{inferences:,}, feedback {feedback:,}, preferences {preferences:,}; dbt "
-            f"{dbt_seconds:.1f} s, {nodes}; db {_file_mib(db_path):,.0f} MiB"
+            f"{dbt_seconds:.1f} s (nodes {node_time:.1f} s), {nodes}; db "
+            f"{_file_mib(db_path):,.0f} MiB"
         ),
         "batch_id": batch.batch_id,
         "dbt_seconds": dbt_seconds,
+        "node_seconds": node_time,
     }
 
 
@@ -213,6 +283,8 @@ def main(argv: list[str] | None = None) -> int:
     ingest.add_argument("--dir", type=Path, required=True)
     ingest.add_argument("--db", type=Path, required=True)
     ingest.add_argument("--memory-limit", type=memory_limit_value, help="DuckDB memory_limit")
+    scan = sub.add_parser("scan")
+    scan.add_argument("--db", type=Path, required=True)
     batch = sub.add_parser("batch")
     batch.add_argument("--db", type=Path, required=True)
     batch.add_argument("--end", type=datetime.fromisoformat, required=True)
@@ -223,6 +295,8 @@ def main(argv: list[str] | None = None) -> int:
         result = step_demo(args.dir, args.days, args.inferences_per_day, args.seed)
     elif args.step == "ingest":
         result = step_ingest(args.dir, args.db.resolve(), args.memory_limit)
+    elif args.step == "scan":
+        result = step_scan(args.db.resolve())
     else:
         result = step_batch(args.db.resolve(), args.end, args.profiles_dir)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
