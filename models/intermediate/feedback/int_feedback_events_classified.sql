@@ -49,7 +49,7 @@ event_types as (
 
 ),
 
-inferences as (
+accepted_inferences as (
 
     select
         inference_id,
@@ -62,12 +62,22 @@ inferences as (
 
 ),
 
+inferences as (
+
+    -- Only the inferences this batch's feedback names: the lookup stays the size of the batch,
+    -- not of the history.
+    select accepted_inferences.*
+    from accepted_inferences
+    where accepted_inferences.inference_id in (select feedback.inference_id from feedback)
+
+),
+
 known_labels as (
 
     select distinct
         model_name,
         predicted_label as known_label
-    from inferences
+    from accepted_inferences
 
 ),
 
@@ -82,6 +92,12 @@ previously_accepted as (
         where
             status = 'accepted'
             and feedback_row_id not in (select feedback.feedback_row_id from feedback)
+            -- only what this batch's rows can meet: their own event ids (duplicates) and the
+            -- events their values name (retraction targets)
+            and (
+                event_id in (select feedback.event_id from feedback)
+                or event_id in (select feedback.value_text from feedback)
+            )
     {%- else %}
         select
             cast(null as {{ dbt.type_string() }}) as event_id,

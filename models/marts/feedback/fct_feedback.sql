@@ -24,13 +24,6 @@ accepted as (
 
 ),
 
-inferences as (
-
-    select * from {{ ref('int_inferences_validated') }}
-    where is_accepted
-
-),
-
 event_types as (
 
     select * from {{ ref('feedback_event_types') }}
@@ -62,6 +55,16 @@ events_in_batch as (
                 where retraction_rows.batch_id = '{{ batch_id }}'
             )
     {%- endif %}
+
+),
+
+inferences as (
+
+    -- Only the inferences of the events this batch emits: the join stays the size of the batch.
+    select * from {{ ref('int_inferences_validated') }}
+    where
+        is_accepted
+        and inference_id in (select events_in_batch.inference_id from events_in_batch)
 
 ),
 
