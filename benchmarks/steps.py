@@ -178,7 +178,7 @@ def node_seconds(target: Path | None = None) -> float:
 def step_batch(db_path: Path, end: datetime, profiles_dir: Path | None) -> dict[str, Any]:
     from feedback_flywheel import batches, warehouse
     from feedback_flywheel.config import Settings
-    from feedback_flywheel.warehouse.dbt import run_dbt
+    from feedback_flywheel.warehouse.dbt import BATCH_BUILD_ARGS, run_dbt
 
     with warehouse.connect(db_path) as con:
         warehouse.init_warehouse(con)
@@ -192,7 +192,7 @@ def step_batch(db_path: Path, end: datetime, profiles_dir: Path | None) -> dict[
     # project partially from one batch to the next), unit tests excluded.
     settings = Settings.load(db_path=db_path)
     constant_vars = settings.dbt_vars()
-    args = ["build", "--exclude-resource-type", "unit_test"]
+    args = list(BATCH_BUILD_ARGS)
     if profiles_dir:
         args += ["--profiles-dir", str(profiles_dir)]
     target = os.environ.get("DBT_TARGET_PATH")

@@ -23,7 +23,7 @@ from feedback_flywheel.discovery.run import DiscoveryError, discover, needs_disc
 from feedback_flywheel.publish import artifacts, serving
 from feedback_flywheel.publish.warnings import batch_warnings
 from feedback_flywheel.warehouse import connect, init_warehouse
-from feedback_flywheel.warehouse.dbt import run_dbt
+from feedback_flywheel.warehouse.dbt import BATCH_BUILD_ARGS, run_dbt
 from flows.python_stage import (
     check_performance,
     decide_retraining,
@@ -118,6 +118,8 @@ def dbt_build(settings: Settings, batch: batches.BatchWindow, progress: bool = F
     """``dbt build`` with the batch's window: seeds, models, snapshots and their data tests.
 
     dbt unit tests check the SQL logic, not the data; they run in ``make test``, not every batch.
+    The data tests read the batch's rows (each model's ``meta.batch_scope``); the tests of the
+    on-demand views (tag ``on_demand``) are left to ``flywheel check`` (``BATCH_BUILD_ARGS``).
     Every node's line goes to the run's log; with ``progress`` a terminal shows one line, nodes
     done of total.
     """
@@ -130,7 +132,7 @@ def dbt_build(settings: Settings, batch: batches.BatchWindow, progress: bool = F
             logger.info(line.split("  ", 1)[-1].strip())
 
     result = run_dbt(
-        ["build", "--exclude-resource-type", "unit_test"],
+        list(BATCH_BUILD_ARGS),
         project_dir=settings.project_dir,
         db_path=settings.db_path,
         target=settings.target,

@@ -19,6 +19,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+#: What a batch builds: every model, seed, snapshot and data test, except the dbt unit tests (they
+#: check SQL logic, not data: `make test` runs them) and the data tests of the on-demand views
+#: (tag ``on_demand``: views a batch does not write, computed over the whole history when read;
+#: ``flywheel check`` and ``make test`` run their tests).
+BATCH_BUILD_ARGS = (
+    "build",
+    "--exclude-resource-type",
+    "unit_test",
+    "--exclude",
+    "tag:on_demand,resource_type:test",
+)
+
 
 class DbtError(RuntimeError):
     """dbt exited non-zero; the message lists the failing nodes and dbt's own words."""

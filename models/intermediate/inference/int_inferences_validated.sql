@@ -43,6 +43,8 @@ inferences as (
         where
             reason_code is null
             and inference_row_id not in (select inferences.inference_row_id from inferences)
+            -- only the ids this batch's rows carry can be duplicates of an earlier row
+            and inference_id in (select inferences.inference_id from inferences)
 
     ),
 {% endif %}

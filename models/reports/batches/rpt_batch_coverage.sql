@@ -78,7 +78,10 @@ inference_segments as (
         inference_id,
         segment_attribute
     from {{ ref('fct_inference_segments') }}
-    where segment_attribute in {{ feedback_flywheel.string_list(segments) }}
+    where
+        segment_attribute in {{ feedback_flywheel.string_list(segments) }}
+        and logged_at >= {{ bounds.current_start_at }}
+        and logged_at < {{ bounds.current_end_at }}
 
 ),
 
