@@ -291,7 +291,23 @@ class Bench:
         full_args = ["--db", str(db_path), "--end", history_end.isoformat(), *self.batch_args]
         self.measured(size, days, "full build", repeat, [*step, "batch", *full_args], env, out)
         if with_flow:
+            from feedback_flywheel.config import file as config_file
+            from feedback_flywheel.config.secrets import secret_path
+
             shutil.copyfile(db_path, flow_db)
+            for beside in (secret_path, config_file.beside):  # its key and configuration file
+                if beside(db_path).exists():
+                    shutil.copyfile(beside(db_path), beside(flow_db))
+            # Not measured: publish the full build's serving copy, as the flow would have after
+            # it, so the measured run is a plain nightly batch and not a recovery of an
+            # unpublished one.
+            subprocess.run(
+                [self.flywheel, "publish", "--db", str(flow_db)],
+                cwd=PROJECT_DIR,
+                env={**env, "FLYWHEEL_DUCKDB": str(flow_db)},
+                stdout=subprocess.DEVNULL,
+                check=True,
+            )
         self.measured(
             size,
             days,
