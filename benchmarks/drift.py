@@ -107,7 +107,6 @@ DRIFT_MODELS = (
     "fct_drift_categorical_summary",
 )
 MARTS = DRIFT_MODELS[2:]
-EXTRACTION = DRIFT_MODELS[:2]
 PARSE = DRIFT_MODELS[0]
 STATISTICS = DRIFT_MODELS[1:]
 STAT_TOLERANCE = 1e-9
@@ -936,9 +935,9 @@ def main(argv: list[str] | None = None) -> int:
         [
             "build",
             "--select",
-            *[f"+{model}" for model in EXTRACTION],
+            *[f"+{model}" for model in DRIFT_MODELS],
             "--exclude",
-            *EXTRACTION,
+            *DRIFT_MODELS,
             "--exclude-resource-type",
             "unit_test",
             "--indirect-selection",

@@ -148,3 +148,32 @@ def test_the_readme_tree_is_the_package() -> None:
     phantom = named - folders - {"feedback_flywheel", "flows", "models", "macros", "tests"}
     phantom -= {"staging", "intermediate", "marts", "reports", "python", "dbt", "views"}
     assert not phantom, f"the README tree names folders that do not exist: {sorted(phantom)}"
+
+
+#: The models that parse a payload's JSON text, and why each may: the JSON of an inference is
+#: parsed where it is validated, split into segments, typed for monitoring (once per inference,
+#: append-only) or profiled on demand; everything else reads their typed columns.
+JSON_PARSERS = {
+    "int_inferences_validated": "validation: inputs/context are objects, probabilities summary",
+    "int_feedback_events_classified": "validation: the payload is an object",
+    "int_drift_values_typed": "the monitored inputs, typed once per inference",
+    "fct_inference_segments": "the context keys, once per accepted inference",
+    "rpt_payload_keys": "discovery: an on-demand view, never built in a batch",
+}
+JSON_MACROS = re.compile(
+    r"\b(json_get_string|json_get_strings|json_get_double|json_object_entries|json_is_object|"
+    r"json_is_valid|probability_summary)\b"
+)
+
+
+def test_payload_json_is_parsed_only_where_it_is_parsed_once() -> None:
+    """Parse once: no model but the listed ones calls a JSON macro (a new reader of a payload
+    must read a typed column, or be added here with its reason)."""
+    parsers = {
+        path.stem
+        for path in (PROJECT_DIR / "models").rglob("*.sql")
+        if JSON_MACROS.search(path.read_text())
+    }
+    assert parsers == set(JSON_PARSERS), (
+        f"models that parse JSON: {sorted(parsers)}; allowed: {sorted(JSON_PARSERS)}"
+    )

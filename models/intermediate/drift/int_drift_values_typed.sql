@@ -21,12 +21,18 @@
 -- full refresh of this model, see the model's docs). Append-only: rows are never changed, so the
 -- batch writes only its new rows (no delete over a table that grows with the history).
 -- The JSON is parsed once per inference for all its monitored keys (macro json_get_strings), not
--- once per key, and only for inferences that miss a feature: the lookback days a batch revisits
--- are not parsed again.
+-- once per key, and only for inferences not yet typed under the current configuration (the
+-- feature list and types, as configuration_key): the lookback days a batch revisits are not
+-- parsed again, and finding them reads one row per inference, not one per feature.
 
 {%- set batch_id = feedback_flywheel.batch_param('batch_id') %}
 {%- set inputs = feedback_flywheel.drift_input_features() %}
 {%- set builtins = feedback_flywheel.drift_builtin_features()[:2] %}
+{%- set configured = [] %}
+{%- for feature in inputs + builtins %}
+    {%- do configured.append(feature.name ~ ':' ~ feature.value_type) %}
+{%- endfor %}
+{%- set configuration_key = 'md5(' ~ feedback_flywheel.sql_string(configured | join(',')) ~ ')' %}
 
 with
 
@@ -74,37 +80,17 @@ monitored_features as (
 ),
 
 {% if is_incremental() %}
-    already_parsed as (
-
-        -- What earlier batches parsed of the same inferences, for the configured features: only
-        -- rows logged since the oldest candidate can match (the filter prunes the rest of the
-        -- history by zone maps).
-        select
-            inference_id,
-            feature_name,
-            value_type
-        from {{ this }}
-        where
-            logged_at >= (select min(inferences.logged_at) from inferences)
-            and (
-                {%- for feature in inputs + builtins %}
-                    (
-                        feature_name = {{ feedback_flywheel.sql_string(feature.name) }}
-                        and value_type = '{{ feature.value_type }}'
-                    ){% if not loop.last %} or{% endif %}
-                {%- endfor %}
-            )
-
-    ),
-
     fully_parsed as (
 
-        -- Inferences with every configured feature parsed already: not read again (the lookback
-        -- days of every batch are mostly these).
+        -- Inferences typed under the current configuration already: their predicted_label row
+        -- (every typed inference has one) carries the configuration it was typed under. Only
+        -- rows logged since the oldest candidate can match (zone maps prune the history).
         select inference_id
-        from already_parsed
-        group by inference_id
-        having count(*) = {{ (inputs + builtins) | length }}
+        from {{ this }}
+        where
+            feature_name = 'predicted_label'
+            and configuration_key = {{ configuration_key }}
+            and logged_at >= (select min(inferences.logged_at) from inferences)
 
     ),
 {% endif %}
@@ -130,6 +116,23 @@ inputs_parsed as (
     {%- endif %}
 
 ),
+
+{% if is_incremental() %}
+    already_parsed as (
+
+        -- What earlier batches typed of the inferences parsed here (after a configuration change,
+        -- the features they have already): those rows are not written twice.
+        select
+            inference_id,
+            feature_name,
+            value_type
+        from {{ this }}
+        where
+            logged_at >= (select min(inferences.logged_at) from inferences)
+            and inference_id in (select inputs_parsed.inference_id from inputs_parsed)
+
+    ),
+{% endif %}
 
 values_unpivoted as (
 
@@ -189,6 +192,7 @@ final as (
         string_value,
         case when parsed_value - parsed_value = 0 then parsed_value end as numeric_value,
         '{{ batch_id }}' as batch_id,
+        {{ configuration_key }} as configuration_key,
         logged_at,
         loaded_at
     from values_unpivoted

@@ -561,3 +561,75 @@ def test_rerun_keeps_frozen_bins_and_replaces_the_batch_rows(
         check_names=False,
         check_dtype=False,
     )
+
+
+def _typed_run(tmp: Path, db_path: Path, env: dict[str, str], dbt_vars: dict[str, Any]) -> None:
+    dbt(
+        ["run", "--select", "int_drift_values_typed"],
+        dbt_vars=dbt_vars,
+        db_path=db_path,
+        target_path=tmp / "target",
+        extra_env={**env, "DBT_LOG_PATH": str(tmp / "logs")},
+    )
+
+
+def test_inputs_are_parsed_once_and_a_retyped_feature_from_the_batch_that_configures_it(
+    drift_build: DriftBuild, tmp_path: Path
+) -> None:
+    """A re-run parses nothing again; the next batch parses no inference already typed (its
+    lookback days included); a feature configured anew (x_int, now categorical) is parsed from
+    that batch on, for the inferences it sees (window plus lookback), and for no older one."""
+    db_path = tmp_path / "typed.duckdb"
+    shutil.copyfile(drift_build.db_path, db_path)
+    typed = "select * from intermediate.int_drift_values_typed"
+    before = query(db_path, typed)
+    assert set(before["batch_id"]) == {BATCH["FLYWHEEL_BATCH_ID"]}
+    accepted = query(
+        db_path, "select count(*) as n from intermediate.int_inferences_validated where is_accepted"
+    )["n"][0]
+    features = len(NUMERIC) + len(CATEGORICAL) + 2  # + predicted_score, predicted_label
+    assert len(before) == accepted * features, "one typed row per accepted inference and feature"
+
+    _typed_run(tmp_path, db_path, BATCH, DBT_VARS)
+    again = query(db_path, typed)
+    assert len(again) == len(before), "a re-run of the batch parses nothing again"
+
+    retyped = {
+        **DBT_VARS,
+        "drift_features": {"numeric": NUMERIC[1:], "categorical": [*CATEGORICAL, NUMERIC[0]]},
+    }
+    next_batch = {
+        "FLYWHEEL_BATCH_ID": "b20260302T000000",
+        "FLYWHEEL_BATCH_START": "2026-03-01 00:00:00",
+        "FLYWHEEL_BATCH_END": "2026-03-02 00:00:00",
+    }
+    _typed_run(tmp_path, db_path, next_batch, retyped)
+    after = query(db_path, typed)
+    new = after[after["batch_id"] == next_batch["FLYWHEEL_BATCH_ID"]]
+    assert set(new["feature_name"]) == {NUMERIC[0]}, "only the retyped feature is parsed again"
+    assert set(new["value_type"]) == {"categorical"}
+    lookback_start = pd.Timestamp(BATCH_END - timedelta(days=3))  # lookback_days: 3
+    seen = drift_build.rows[
+        (drift_build.rows["logged_at"] >= lookback_start)
+        & (drift_build.rows["logged_at"] < pd.Timestamp(BATCH_END))
+    ]
+    assert sorted(new["inference_id"]) == sorted(seen["inference_id"]), (
+        "the retyped feature is parsed for the inferences the batch sees, and no older one"
+    )
+    expected = {
+        row.inference_id: (
+            None
+            if row.inputs.get(NUMERIC[0], MISSING) in (MISSING, None)
+            else json.dumps(row.inputs[NUMERIC[0]])
+        )
+        for row in seen.itertuples()
+    }
+    got = dict(
+        zip(
+            new["inference_id"],
+            new["string_value"].where(new["string_value"].notna(), None),
+            strict=True,
+        )
+    )
+    assert got == expected, "the categorical value is the JSON value as text"
+    assert len(after) - len(new) == len(before), "the earlier rows are untouched"
