@@ -1,6 +1,7 @@
 {{
     config(
         materialized='incremental',
+        unique_key=['inference_id', 'feature_name', 'value_type'],
         incremental_strategy='append',
         on_schema_change='fail',
     )
@@ -19,7 +20,8 @@
 -- batch adds nothing, and a feature added to var drift_features starts being parsed with the
 -- batch that configures it (for the inferences that batch sees; a backfill of older ones is a
 -- full refresh of this model, see the model's docs). Append-only: rows are never changed, so the
--- batch writes only its new rows (no delete over a table that grows with the history).
+-- batch writes only its new rows (no delete over a table that grows with the history; the
+-- unique_key documents the grain, the append strategy does not use it).
 -- The JSON is parsed once per inference for all its monitored keys (macro json_get_strings), not
 -- once per key, and only for inferences not yet typed under the current configuration (the
 -- feature list and types, as configuration_key): the lookback days a batch revisits are not
@@ -70,7 +72,8 @@ monitored_features as (
             {{ feedback_flywheel.sql_string(feature.name) }} as feature_name,
             '{{ feature.kind }}' as feature_kind,
             '{{ feature.value_type }}' as value_type,
-            {{ loop.index if feature.kind == 'input' else 'cast(null as integer)' }} as input_position
+            {{ loop.index if feature.kind == 'input' else 'cast(null as integer)' }}
+                as input_position
         {%- if not loop.last %}
 
             union all
@@ -104,12 +107,12 @@ inputs_parsed as (
         predicted_label,
         predicted_score,
         logged_at,
-        loaded_at
-        {%- if inputs %},
+        {%- if inputs %}
             {{ feedback_flywheel.json_get_strings(
                 'inputs_json', inputs | map(attribute='name') | list
-            ) }} as input_values
+            ) }} as input_values,
         {%- endif %}
+        loaded_at
     from inferences
     {%- if is_incremental() %}
     where inference_id not in (select fully_parsed.inference_id from fully_parsed)
