@@ -162,17 +162,7 @@ def step_scan(db_path: Path) -> dict[str, Any]:
 
 def node_seconds(target: Path | None = None) -> float:
     """The sum of every node's execution time in the last dbt run (its SQL, without start-up)."""
-    from feedback_flywheel.config import paths
-
-    project = paths.project_dir(os.environ)
-    target = target or Path(os.environ.get("DBT_TARGET_PATH") or project / "target")
-    if not target.is_absolute():
-        target = project / target
-    try:
-        results = json.loads((target / "run_results.json").read_text())["results"]
-    except (OSError, ValueError, KeyError):
-        return 0.0
-    return float(sum(result.get("execution_time") or 0.0 for result in results))
+    return float(sum(result.get("execution_time") or 0.0 for result in run_results(target)))
 
 
 def step_batch(db_path: Path, end: datetime, profiles_dir: Path | None) -> dict[str, Any]:
@@ -257,6 +247,12 @@ def node_summary(target: Path | None = None) -> str:
 def node_statuses(target: Path | None = None) -> dict[str, str]:
     """Node statuses from run_results.json in ``target`` (default: where the runner pointed dbt:
     ``$DBT_TARGET_PATH``, else the project's target/)."""
+    return {result["unique_id"]: str(result["status"]) for result in run_results(target)}
+
+
+def run_results(target: Path | None = None) -> list[dict[str, Any]]:
+    """The results of the last dbt run in ``target`` (default: ``$DBT_TARGET_PATH``, else the
+    project's target/); empty when it is missing or unreadable."""
     from feedback_flywheel.config import paths
 
     project = paths.project_dir(os.environ)
@@ -264,10 +260,9 @@ def node_statuses(target: Path | None = None) -> dict[str, str]:
     if not target.is_absolute():
         target = project / target
     try:
-        results = json.loads((target / "run_results.json").read_text())["results"]
+        return list(json.loads((target / "run_results.json").read_text())["results"])
     except (OSError, ValueError, KeyError):
-        return {}
-    return {result["unique_id"]: str(result["status"]) for result in results}
+        return []
 
 
 def main(argv: list[str] | None = None) -> int:
