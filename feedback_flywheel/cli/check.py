@@ -36,7 +36,7 @@ def check(ctx: click.Context, full: bool, db_path: Path | None) -> None:
     files older than the lookback, anything a batch-scoped test cannot see. Exit 1 when a test
     fails."""
     from feedback_flywheel.batches import RunLockBusy
-    from feedback_flywheel.publish.checks import CheckError, run_checks
+    from feedback_flywheel.publish.checks import CHECK_TARGET, CheckError, run_checks
 
     settings = load_settings(db_path)
     verbose = ctx.obj.get("verbose", False)
@@ -62,11 +62,11 @@ def check(ctx: click.Context, full: bool, db_path: Path | None) -> None:
         click.echo("failed:", err=True)
         for node in result.failed:
             click.echo(f"  {node}", err=True)
-    if result.failure:
+    else:  # dbt failed before any test could (a compilation error): its own words
         click.echo(result.failure, err=True)
     click.echo(
-        "see target/check/run_results.json; `dbt test --select TEST --store-failures` keeps the "
-        "failing rows for a look",
+        f"see {CHECK_TARGET / 'run_results.json'}; `dbt test --select TEST --store-failures` "
+        "keeps a failing test's rows in the warehouse for a look",
         err=True,
     )
     sys.exit(EXIT_FAILED)

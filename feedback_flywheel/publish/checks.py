@@ -20,6 +20,9 @@ from feedback_flywheel.config import Settings
 from feedback_flywheel.warehouse import connect
 from feedback_flywheel.warehouse.dbt import DbtError, node_statuses, run_dbt
 
+#: where a check's dbt artefacts go (its run_results.json names every test and its status), apart
+#: from a build's target/
+CHECK_TARGET = Path("target") / "check"
 #: the statuses dbt gives a data test that found rows breaking it
 FAILED = frozenset({"fail", "error", "runtime error"})
 
@@ -56,7 +59,6 @@ def run_checks(
     *,
     full: bool = False,
     on_line: Callable[[str], None] | None = None,
-    target_path: Path | None = None,
 ) -> CheckResult:
     """Run every data test (no unit tests, nothing built) against the warehouse, scoped to the
     latest successful batch or (``full``) to whole tables, holding the run lock so no batch
@@ -71,7 +73,7 @@ def run_checks(
                 f"no successful batch in {settings.db_path} yet: run one first (`flywheel run`)"
             )
         scope = "full" if full else "batch"
-        results = target_path or settings.project_dir / "target" / "check"
+        results = settings.project_dir / CHECK_TARGET
         dbt_vars = settings.dbt_vars() | {"data_tests_scope": scope}
         try:
             result = run_dbt(

@@ -72,3 +72,25 @@
     from {{ feedback }}
     where batch_id = '{{ batch_id }}'
 {%- endmacro %}
+
+
+{#- The rows an incremental model takes up again in a batch, as a condition to `and` onto its
+    import CTE's where clause: `column` (a time) within lookback_days before batch_start, or the
+    row loaded after the newest row already in the model (a late file). Empty on a first build
+    (everything is new then). The caller selects loaded_at. -#}
+{% macro lookback_or_late(column) -%}
+    {%- if not feedback_flywheel.is_identifier(column) -%}
+        {{ exceptions.raise_compiler_error(
+            "lookback_or_late: the column must be a lower-case identifier; got " ~ tojson(column)
+        ) }}
+    {%- endif -%}
+    {%- if is_incremental() -%}
+        and (
+            {{ column }} >= {{ dbt.dateadd(
+                'day', -feedback_flywheel.setting('lookback_days'),
+                feedback_flywheel.var_timestamp('batch_start')
+            ) }}
+            or loaded_at > (select max(this_batch.loaded_at) from {{ this }} as this_batch)
+        )
+    {%- endif -%}
+{%- endmacro %}

@@ -121,3 +121,18 @@
     {%- endif -%}
     {{ return(value) }}
 {%- endmacro %}
+
+
+{#- A where condition over int_drift_values_typed rows keeping the features given (a list of
+    {name, value_type}, as drift_input_features returns) under their configured type; `false`
+    for none. -#}
+{% macro drift_typed_feature_filter(features) -%}
+    {%- for feature in features -%}
+        (
+            feature_name = {{ feedback_flywheel.sql_string(feature.name) }}
+            and value_type = '{{ feature.value_type }}'
+        ){% if not loop.last %} or {% endif %}
+    {%- else -%}
+        false
+    {%- endfor -%}
+{%- endmacro %}

@@ -33,14 +33,7 @@ window_values as (
     where
         logged_at >= {{ bounds.reference_start_at }}
         and logged_at < {{ bounds.current_end_at }}
-        and (
-            {%- for feature in inputs + builtins[:2] %}
-                (
-                    feature_name = {{ feedback_flywheel.sql_string(feature.name) }}
-                    and value_type = '{{ feature.value_type }}'
-                ){% if not loop.last %} or{% endif %}
-            {%- endfor %}
-        )
+        and ({{ feedback_flywheel.drift_typed_feature_filter(inputs + builtins[:2]) }})
 
 ),
 

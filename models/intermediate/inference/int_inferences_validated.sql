@@ -22,14 +22,7 @@ inferences as (
     select * from {{ ref('stg_raw__inference_logs') }}
     where
         placed_at < {{ feedback_flywheel.var_timestamp('batch_end') }}
-    {%- if is_incremental() %}
-            and (
-                placed_at >= {{ dbt.dateadd(
-                    'day', -feedback_flywheel.setting('lookback_days'), feedback_flywheel.var_timestamp('batch_start')
-                ) }}
-                or loaded_at > (select max(this_batch.loaded_at) from {{ this }} as this_batch)
-            )
-        {%- endif %}
+    {{ feedback_flywheel.lookback_or_late('placed_at') }}
 
 ),
 

@@ -29,14 +29,7 @@ inferences as (
     where
         is_accepted
         and logged_at < {{ feedback_flywheel.var_timestamp('batch_end') }}
-    {%- if is_incremental() %}
-            and (
-                logged_at >= {{ dbt.dateadd(
-                    'day', -feedback_flywheel.setting('lookback_days'), feedback_flywheel.var_timestamp('batch_start')
-                ) }}
-                or loaded_at > (select max(this_batch.loaded_at) from {{ this }} as this_batch)
-            )
-        {%- endif %}
+    {{ feedback_flywheel.lookback_or_late('logged_at') }}
 
 ),
 

@@ -51,23 +51,25 @@ drift_inputs as (
 
 ),
 
-input_values as (
+window_counts as (
 
     select
         model_name,
+        count(*) as window_rows
+    from drift_inputs
+    group by model_name
+
+),
+
+input_values as (
+
+    -- The configured inputs with a usable value, per model (a missing key is a null value).
+    select
+        model_name,
         feature_name,
-        count(case when value_type = 'numeric' then numeric_value end) + count(string_value)
-            as valued_rows
+        count(numeric_value) + count(string_value) as valued_rows
     from current_values
-    where
-        {%- for feature in inputs %}
-            (
-                feature_name = {{ feedback_flywheel.sql_string(feature.name) }}
-                and value_type = '{{ feature.value_type }}'
-            ){% if not loop.last %} or{% endif %}
-        {%- else %}
-            false
-        {%- endfor %}
+    where {{ feedback_flywheel.drift_typed_feature_filter(inputs) }}
     group by model_name, feature_name
 
 ),
@@ -87,24 +89,26 @@ inference_segments as (
 
 feature_coverage as (
 
-    {%- for feature in inputs %}
+    {%- if inputs %}
         select
-            drift_inputs.model_name,
+            window_counts.model_name,
             'inputs' as payload,
-            {{ feedback_flywheel.sql_string(feature.name) }} as key_name,
-            count(*) as window_rows,
-            coalesce(max(input_values.valued_rows), 0) as valued_rows
-        from drift_inputs
+            configured_inputs.key_name,
+            window_counts.window_rows,
+            coalesce(input_values.valued_rows, 0) as valued_rows
+        from window_counts
+        cross join (
+            {%- for feature in inputs %}
+                select {{ feedback_flywheel.sql_string(feature.name) }} as key_name
+                {%- if not loop.last %}
+                    union all
+                {%- endif %}
+            {%- endfor %}
+        ) as configured_inputs
         left join input_values
             on
-                drift_inputs.model_name = input_values.model_name
-                and input_values.feature_name = {{ feedback_flywheel.sql_string(feature.name) }}
-        group by drift_inputs.model_name
-        {%- if not loop.last %}
-
-            union all
-
-        {%- endif %}
+                window_counts.model_name = input_values.model_name
+                and configured_inputs.key_name = input_values.feature_name
     {%- else %}
         select
             cast(null as {{ dbt.type_string() }}) as model_name,
@@ -113,7 +117,7 @@ feature_coverage as (
             0 as window_rows,
             0 as valued_rows
         where false
-    {%- endfor %}
+    {%- endif %}
 
 ),
 

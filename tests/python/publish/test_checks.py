@@ -3,7 +3,6 @@ catches what a batch-scoped test cannot see."""
 
 from __future__ import annotations
 
-import sys
 from datetime import timedelta
 from pathlib import Path
 
@@ -13,7 +12,6 @@ from click.testing import CliRunner
 from feedback_flywheel.cli import main
 from tests.python.helpers import DemoWarehouse, project_vars
 
-FLYWHEEL = str(Path(sys.executable).parent / "flywheel")
 UNIQUE_EVENT_ID = "test.feedback_flywheel.unique_fct_feedback_event_id"
 UNIQUE_SEGMENT = "test.feedback_flywheel.unique_combination_of_columns_fct_inference_segments_"
 
