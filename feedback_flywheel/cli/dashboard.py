@@ -16,17 +16,28 @@ from feedback_flywheel.cli.common import EXIT_USAGE, db_option, load_settings, s
 @main.command()
 @serving_option
 @db_option
-def publish(serving_path: Path | None, db_path: Path | None) -> None:
+@click.option(
+    "--full",
+    is_flag=True,
+    help="Build the copy from scratch instead of syncing the previous one in place.",
+)
+def publish(serving_path: Path | None, db_path: Path | None, full: bool) -> None:
     """Publish the read-only serving snapshot of the marts now (the batch cycle does this
-    after every successful batch): built beside the target, then swapped in atomically. Waits
-    for a running batch (the run lock) up to a minute."""
-    from feedback_flywheel.batches import run_lock
+    after every successful batch): the previous copy synced to the warehouse (only changed rows
+    are written) or built from scratch, beside the target, then swapped in atomically, and the
+    latest successful batch recorded as published. Waits for a running batch (the run lock) up
+    to a minute."""
+    from feedback_flywheel.batches import mark_published, run_lock
     from feedback_flywheel.publish import serving
+    from feedback_flywheel.warehouse import connect
 
     settings = load_settings(db_path, serving_path=serving_path)
     try:
         with run_lock(settings.db_path, wait_seconds=60):
-            result = serving.publish(settings.db_path, settings.serving_path)
+            result = serving.publish(settings.db_path, settings.serving_path, full=full)
+            if result.batch_id:  # the next run then has nothing left to publish for it
+                with connect(settings.db_path) as con:
+                    mark_published(con, result.batch_id, result.published_at)
     except (FileNotFoundError, serving.PublishError) as error:
         click.echo(f"error: {error}", err=True)
         sys.exit(EXIT_USAGE)

@@ -4,14 +4,28 @@ DuckDB allows one writer process, or many read-only processes, never both: a das
 the warehouse would block the next ``dbt build``, and a running build would lock the dashboard
 out. So after each successful batch the flow *publishes* a separate DuckDB file:
 
-1. a new file is built next to the published one, under a temporary name in the same folder;
+1. a new file is built next to the published one, under a temporary name in the same folder:
+   a byte copy of the published one when it came from the same warehouse and DuckDB version
+   (and has been synced fewer than ``MAX_SYNCS`` times since it was last built from scratch),
+   else an empty file;
 2. the warehouse is attached to it ``READ_ONLY`` and every table of the ``marts`` schema (the
    marts and reports; views stay in the warehouse) and the ``ml`` tables declared as published
-   in ``warehouse/ml_tables.py`` are copied with ``CREATE TABLE ... AS SELECT``;
+   in ``warehouse/ml_tables.py`` are brought to the warehouse's content: into an empty file
+   with ``CREATE TABLE ... AS SELECT``; into the copy by *syncing* each table (below), which
+   writes only the rows a batch changed instead of every row of the history;
 3. a metadata table ``meta.snapshot`` records when, from which warehouse and batch, and how many
    rows each table holds;
 4. the file is checkpointed, closed, flushed to disk and moved onto the published name with
    ``os.replace`` — an atomic rename on the same file system.
+
+Syncing a table: the rows of the copy whose content (DuckDB's 64-bit ``hash`` of the whole row)
+no longer occurs in the warehouse are deleted, and the warehouse's rows whose content does not
+occur in the copy are inserted; a table whose columns changed is copied whole. Each synced table
+is then checked: its row count must equal the warehouse's, else it is copied whole (duplicate
+rows, or two different rows with one hash, would show there). What a sync cannot see is one row
+replaced by another with the same 64-bit hash, about 1 in 10^19 per changed row; every
+``MAX_SYNCS``-th publish is a full copy, which also gives back the space deleted rows leave in
+the file.
 
 A reader therefore sees either the complete old copy or the complete new one, never a half-built
 file; a reader that opened the old copy keeps reading it (the rename does not touch an open
@@ -27,6 +41,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import tempfile
 import time
 from collections.abc import Iterator
@@ -42,6 +57,9 @@ from feedback_flywheel.warehouse.catalogue import BATCH_RUNS
 from feedback_flywheel.warehouse.schema import PUBLISHED_ML_TABLES
 
 SOURCE_ALIAS = "flywheel_source"
+
+#: publishes in a row that sync the previous copy in place; the next one builds from scratch
+MAX_SYNCS = 20
 
 #: every table of these schemas is published (dbt's marts and reports; views stay behind)
 PUBLISHED_SCHEMAS = ("marts",)
@@ -64,6 +82,7 @@ create table {META_TABLE} (
     row_count bigint not null,
     duckdb_version varchar not null,
     published_at timestamp not null,
+    synced_publishes integer not null,
     primary key (table_schema, table_name)
 )
 """
@@ -85,12 +104,21 @@ class PublishResult:
     published_at: datetime
     seconds: float
     row_counts: dict[str, int] = field(default_factory=dict)
+    #: "full" (built from scratch) or "synced" (the previous copy brought up to date)
+    mode: str = "full"
+    #: rows deleted and inserted by a sync, over all tables (a full build inserts them all)
+    rows_written: int = 0
 
     def describe(self) -> str:
         rows = sum(self.row_counts.values())
+        how = (
+            f"synced the previous copy ({self.rows_written:,} rows written)"
+            if self.mode == "synced"
+            else "built from scratch"
+        )
         return (
             f"published {len(self.row_counts)} tables ({rows:,} rows) of batch "
-            f"{self.batch_id or '(none)'} to {self.path} in {self.seconds:.1f} s"
+            f"{self.batch_id or '(none)'} to {self.path} in {self.seconds:.1f} s; {how}"
         )
 
 
@@ -193,13 +221,118 @@ def _copy_relations(
     con.execute("begin transaction")
     for schema, name in relations:
         con.execute(f"create schema if not exists {_quote(schema)}")
-        qualified = f"{_quote(schema)}.{_quote(name)}"
-        con.execute(f"create table {qualified} as select * from {SOURCE_ALIAS}.{qualified}")
-        row_counts[f"{schema}.{name}"] = con.execute(
-            f"select count(*) from {qualified}"
-        ).fetchall()[0][0]
+        _copy_whole(con, schema, name)
+        row_counts[f"{schema}.{name}"] = _count(con, f"{_quote(schema)}.{_quote(name)}")
     con.execute("commit")
     return row_counts
+
+
+def _copy_whole(con: duckdb.DuckDBPyConnection, schema: str, name: str) -> None:
+    qualified = f"{_quote(schema)}.{_quote(name)}"
+    con.execute(f"drop table if exists {qualified}")
+    con.execute(f"create table {qualified} as select * from {SOURCE_ALIAS}.{qualified}")
+
+
+def _count(con: duckdb.DuckDBPyConnection, relation: str) -> int:
+    return int(con.execute(f"select count(*) from {relation}").fetchall()[0][0])
+
+
+def _columns(con: duckdb.DuckDBPyConnection, database: str) -> dict[tuple[str, str], list]:
+    """(schema, table) → [(column, type), ...] in column order, for the tables of ``database``."""
+    rows = con.execute(
+        """
+        select schema_name, table_name, column_name, data_type from duckdb_columns()
+        where database_name = ? order by schema_name, table_name, column_index
+        """,
+        [database],
+    ).fetchall()
+    columns: dict[tuple[str, str], list] = {}
+    for schema, table, column, data_type in rows:
+        columns.setdefault((schema, table), []).append((column, data_type))
+    return columns
+
+
+def _sync_rows(con: duckdb.DuckDBPyConnection, qualified: str) -> int:
+    """Bring the copy's table ``qualified`` to the warehouse's rows by row content: delete the
+    rows whose hash the warehouse no longer has, insert the warehouse's rows whose hash the copy
+    lacks. Returns the rows written (deleted + inserted)."""
+    source = f"{SOURCE_ALIAS}.{qualified}"
+    con.execute(f"create temp table publish_new as select hash(s) as h from {source} as s")
+    con.execute(
+        f"create temp table publish_old as select hash(t) as h, t.rowid as r from {qualified} as t"
+    )
+    deleted = con.execute(
+        f"""
+        delete from {qualified} where rowid in (
+            select publish_old.r from publish_old anti join publish_new using (h)
+        )
+        """
+    ).fetchall()[0][0]
+    inserted = con.execute(
+        f"""
+        insert into {qualified} select s.* from {source} as s
+        where hash(s) in (select publish_new.h from publish_new anti join publish_old using (h))
+        """
+    ).fetchall()[0][0]
+    con.execute("drop table publish_new")
+    con.execute("drop table publish_old")
+    return int(deleted) + int(inserted)
+
+
+def _sync_relations(
+    con: duckdb.DuckDBPyConnection, relations: list[tuple[str, str]]
+) -> tuple[dict[str, int], int]:
+    """Bring the copy (the previous snapshot) to the attached warehouse's content, in one
+    transaction: tables synced row by content, copied whole when new or when their columns
+    changed (or when a synced table's row count disagrees), tables no longer published dropped.
+    Returns the row counts and the rows written."""
+    theirs = _columns(con, SOURCE_ALIAS)
+    ours = _columns(con, _current_database(con))
+    written = 0
+    row_counts: dict[str, int] = {}
+    con.execute("begin transaction")
+    con.execute(f"drop schema if exists {META_SCHEMA} cascade")
+    for schema, name in sorted(set(ours) - set(relations) - {(META_SCHEMA, "snapshot")}):
+        con.execute(f"drop table {_quote(schema)}.{_quote(name)}")
+    for schema, name in relations:
+        qualified = f"{_quote(schema)}.{_quote(name)}"
+        expected = _count(con, f"{SOURCE_ALIAS}.{qualified}")
+        if ours.get((schema, name)) == theirs.get((schema, name)):
+            written += _sync_rows(con, qualified)
+        if ours.get((schema, name)) != theirs.get((schema, name)) or _count(con, qualified) != (
+            expected
+        ):
+            con.execute(f"create schema if not exists {_quote(schema)}")
+            _copy_whole(con, schema, name)
+            written += expected
+        row_counts[f"{schema}.{name}"] = expected
+    con.execute("commit")
+    return row_counts, written
+
+
+def _current_database(con: duckdb.DuckDBPyConnection) -> str:
+    return str(con.execute("select current_database()").fetchall()[0][0])
+
+
+def _previous_syncs(target: Path, source: Path) -> int | None:
+    """How often the published copy at ``target`` has been synced since it was built from
+    scratch, when it can be synced again (it came from ``source`` with this DuckDB version and
+    has been synced fewer than MAX_SYNCS times); else None (build from scratch)."""
+    if not target.exists():
+        return None
+    try:
+        with duckdb.connect(str(target), read_only=True) as con:
+            rows = con.execute(
+                f"select distinct source_db, duckdb_version, synced_publishes from {META_TABLE}"
+            ).fetchall()
+    except duckdb.Error:  # an older copy without the column, or not a snapshot at all
+        return None
+    if len(rows) != 1:
+        return None
+    source_db, version, synced = rows[0]
+    if source_db != str(source) or version != duckdb.__version__ or synced >= MAX_SYNCS:
+        return None
+    return int(synced)
 
 
 def _write_meta(
@@ -208,12 +341,13 @@ def _write_meta(
     batch_id: str | None,
     published_at: datetime,
     row_counts: dict[str, int],
+    synced_publishes: int = 0,
 ) -> None:
     con.execute(f"create schema {META_SCHEMA}")
     con.execute(META_DDL)
     snapshot_id = f"{batch_id or 'none'}@{published_at:%Y%m%dT%H%M%S.%f}"
     con.executemany(
-        f"insert into {META_TABLE} values (?, ?, ?, ?, ?, ?, ?, ?)",
+        f"insert into {META_TABLE} values (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [
             [
                 snapshot_id,
@@ -223,6 +357,7 @@ def _write_meta(
                 count,
                 duckdb.__version__,
                 published_at,
+                synced_publishes,
             ]
             for relation, count in row_counts.items()
         ],
@@ -243,12 +378,16 @@ def _swap_in(temporary: Path, target: Path) -> None:
             os.close(directory)
 
 
-def publish(db_path: Path, target: Path, *, batch_id: str | None = None) -> PublishResult:
+def publish(
+    db_path: Path, target: Path, *, batch_id: str | None = None, full: bool = False
+) -> PublishResult:
     """Copy the marts (and the ml tables dashboards read) of the warehouse ``db_path`` into a
     new DuckDB file and atomically move it onto ``target`` (the run's ``serving_path``).
 
     ``batch_id`` is recorded in the metadata; by default the latest successful batch of
-    ``ml.batch_runs``. Nothing at ``target`` changes unless the whole copy succeeded.
+    ``ml.batch_runs``. Nothing at ``target`` changes unless the whole copy succeeded. The
+    previous copy is synced rather than rebuilt when it can be (see the module's docs);
+    ``full`` always builds from scratch.
     """
     started = time.perf_counter()
     source, target = Path(db_path).resolve(), Path(target).resolve()
@@ -256,7 +395,11 @@ def publish(db_path: Path, target: Path, *, batch_id: str | None = None) -> Publ
     remove_stale_copies(target)
     temporary = _temporary_beside(target)
     published_at = datetime.now(UTC).replace(tzinfo=None)
+    syncs = None if full else _previous_syncs(target, source)
+    written = 0
     try:
+        if syncs is not None:
+            shutil.copyfile(target, temporary)
         con = duckdb.connect(str(temporary))
         try:
             _attach_source(con, source)
@@ -264,9 +407,14 @@ def publish(db_path: Path, target: Path, *, batch_id: str | None = None) -> Publ
             if not any(schema in PUBLISHED_SCHEMAS for schema, _ in relations):
                 raise PublishError(f"{source} has no marts yet: build it first with `flywheel run`")
             batch_id = batch_id or _latest_batch(con, relations)
-            row_counts = _copy_relations(con, relations)
+            if syncs is None:
+                row_counts = _copy_relations(con, relations)
+                written = sum(row_counts.values())
+            else:
+                row_counts, written = _sync_relations(con, relations)
             con.execute(f"detach {SOURCE_ALIAS}")
-            _write_meta(con, source, batch_id, published_at, row_counts)
+            synced = 0 if syncs is None else syncs + 1
+            _write_meta(con, source, batch_id, published_at, row_counts, synced)
             con.execute("checkpoint")
         finally:
             con.close()
@@ -282,6 +430,8 @@ def publish(db_path: Path, target: Path, *, batch_id: str | None = None) -> Publ
         published_at=published_at,
         seconds=time.perf_counter() - started,
         row_counts=row_counts,
+        mode="full" if syncs is None else "synced",
+        rows_written=written,
     )
 
 

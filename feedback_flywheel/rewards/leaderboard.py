@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from scipy import sparse
 
 from feedback_flywheel.config.policies import RewardPolicy
 from feedback_flywheel.rewards.bradley_terry import (
@@ -30,13 +31,17 @@ from feedback_flywheel.rewards.training import ECHO_SOURCE
 
 @dataclass(frozen=True)
 class _CrossPairs:
-    """The cross-version pairs as an item-level design: one row per pair, +1 in the column of the
-    low output's item and −1 in the high output's."""
+    """The cross-version pairs as an item-level design, aggregated: the likelihood of a pair
+    depends only on its (low item, high item, outcome), so pairs that share all three are one
+    *cell* whose weight is the sum of theirs. One design row per cell (+1 in the low item's
+    column, −1 in the high item's); ``by_context`` holds each context's summed pair weight per
+    cell, so a bootstrap resample of contexts is a weighted sum of its rows, not a copy of every
+    pair it draws. The penalised objective is the same sum over the pairs either way."""
 
     design: np.ndarray
     outcome: np.ndarray
     weight: np.ndarray
-    contexts: np.ndarray
+    by_context: sparse.csr_matrix
 
 
 def _item_indices(pairs: pd.DataFrame) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray]:
@@ -53,16 +58,26 @@ def _item_indices(pairs: pd.DataFrame) -> tuple[list[str], np.ndarray, np.ndarra
 def _cross_pairs(
     sub: pd.DataFrame, low: np.ndarray, high: np.ndarray, outcome: np.ndarray, n_items: int
 ) -> _CrossPairs:
-    """The cross-version pairs ``sub`` (with their item indices and outcomes) as a design."""
-    design = np.zeros((len(sub), n_items))
-    rows = np.arange(len(sub))
-    design[rows, low] += 1.0
-    design[rows, high] -= 1.0
+    """The cross-version pairs ``sub`` (with their item indices and outcomes) as cells. Contexts
+    are numbered in sorted order (the bootstrap draws them by that number)."""
+    codes = (low * n_items + high) * len(OUTCOMES) + outcome
+    cells, cell_of_pair = np.unique(codes, return_inverse=True)
+    _, context_of_pair = np.unique(sub.context_id.to_numpy(), return_inverse=True)
+    pair_weight = sub.pair_weight.to_numpy(dtype=float)
+    by_context = sparse.csr_matrix(
+        (pair_weight, (context_of_pair, cell_of_pair)),
+        shape=(int(context_of_pair.max()) + 1, len(cells)),
+    )  # duplicates (pairs of one context in one cell) are summed
+    cell_low, cell_high = divmod(cells // len(OUTCOMES), n_items)
+    design = np.zeros((len(cells), n_items))
+    rows = np.arange(len(cells))
+    design[rows, cell_low] += 1.0
+    design[rows, cell_high] -= 1.0
     return _CrossPairs(
         design=design,
-        outcome=outcome,
-        weight=sub.pair_weight.to_numpy(dtype=float),
-        contexts=sub.context_id.to_numpy(),
+        outcome=cells % len(OUTCOMES),
+        weight=np.bincount(cell_of_pair, weights=pair_weight, minlength=len(cells)),
+        by_context=by_context,
     )
 
 
@@ -84,32 +99,19 @@ def _tally(
 
 def _fit_centred(
     cross: _CrossPairs,
-    rows: np.ndarray,
+    weight: np.ndarray,
     identified: np.ndarray,
     l2: float,
     ties: str,
     x0: np.ndarray | None = None,
 ) -> tuple[np.ndarray, FitResult]:
-    """Strengths fitted on ``rows`` of the cross pairs, centred on the mean of the identified
-    items (strengths are only defined up to a constant), and the fit itself."""
+    """Strengths fitted on the cells with ``weight`` (the full data's, or a resample's),
+    centred on the mean of the identified items (strengths are only defined up to a constant),
+    and the fit itself."""
     result = fit_bradley_terry(
-        cross.design[rows],
-        cross.outcome[rows],
-        weight=cross.weight[rows],
-        l2=l2,
-        ties=ties,
-        x0=x0,
+        cross.design, cross.outcome, weight=weight, l2=l2, ties=ties, x0=x0
     )
     return result.weights - result.weights[identified].mean(), result
-
-
-def _context_clusters(contexts: np.ndarray) -> list[np.ndarray]:
-    """The row numbers of each context, one array per context (the bootstrap's resampling
-    unit), in sorted context order."""
-    _, inverse = np.unique(contexts, return_inverse=True)
-    by_context = np.argsort(inverse, kind="stable")
-    boundaries = np.flatnonzero(np.diff(inverse[by_context])) + 1
-    return np.split(by_context, boundaries)
 
 
 def _bootstrap_draws(
@@ -121,16 +123,18 @@ def _bootstrap_draws(
 ) -> np.ndarray:
     """Centred strengths refitted on ``bootstrap_samples`` resamples of whole contexts (drawn
     with replacement, seeded by the policy), each warm-started from the full fit: one row per
-    draw."""
+    draw. A context drawn k times counts k times: the resample's cell weights are the drawn
+    contexts' rows of ``by_context`` summed with those multiplicities."""
     board = policy.leaderboard
     rng = np.random.default_rng(board.seed)
-    members = _context_clusters(cross.contexts)
+    n_contexts = cross.by_context.shape[0]
+    by_cell = cross.by_context.T.tocsr()
     warm = theta_of(base_fit, ties, False)
     draws = []
     for _ in range(board.bootstrap_samples):
-        chosen = rng.integers(0, len(members), len(members))
-        rows = np.concatenate([members[i] for i in chosen])
-        values, _ = _fit_centred(cross, rows, identified, board.l2, ties, warm)
+        chosen = rng.integers(0, n_contexts, n_contexts)
+        times = np.bincount(chosen, minlength=n_contexts).astype(float)
+        values, _ = _fit_centred(cross, by_cell @ times, identified, board.l2, ties, warm)
         draws.append(values)
     return np.array(draws)
 
@@ -144,8 +148,7 @@ def _strengths(
     strength = np.full(n_items, np.nan)
     lower = np.full(n_items, np.nan)
     upper = np.full(n_items, np.nan)
-    everything = np.arange(len(cross.outcome))
-    base, base_fit = _fit_centred(cross, everything, identified, policy.leaderboard.l2, ties)
+    base, base_fit = _fit_centred(cross, cross.weight, identified, policy.leaderboard.l2, ties)
     strength[identified] = base[identified]
     if policy.leaderboard.bootstrap_samples > 0:
         draws = _bootstrap_draws(cross, identified, base_fit, policy, ties)

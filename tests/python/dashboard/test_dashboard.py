@@ -176,9 +176,86 @@ def test_cli_publish(source_db: Path, tmp_path: Path) -> None:
     assert "published" in result.output and str(target) in result.output
     with duckdb.connect(str(target), read_only=True) as con:
         _snapshot_is_complete(con)
+    # the latest batch is recorded as published, so the next run does not publish it again
+    unpublished = _read(
+        source_db,
+        "select batch_id from ml.batch_runs where status = 'success' and published_at is null "
+        "and window_end = (select max(window_end) from ml.batch_runs where status = 'success')",
+    )
+    assert unpublished.empty
     missing = CliRunner().invoke(main, ["publish", "--db", str(tmp_path / "nope.duckdb")])
     assert missing.exit_code == 2
     assert "no warehouse" in missing.output
+
+
+def _tables_differ(copy: Path, warehouse: Path) -> dict[str, int]:
+    """Per table meta.snapshot lists: rows in one of the two files and not the other (a
+    multiset difference both ways), only where that is not zero."""
+    differ = {}
+    with duckdb.connect(str(copy), read_only=True) as con:
+        con.execute(f"attach '{warehouse}' as warehouse (read_only)")
+        for schema, name in con.execute(
+            "select table_schema, table_name from meta.snapshot"
+        ).fetchall():
+            ours, theirs = f'"{schema}"."{name}"', f'warehouse."{schema}"."{name}"'
+            rows = con.execute(
+                f"select count(*) from ((select * from {ours} except all select * from {theirs}) "
+                f"union all (select * from {theirs} except all select * from {ours}))"
+            ).fetchone()[0]
+            if rows:
+                differ[f"{schema}.{name}"] = rows
+    return differ
+
+
+def test_a_publish_syncs_the_previous_copy_to_the_warehouse_exactly(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    warehouse, target = tmp_path / "warehouse.duckdb", tmp_path / "serving.duckdb"
+    with duckdb.connect(str(warehouse)) as con:
+        con.execute("create schema marts")
+        con.execute(
+            "create table marts.facts as select i as id, i % 7 as k, 'v' || i as label, "
+            "case when i % 5 = 0 then null else i / 3 end as x from range(5000) as t(i)"
+        )
+        con.execute("create table marts.reshaped as select i as id from range(10) as t(i)")
+        con.execute("create table marts.leaving as select 1 as id")
+        con.execute("create table marts.twins as select 1 as id from range(2)")
+    first = serving.publish(warehouse, target)
+    assert first.mode == "full"
+    # a batch's worth of change: rows deleted, updated and added, a column added, a table gone,
+    # a new table, and identical rows (which a sync by row content cannot count) multiplied
+    with duckdb.connect(str(warehouse)) as con:
+        con.execute("delete from marts.facts where id % 11 = 0")
+        con.execute("update marts.facts set label = 'changed', x = null where id % 13 = 0")
+        con.execute("insert into marts.facts select i, 0, 'new', 0.5 from range(5000, 5100) t(i)")
+        con.execute("alter table marts.reshaped add column extra varchar default 'e'")
+        con.execute("drop table marts.leaving")
+        con.execute("create table marts.arriving as select 2 as id")
+        con.execute("insert into marts.twins select 1 from range(3)")
+    synced = serving.publish(warehouse, target)
+    assert synced.mode == "synced"
+    # what changed is written (deleted + inserted rows of facts, the rest copied whole), not
+    # all 5,000 rows of facts again
+    assert 0 < synced.rows_written < 2000
+    assert _tables_differ(target, warehouse) == {}
+    meta = _read(target, "select table_name, row_count, synced_publishes from meta.snapshot")
+    assert sorted(meta.table_name) == ["arriving", "facts", "reshaped", "twins"]
+    assert set(meta.synced_publishes) == {1}
+    with duckdb.connect(str(target), read_only=True) as con:
+        _snapshot_is_complete(con)
+    # nothing changed: nothing written
+    again = serving.publish(warehouse, target)
+    assert (again.mode, again.rows_written) == ("synced", 0)
+    # a full build on request, and after MAX_SYNCS syncs in a row
+    assert serving.publish(warehouse, target, full=True).mode == "full"
+    monkeypatch.setattr(serving, "MAX_SYNCS", 1)
+    assert serving.publish(warehouse, target).mode == "synced"
+    assert serving.publish(warehouse, target).mode == "full"
+    # a copy of another warehouse is never synced
+    other = tmp_path / "other.duckdb"
+    other.write_bytes(warehouse.read_bytes())
+    assert serving.publish(other, target).mode == "full"
+    assert _tables_differ(target, other) == {}
 
 
 @pytest.mark.parametrize("command", ["dashboard", "publish"])
@@ -188,7 +265,7 @@ def test_cli_help_names_the_options(command: str) -> None:
     for option in (
         "--serving",
         "--db",
-        *(("--port", "--headless") if command == "dashboard" else ()),
+        *(("--port", "--headless") if command == "dashboard" else ("--full",)),
     ):
         assert option in result.output
 
