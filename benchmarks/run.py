@@ -11,7 +11,11 @@ for them) it runs, each step in its own fresh process measured by :mod:`benchmar
 5. ``daily batch`` one incremental batch for the last day on top of it,
 6. ``flywheel run`` the same daily batch through the Prefect ``batch_cycle`` flow (``--dry-run``:
    no model is trained), on a copy of the database after step 3 (smallest size only), so the
-   overhead of the CLI, Prefect and the flow's Python stages is visible.
+   overhead of the CLI, Prefect and the flow's Python stages is visible; with no Prefect API
+   configured, as a first try on a laptop runs it, Prefect starts a temporary server for it,
+7. ``flywheel run`` once more on another such copy, against a Prefect server that is already
+   running (``prefect server start``, started before and not measured), as a scheduled
+   deployment runs: the same overhead without the temporary server's start.
 
 ``--history-days 30,90`` runs each size's day on top of each history (the same inferences per
 day, so the 90-day case has three times the inferences of the 30-day one) and prints, under the
@@ -23,15 +27,19 @@ Progress goes to stderr, the table to stdout. See benchmarks/README.md for readi
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
 import platform
 import shutil
+import socket
 import statistics
 import subprocess
 import sys
 import time
+import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from importlib import metadata
@@ -42,8 +50,16 @@ from benchmarks.steps import memory_limit_value
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 DEFAULT_WORKDIR = Path("/tmp/flywheel-bench")
-STEPS = ("demo", "ingest", "scan floor", "full build", "daily batch", "flywheel run (Prefect)")
-FLOW_STEP = STEPS[5]
+STEPS = (
+    "demo",
+    "ingest",
+    "scan floor",
+    "full build",
+    "daily batch",
+    "flywheel run (Prefect)",
+    "flywheel run (server up)",
+)
+FLOW_STEP, SERVED_FLOW_STEP = STEPS[5], STEPS[6]
 
 
 @dataclass
@@ -258,11 +274,12 @@ class Bench:
         demo_dir = size_dir / "demo"
         db_path = size_dir / "flywheel.duckdb"
         flow_db = size_dir / "flow.duckdb"
+        served_db = size_dir / "flow-served.duckdb"
         if repeat == 1 and size_dir.exists():
             shutil.rmtree(size_dir)
         size_dir.mkdir(parents=True, exist_ok=True)
         shutil.rmtree(size_dir / "dbt-target", ignore_errors=True)  # same dbt state every repeat
-        for path in (db_path, flow_db):
+        for path in (db_path, flow_db, served_db):
             for stale in (path, path.with_name(path.name + ".wal")):
                 stale.unlink(missing_ok=True)
         env = self.env(size_dir, db_path)
@@ -294,20 +311,21 @@ class Bench:
             from feedback_flywheel.config import file as config_file
             from feedback_flywheel.config.secrets import secret_path
 
-            shutil.copyfile(db_path, flow_db)
-            for beside in (secret_path, config_file.beside):  # its key and configuration file
-                if beside(db_path).exists():
-                    shutil.copyfile(beside(db_path), beside(flow_db))
-            # Not measured: publish the full build's serving copy, as the flow would have after
-            # it, so the measured run is a plain nightly batch and not a recovery of an
-            # unpublished one.
-            subprocess.run(
-                [self.flywheel, "publish", "--db", str(flow_db)],
-                cwd=PROJECT_DIR,
-                env={**env, "FLYWHEEL_DUCKDB": str(flow_db)},
-                stdout=subprocess.DEVNULL,
-                check=True,
-            )
+            for copy in (flow_db, served_db):
+                shutil.copyfile(db_path, copy)
+                for beside in (secret_path, config_file.beside):  # its key and configuration
+                    if beside(db_path).exists():
+                        shutil.copyfile(beside(db_path), beside(copy))
+                # Not measured: publish the full build's serving copy, as the flow would have
+                # after it, so the measured run is a plain nightly batch and not a recovery of an
+                # unpublished one.
+                subprocess.run(
+                    [self.flywheel, "publish", "--db", str(copy)],
+                    cwd=PROJECT_DIR,
+                    env={**env, "FLYWHEEL_DUCKDB": str(copy)},
+                    stdout=subprocess.DEVNULL,
+                    check=True,
+                )
         self.measured(
             size,
             days,
@@ -332,6 +350,59 @@ class Bench:
             flow_run = self.rows[(size, days, FLOW_STEP)].runs[-1]
             flow_run.rows, detail = self.flow_counts(flow_db, env["DBT_TARGET_PATH"])
             flow_run.detail = detail + flow_run.detail
+            served_env = {**env, "FLYWHEEL_DUCKDB": str(served_db)}
+            with self.prefect_server(served_env) as api_url:
+                self.measured(
+                    size,
+                    days,
+                    SERVED_FLOW_STEP,
+                    repeat,
+                    self.flow_command(served_db, end, env),
+                    {**served_env, "PREFECT_API_URL": api_url},
+                    None,
+                )
+            served_run = self.rows[(size, days, SERVED_FLOW_STEP)].runs[-1]
+            served_run.rows, detail = self.flow_counts(served_db, env["DBT_TARGET_PATH"])
+            served_run.detail = detail + served_run.detail
+
+    @contextlib.contextmanager
+    def prefect_server(self, env: dict[str, str]) -> Iterator[str]:
+        """``prefect server start`` on a free local port, until healthy (not measured); yields
+        its API URL and stops it afterwards."""
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        _say(f"starting a Prefect server on port {port} (not measured)")
+        server = subprocess.Popen(
+            [
+                str(Path(self.python).parent / "prefect"),
+                *("server", "start", "--host", "127.0.0.1", "--port", str(port)),
+            ],
+            cwd=PROJECT_DIR,
+            env={**env, "PREFECT_UI_ENABLED": "false"},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.STDOUT,
+        )
+        api_url = f"http://127.0.0.1:{port}/api"
+        try:
+            deadline = time.monotonic() + 120
+            while True:
+                try:
+                    with urllib.request.urlopen(f"{api_url}/health", timeout=2) as response:
+                        if response.status == 200:
+                            break
+                except OSError:
+                    pass
+                if server.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"the Prefect server on port {port} did not come up")
+                time.sleep(0.25)
+            yield api_url
+        finally:
+            server.terminate()
+            try:
+                server.wait(30)
+            except subprocess.TimeoutExpired:
+                server.kill()
 
     def flow_command(self, flow_db: Path, end: datetime, env: dict[str, str]) -> list[str]:
         """``flywheel run`` up to ``end``, with ``--dry-run`` when the CLI has it: a retraining
@@ -466,7 +537,6 @@ def comparisons(rows: list[Row], histories: list[int]) -> list[str]:
         floor = by_key.get((size, days, "scan floor"))
         full = by_key.get((size, days, "full build"))
         daily = by_key.get((size, days, "daily batch"))
-        flow = by_key.get((size, days, FLOW_STEP))
         label = f"{_size_label(size)} / {days} d"
         if floor and full and floor.runs and full.runs:
             wall = full.median("wall_seconds") / floor.median("wall_seconds")
@@ -482,13 +552,15 @@ def comparisons(rows: list[Row], histories: list[int]) -> list[str]:
                 f"build's CPU s, {daily.median('wall_seconds') / full.median('wall_seconds'):.0%}"
                 " of its wall time"
             )
-        if flow and daily and flow.runs and daily.runs:
-            lines.append(
-                f"- {label}: `flywheel run` daily batch = "
-                f"{flow.median('wall_seconds') / daily.median('wall_seconds'):.2f}x the bare "
-                f"daily batch in wall time, "
-                f"{flow.median('cpu_seconds') / daily.median('cpu_seconds'):.2f}x in CPU s"
-            )
+        for step, how in ((FLOW_STEP, "temporary server"), (SERVED_FLOW_STEP, "server up")):
+            flow = by_key.get((size, days, step))
+            if flow and daily and flow.runs and daily.runs:
+                lines.append(
+                    f"- {label}: `flywheel run` daily batch ({how}) = "
+                    f"{flow.median('wall_seconds') / daily.median('wall_seconds'):.2f}x the bare "
+                    f"daily batch in wall time, "
+                    f"{flow.median('cpu_seconds') / daily.median('cpu_seconds'):.2f}x in CPU s"
+                )
     if len(histories) > 1:
         shortest = min(histories)
         bases = sorted({row.size for row in rows if row.days == shortest})

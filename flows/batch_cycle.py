@@ -120,14 +120,16 @@ def dbt_build(settings: Settings, batch: batches.BatchWindow, progress: bool = F
     dbt unit tests check the SQL logic, not the data; they run in ``make test``, not every batch.
     The data tests read the batch's rows (each model's ``meta.batch_scope``); the tests of the
     on-demand views (tag ``on_demand``) are left to ``flywheel check`` (``BATCH_BUILD_ARGS``).
-    Every node's line goes to the run's log; with ``progress`` a terminal shows one line, nodes
-    done of total.
+    Every node's result line goes to the run's log (its start line only to the progress); with
+    ``progress`` a terminal shows one line, nodes done of total.
     """
     logger = get_run_logger()
     bar = _Progress(f"batch {batch.batch_id} dbt build", progress)
 
     def on_line(line: str) -> None:
         bar.line(line)
+        if " START " in line:  # the node's result line follows, with its time: logged once
+            return
         if " of " in line or "Completed" in line or "ERROR" in line or "FAIL" in line:
             logger.info(line.split("  ", 1)[-1].strip())
 
