@@ -108,9 +108,7 @@ def _fit_centred(
     """Strengths fitted on the cells with ``weight`` (the full data's, or a resample's),
     centred on the mean of the identified items (strengths are only defined up to a constant),
     and the fit itself."""
-    result = fit_bradley_terry(
-        cross.design, cross.outcome, weight=weight, l2=l2, ties=ties, x0=x0
-    )
+    result = fit_bradley_terry(cross.design, cross.outcome, weight=weight, l2=l2, ties=ties, x0=x0)
     return result.weights - result.weights[identified].mean(), result
 
 
