@@ -11,27 +11,20 @@ out. So after each successful batch the flow *publishes* a separate DuckDB file:
 2. the warehouse is attached to it ``READ_ONLY`` and every table of the ``marts`` schema (the
    marts and reports; views stay in the warehouse) and the ``ml`` tables declared as published
    in ``warehouse/ml_tables.py`` are brought to the warehouse's content: into an empty file
-   with ``CREATE TABLE ... AS SELECT``; into the copy by *syncing* each table (below), which
+   with ``CREATE TABLE ... AS SELECT``; into the copy by *syncing* each table, which
    writes only the rows a batch changed instead of every row of the history;
 3. a metadata table ``meta.snapshot`` records when, from which warehouse and batch, and how many
    rows each table holds;
 4. the file is checkpointed, closed, flushed to disk and moved onto the published name with
    ``os.replace`` — an atomic rename on the same file system.
 
-Syncing a table: the rows of the copy whose content (DuckDB's 64-bit ``hash`` of the whole row)
-no longer occurs in the warehouse are deleted, and the warehouse's rows whose content does not
-occur in the copy are inserted; a table whose columns changed is copied whole. Each synced table
-is then checked: its row count must equal the warehouse's, else it is copied whole (duplicate
-rows, or two different rows with one hash, would show there). What a sync cannot see is one row
-replaced by another with the same 64-bit hash, about 1 in 10^19 per changed row; every
-``MAX_SYNCS``-th publish is a full copy, which also gives back the space deleted rows leave in
-the file.
-
 A reader therefore sees either the complete old copy or the complete new one, never a half-built
 file; a reader that opened the old copy keeps reading it (the rename does not touch an open
 file) until it closes. Readers open the copy ``read_only`` per query and close it again
 (:func:`open_snapshot`). ``COPY FROM DATABASE`` would copy the whole warehouse (raw data and
 views that point at it) instead of the marts, which is why each table is copied on its own.
+
+How a table is synced, and what a sync cannot see: :mod:`.tables`.
 
 Where: ``$FLYWHEEL_SERVING_DUCKDB`` if set, else ``<warehouse stem>.serving.duckdb`` next to the
 warehouse (``data/flywheel.serving.duckdb`` by default).
@@ -53,10 +46,13 @@ import duckdb
 
 from feedback_flywheel.config.faults import fault_point
 from feedback_flywheel.config.paths import SERVING_ENV
+from feedback_flywheel.publish.tables import (
+    SOURCE_ALIAS,
+    copy_relations,
+    sync_relations,
+)
 from feedback_flywheel.warehouse.catalogue import BATCH_RUNS
 from feedback_flywheel.warehouse.schema import PUBLISHED_ML_TABLES
-
-SOURCE_ALIAS = "flywheel_source"
 
 #: publishes in a row that sync the previous copy in place; the next one builds from scratch
 MAX_SYNCS = 20
@@ -120,10 +116,6 @@ class PublishResult:
             f"published {len(self.row_counts)} tables ({rows:,} rows) of batch "
             f"{self.batch_id or '(none)'} to {self.path} in {self.seconds:.1f} s; {how}"
         )
-
-
-def _quote(identifier: str) -> str:
-    return '"' + identifier.replace('"', '""') + '"'
 
 
 def _literal(text: str) -> str:
@@ -211,107 +203,6 @@ def _temporary_beside(target: Path) -> Path:
     temporary = Path(temporary_name)
     temporary.unlink()
     return temporary
-
-
-def _copy_relations(
-    con: duckdb.DuckDBPyConnection, relations: list[tuple[str, str]]
-) -> dict[str, int]:
-    """Copy every relation from the attached warehouse in one consistent read; row counts."""
-    row_counts: dict[str, int] = {}
-    con.execute("begin transaction")
-    for schema, name in relations:
-        con.execute(f"create schema if not exists {_quote(schema)}")
-        _copy_whole(con, schema, name)
-        row_counts[f"{schema}.{name}"] = _count(con, f"{_quote(schema)}.{_quote(name)}")
-    con.execute("commit")
-    return row_counts
-
-
-def _copy_whole(con: duckdb.DuckDBPyConnection, schema: str, name: str) -> None:
-    qualified = f"{_quote(schema)}.{_quote(name)}"
-    con.execute(f"drop table if exists {qualified}")
-    con.execute(f"create table {qualified} as select * from {SOURCE_ALIAS}.{qualified}")
-
-
-def _count(con: duckdb.DuckDBPyConnection, relation: str) -> int:
-    return int(con.execute(f"select count(*) from {relation}").fetchall()[0][0])
-
-
-def _columns(con: duckdb.DuckDBPyConnection, database: str) -> dict[tuple[str, str], list]:
-    """(schema, table) → [(column, type), ...] in column order, for the tables of ``database``."""
-    rows = con.execute(
-        """
-        select schema_name, table_name, column_name, data_type from duckdb_columns()
-        where database_name = ? order by schema_name, table_name, column_index
-        """,
-        [database],
-    ).fetchall()
-    columns: dict[tuple[str, str], list] = {}
-    for schema, table, column, data_type in rows:
-        columns.setdefault((schema, table), []).append((column, data_type))
-    return columns
-
-
-def _sync_rows(con: duckdb.DuckDBPyConnection, qualified: str) -> int:
-    """Bring the copy's table ``qualified`` to the warehouse's rows by row content: delete the
-    rows whose hash the warehouse no longer has, insert the warehouse's rows whose hash the copy
-    lacks. Returns the rows written (deleted + inserted)."""
-    source = f"{SOURCE_ALIAS}.{qualified}"
-    con.execute(f"create temp table publish_new as select hash(s) as h from {source} as s")
-    con.execute(
-        f"create temp table publish_old as select hash(t) as h, t.rowid as r from {qualified} as t"
-    )
-    deleted = con.execute(
-        f"""
-        delete from {qualified} where rowid in (
-            select publish_old.r from publish_old anti join publish_new using (h)
-        )
-        """
-    ).fetchall()[0][0]
-    inserted = con.execute(
-        f"""
-        insert into {qualified} select s.* from {source} as s
-        where hash(s) in (select publish_new.h from publish_new anti join publish_old using (h))
-        """
-    ).fetchall()[0][0]
-    con.execute("drop table publish_new")
-    con.execute("drop table publish_old")
-    return int(deleted) + int(inserted)
-
-
-def _sync_relations(
-    con: duckdb.DuckDBPyConnection, relations: list[tuple[str, str]]
-) -> tuple[dict[str, int], int]:
-    """Bring the copy (the previous snapshot) to the attached warehouse's content, in one
-    transaction: tables synced row by content, copied whole when new or when their columns
-    changed (or when a synced table's row count disagrees), tables no longer published dropped.
-    Returns the row counts and the rows written."""
-    theirs = _columns(con, SOURCE_ALIAS)
-    ours = _columns(con, _current_database(con))
-    written = 0
-    row_counts: dict[str, int] = {}
-    con.execute("begin transaction")
-    con.execute(f"drop schema if exists {META_SCHEMA} cascade")
-    for schema, name in sorted(set(ours) - set(relations) - {(META_SCHEMA, "snapshot")}):
-        con.execute(f"drop table {_quote(schema)}.{_quote(name)}")
-    for schema, name in relations:
-        qualified = f"{_quote(schema)}.{_quote(name)}"
-        expected = _count(con, f"{SOURCE_ALIAS}.{qualified}")
-        if ours.get((schema, name)) == theirs.get((schema, name)):
-            written += _sync_rows(con, qualified)
-        if ours.get((schema, name)) != theirs.get((schema, name)) or _count(con, qualified) != (
-            expected
-        ):
-            con.execute(f"create schema if not exists {_quote(schema)}")
-            _copy_whole(con, schema, name)
-            written += expected
-        row_counts[f"{schema}.{name}"] = expected
-    con.execute("commit")
-    return row_counts, written
-
-
-def _current_database(con: duckdb.DuckDBPyConnection) -> str:
-    return str(con.execute("select current_database()").fetchall()[0][0])
 
 
 def _previous_syncs(target: Path, source: Path) -> int | None:
@@ -408,10 +299,10 @@ def publish(
                 raise PublishError(f"{source} has no marts yet: build it first with `flywheel run`")
             batch_id = batch_id or _latest_batch(con, relations)
             if syncs is None:
-                row_counts = _copy_relations(con, relations)
+                row_counts = copy_relations(con, relations)
                 written = sum(row_counts.values())
             else:
-                row_counts, written = _sync_relations(con, relations)
+                row_counts, written = sync_relations(con, relations, META_SCHEMA)
             con.execute(f"detach {SOURCE_ALIAS}")
             synced = 0 if syncs is None else syncs + 1
             _write_meta(con, source, batch_id, published_at, row_counts, synced)
