@@ -5,22 +5,23 @@ one model, ``--numeric`` numeric and ``--categorical`` categorical keys in ``inp
 built-in ``predicted_score`` and ``predicted_label``):
 
 * **warehouse, dbt wall**: ``dbt run --full-refresh --select int_drift_values_typed
-  int_drift_values_counted fct_drift_reference_bins fct_drift_numeric fct_drift_categorical
-  fct_drift_categorical_summary``
+  int_drift_values_daily int_drift_values_edge_counted int_drift_values_counted
+  fct_drift_reference_bins fct_drift_numeric fct_drift_categorical fct_drift_categorical_summary``
   through ``dbt_runner.run_dbt``, exactly as ``flows.batch_cycle`` passes the batch (environment
   variables) and the other vars (``--vars``). The wall time of the whole invocation: dbt's start-up
   and (partial) parse included. ``--full-refresh`` makes every repeat do the same work.
-* **warehouse, SQL**: the sum of the six models' ``execution_time`` in ``run_results.json`` (the
+* **warehouse, SQL**: the sum of the drift models' ``execution_time`` in ``run_results.json`` (the
   SQL without dbt's start-up; with ``threads: 2`` two models can overlap, so the sum can exceed the
   span, which the notes show), and each model on its own line.
 * **warehouse, statistics**: the same sum without ``int_drift_values_typed`` (the one model that
   parses the JSON): the statistics computed from the stored typed values, against scipy's compute.
 * **daily drift stage**: what a nightly batch does. The reference day is built by its own batch
   first (not timed; ``--full-refresh``, so every repeat starts alike), then the current day's
-  batch is timed: ``dbt run`` of the six models, incremental, so ``int_drift_values_typed`` parses
-  the current day only (the reference day is already stored) and the statistics read typed
-  values. Compared with pandas reading and parsing both days plus scipy's compute. The agreement
-  check reads what this daily batch wrote.
+  batch is timed: ``dbt run`` of the drift models, incremental, so ``int_drift_values_typed``
+  parses the current day only (the reference day is already stored), ``int_drift_values_daily``
+  counts the current day, and the statistics merge the two day summaries. Compared with pandas
+  reading and parsing both days plus scipy's compute. The agreement check reads what this daily
+  batch wrote.
 * **warehouse, Python stage**: ``retraining.drift.drift_tests`` as the flow's ``test-drift`` task
   calls it: read the three summary marts, KS p-value from (D, n, m) and chi-square per
   contingency table, Benjamini-Hochberg, the gate.
@@ -100,13 +101,15 @@ CURRENT_DAY = REFERENCE_DAY + timedelta(days=1)
 BATCH_END = CURRENT_DAY + timedelta(days=1)
 DRIFT_MODELS = (
     "int_drift_values_typed",
+    "int_drift_values_daily",
+    "int_drift_values_edge_counted",
     "int_drift_values_counted",
     "fct_drift_reference_bins",
     "fct_drift_numeric",
     "fct_drift_categorical",
     "fct_drift_categorical_summary",
 )
-MARTS = DRIFT_MODELS[2:]
+MARTS = tuple(model for model in DRIFT_MODELS if model.startswith("fct_"))
 PARSE = DRIFT_MODELS[0]
 STATISTICS = DRIFT_MODELS[1:]
 STAT_TOLERANCE = 1e-9
@@ -465,7 +468,7 @@ def model_timings(run_results: Path) -> tuple[dict[str, float], float]:
 
 
 def compiled_sql(target_path: Path) -> dict[str, str]:
-    """The SELECT dbt compiled for each of the five models (``<target>/compiled/``; the DDL around
+    """The SELECT dbt compiled for each of the drift models (``<target>/compiled/``; the DDL around
     it in ``run/`` differs between creating a table and replacing it, so it is left out)."""
     compiled: dict[str, str] = {}
     for model in DRIFT_MODELS:
@@ -475,7 +478,7 @@ def compiled_sql(target_path: Path) -> dict[str, str]:
 
 
 def sql_fingerprint(compiled: dict[str, str]) -> str:
-    """Short hash of the five models' compiled SQL: did the repeats run the same code?"""
+    """Short hash of the drift models' compiled SQL: did the repeats run the same code?"""
     digest = hashlib.sha256()
     for model in DRIFT_MODELS:
         digest.update(compiled.get(model, "").encode())
@@ -960,7 +963,10 @@ def main(argv: list[str] | None = None) -> int:
             ("wall", "warehouse: dbt run, wall (6 models, --full-refresh)"),
             ("sql", "warehouse: SQL = sum of the models' execution_time"),
             *[(model, f"warehouse SQL: {model}") for model in DRIFT_MODELS],
-            ("statistics", "warehouse: SQL of the statistics from typed values (5 models)"),
+            (
+                "statistics",
+                f"warehouse: SQL of the statistics from typed values ({len(STATISTICS)} models)",
+            ),
             ("marts", "warehouse: SQL of the 4 marts"),
             ("daily_wall", "daily drift stage: dbt run, wall (current day parsed + statistics)"),
             ("daily_sql", "daily drift stage: SQL = sum of the 6 models' execution_time"),
@@ -989,7 +995,8 @@ def main(argv: list[str] | None = None) -> int:
             for model, text in compiled.items():
                 (folder / f"{model}.sql").write_text(text)
         sample.note = (
-            f"dbt start-up, parse and 5 models; SQL span {span:.2f} s; SQL {fingerprints[-1]}"
+            f"dbt start-up, parse and {len(DRIFT_MODELS)} models; SQL span {span:.2f} s; "
+            f"SQL {fingerprints[-1]}"
         )
         steps["wall"].samples.append(sample)
         steps["sql"].samples.append(
@@ -1131,7 +1138,7 @@ def main(argv: list[str] | None = None) -> int:
             sample.note = f"{row_counts.get(model, 0):,} rows"
     versions = list(dict.fromkeys(fingerprints))
     same_sql = (
-        f"the five models' compiled SQL was the same in every repeat ({versions[0]})"
+        f"the drift models' compiled SQL was the same in every repeat ({versions[0]})"
         if len(versions) == 1
         else f"WARNING: the models' SQL changed between repeats ({', '.join(fingerprints)}): "
         "the project was edited during the run, so the medians mix versions (each version is in "
