@@ -516,12 +516,12 @@ def read_warehouse_results(db_path: Path, batch_id: str, tests: pd.DataFrame) ->
             "select * from marts.fct_drift_categorical_summary where batch_id = ?", [batch_id]
         ).df()
         row_counts = {
-            model: _count(con, f"select count(*) from {schema}.{model}")
-            for model, schema in zip(
-                DRIFT_MODELS,
-                ["intermediate", "intermediate", "marts", "marts", "marts", "marts"],
-                strict=True,
+            model: _count(
+                con,
+                f"select count(*) from {'marts' if model.startswith('fct_') else 'intermediate'}"
+                f".{model}",
             )
+            for model in DRIFT_MODELS
         }
         label_rows = _count(
             con,
