@@ -960,7 +960,7 @@ def main(argv: list[str] | None = None) -> int:
     steps = {
         key: Step(name)
         for key, name in [
-            ("wall", "warehouse: dbt run, wall (6 models, --full-refresh)"),
+            ("wall", f"warehouse: dbt run, wall ({len(DRIFT_MODELS)} models, --full-refresh)"),
             ("sql", "warehouse: SQL = sum of the models' execution_time"),
             *[(model, f"warehouse SQL: {model}") for model in DRIFT_MODELS],
             (
@@ -969,7 +969,10 @@ def main(argv: list[str] | None = None) -> int:
             ),
             ("marts", "warehouse: SQL of the 4 marts"),
             ("daily_wall", "daily drift stage: dbt run, wall (current day parsed + statistics)"),
-            ("daily_sql", "daily drift stage: SQL = sum of the 6 models' execution_time"),
+            (
+                "daily_sql",
+                f"daily drift stage: SQL = sum of the {len(DRIFT_MODELS)} models' execution_time",
+            ),
             ("daily_parse", f"daily drift stage SQL: {PARSE} (the current day only)"),
             ("python", "warehouse: Python stage (retraining.drift.drift_tests)"),
             ("read", "in memory: read (pandas)"),
@@ -1030,7 +1033,9 @@ def main(argv: list[str] | None = None) -> int:
         daily_results = bench.target_path / "run_results.json"
         shutil.copyfile(daily_results, workdir / "logs" / f"run_results-daily-r{repeat}.json")
         daily_per_model, daily_span = model_timings(daily_results)
-        sample.note = f"dbt start-up, parse and 6 models; SQL span {daily_span:.2f} s"
+        sample.note = (
+            f"dbt start-up, parse and {len(DRIFT_MODELS)} models; SQL span {daily_span:.2f} s"
+        )
         steps["daily_wall"].samples.append(sample)
         steps["daily_sql"].samples.append(Sample(sum(daily_per_model.values())))
         steps["daily_parse"].samples.append(Sample(daily_per_model[PARSE]))
