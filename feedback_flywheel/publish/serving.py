@@ -277,8 +277,8 @@ def publish(
 
     ``batch_id`` is recorded in the metadata; by default the latest successful batch of
     ``ml.batch_runs``. Nothing at ``target`` changes unless the whole copy succeeded. The
-    previous copy is synced rather than rebuilt when it can be (see the module's docs);
-    ``full`` always builds from scratch.
+    previous copy is synced rather than rebuilt when it can be (see the module's docs), and
+    built from scratch when the sync fails; ``full`` always builds from scratch.
     """
     started = time.perf_counter()
     source, target = Path(db_path).resolve(), Path(target).resolve()
@@ -311,6 +311,13 @@ def publish(
             con.close()
         fault_point("publish:building")
         _swap_in(temporary, target)
+    except duckdb.Error:
+        _remove(temporary)
+        if syncs is None:
+            raise
+        # a sync that failed (e.g. a view someone made in the copy) is thrown away: build the
+        # copy from scratch instead; an error there is the warehouse's and is raised
+        return publish(db_path, target, batch_id=batch_id, full=True)
     except BaseException:
         _remove(temporary)
         raise

@@ -1,14 +1,16 @@
 """Bringing the published tables into a new serving copy (:mod:`.serving`): copied whole from
 the attached warehouse, or synced in a copy of the previous snapshot.
 
-Syncing a table: the rows of the copy whose content (DuckDB's 64-bit ``hash`` of the whole row)
-no longer occurs in the warehouse are deleted, and the warehouse's rows whose content does not
-occur in the copy are inserted; a table whose columns changed is copied whole. Each synced table
-is then checked: its row count must equal the warehouse's, else it is copied whole (duplicate
-rows, or two different rows with one hash, would show there). What a sync cannot see is one row
-replaced by another with the same 64-bit hash, about 1 in 10^19 per changed row; every
-``serving.MAX_SYNCS``-th publish is a full copy, which also gives back the space deleted rows
-leave in the file.
+Syncing a table: both sides' rows are counted per content hash (DuckDB's 64-bit ``hash`` of the
+whole row); for every hash whose count differs (rows deleted, added or changed, or a row that
+occurs more often on one side), the copy's rows with that hash are deleted and the warehouse's
+inserted. A table whose columns (names, types, order) changed is copied whole, and so is a
+synced table whose row count then differs from the warehouse's. What a sync cannot see is a
+change that keeps every hash's count, i.e. one row replaced by a different row with the same
+64-bit hash (about 1 in 10^19 per changed row), or a change between values DuckDB hashes alike
+(-0.0 and 0.0, two NaNs); every ``serving.MAX_SYNCS``-th publish is a full copy, which also
+gives back the space deleted rows leave in the file. A sync that fails (any DuckDB error) is
+thrown away and the copy built from scratch instead (:func:`.serving.publish`).
 """
 
 from __future__ import annotations
@@ -62,30 +64,34 @@ def _columns(con: duckdb.DuckDBPyConnection, database: str) -> dict[tuple[str, s
     return columns
 
 
+#: the alias a table's rows are hashed under (a row as one value): a name no column should have
+ROW = "flywheel_publish_row"
+
+
 def _sync_rows(con: duckdb.DuckDBPyConnection, qualified: str) -> int:
-    """Bring the copy's table ``qualified`` to the warehouse's rows by row content: delete the
-    rows whose hash the warehouse no longer has, insert the warehouse's rows whose hash the copy
-    lacks. Returns the rows written (deleted + inserted)."""
+    """Bring the copy's table ``qualified`` to the warehouse's rows by row content, as multisets:
+    per row hash, the rows of each side are counted, and for every hash whose count differs the
+    copy's rows with that hash are deleted and the warehouse's inserted (so a row that occurs
+    twice on one side and once on the other is put right too). Returns the rows written
+    (deleted + inserted)."""
     source = f"{SOURCE_ALIAS}.{qualified}"
-    con.execute(f"create temp table publish_new as select hash(s) as h from {source} as s")
+    counted = "select hash({row}) as h, count(*) as n from {table} as {row} group by 1"
     con.execute(
-        f"create temp table publish_old as select hash(t) as h, t.rowid as r from {qualified} as t"
+        "create temp table publish_changed as "
+        f"with theirs as ({counted.format(row=ROW, table=source)}), "
+        f"ours as ({counted.format(row=ROW, table=qualified)}) "
+        "select coalesce(theirs.h, ours.h) as h from theirs full outer join ours using (h) "
+        "where theirs.n is distinct from ours.n"
     )
     deleted = con.execute(
-        f"""
-        delete from {qualified} where rowid in (
-            select publish_old.r from publish_old anti join publish_new using (h)
-        )
-        """
+        f"delete from {qualified} as {ROW} "
+        f"where hash({ROW}) in (select publish_changed.h from publish_changed)"
     ).fetchall()[0][0]
     inserted = con.execute(
-        f"""
-        insert into {qualified} select s.* from {source} as s
-        where hash(s) in (select publish_new.h from publish_new anti join publish_old using (h))
-        """
+        f"insert into {qualified} select {ROW}.* from {source} as {ROW} "
+        f"where hash({ROW}) in (select publish_changed.h from publish_changed)"
     ).fetchall()[0][0]
-    con.execute("drop table publish_new")
-    con.execute("drop table publish_old")
+    con.execute("drop table publish_changed")
     return int(deleted) + int(inserted)
 
 
@@ -109,14 +115,14 @@ def sync_relations(
     for schema, name in relations:
         qualified = f"{quote(schema)}.{quote(name)}"
         expected = _count(con, f"{SOURCE_ALIAS}.{qualified}")
+        synced = None
         if ours.get((schema, name)) == theirs.get((schema, name)):
-            written += _sync_rows(con, qualified)
-        if ours.get((schema, name)) != theirs.get((schema, name)) or _count(con, qualified) != (
-            expected
-        ):
+            synced = _sync_rows(con, qualified)
+        if synced is None or _count(con, qualified) != expected:
             con.execute(f"create schema if not exists {quote(schema)}")
             _copy_whole(con, schema, name)
-            written += expected
+            synced = expected
+        written += synced
         row_counts[f"{schema}.{name}"] = expected
     con.execute("commit")
     return row_counts, written

@@ -220,6 +220,7 @@ def test_a_publish_syncs_the_previous_copy_to_the_warehouse_exactly(
         con.execute("create table marts.reshaped as select i as id from range(10) as t(i)")
         con.execute("create table marts.leaving as select 1 as id")
         con.execute("create table marts.twins as select 1 as id from range(2)")
+        con.execute("create table marts.shuffled as select * from (values (1), (1), (2)) v(id)")
     first = serving.publish(warehouse, target)
     assert first.mode == "full"
     # a batch's worth of change: rows deleted, updated and added, a column added, a table gone,
@@ -232,6 +233,9 @@ def test_a_publish_syncs_the_previous_copy_to_the_warehouse_exactly(
         con.execute("drop table marts.leaving")
         con.execute("create table marts.arriving as select 2 as id")
         con.execute("insert into marts.twins select 1 from range(3)")
+        # the same hashes and the same count, other multiplicities: {1, 1, 2} -> {1, 2, 2}
+        con.execute("delete from marts.shuffled")
+        con.execute("insert into marts.shuffled values (1), (2), (2)")
     synced = serving.publish(warehouse, target)
     assert synced.mode == "synced"
     # what changed is written (deleted + inserted rows of facts, the rest copied whole), not
@@ -239,7 +243,7 @@ def test_a_publish_syncs_the_previous_copy_to_the_warehouse_exactly(
     assert 0 < synced.rows_written < 2000
     assert _tables_differ(target, warehouse) == {}
     meta = _read(target, "select table_name, row_count, synced_publishes from meta.snapshot")
-    assert sorted(meta.table_name) == ["arriving", "facts", "reshaped", "twins"]
+    assert sorted(meta.table_name) == ["arriving", "facts", "reshaped", "shuffled", "twins"]
     assert set(meta.synced_publishes) == {1}
     with duckdb.connect(str(target), read_only=True) as con:
         _snapshot_is_complete(con)
@@ -251,6 +255,13 @@ def test_a_publish_syncs_the_previous_copy_to_the_warehouse_exactly(
     monkeypatch.setattr(serving, "MAX_SYNCS", 1)
     assert serving.publish(warehouse, target).mode == "synced"
     assert serving.publish(warehouse, target).mode == "full"
+    # a sync that fails (a view made in the copy cannot be dropped as a table) gives way to a
+    # full build, and the copy is still the warehouse's
+    assert serving.publish(warehouse, target, full=True).mode == "full"
+    with duckdb.connect(str(target)) as con:
+        con.execute("create view marts.someones_view as select 1 as id")
+    assert serving.publish(warehouse, target).mode == "full"
+    assert _tables_differ(target, warehouse) == {}
     # a copy of another warehouse is never synced
     other = tmp_path / "other.duckdb"
     other.write_bytes(warehouse.read_bytes())

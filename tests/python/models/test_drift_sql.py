@@ -633,3 +633,79 @@ def test_inputs_are_parsed_once_and_a_retyped_feature_from_the_batch_that_config
     )
     assert got == expected, "the categorical value is the JSON value as text"
     assert len(after) - len(new) == len(before), "the earlier rows are untouched"
+
+
+def test_a_batch_that_failed_after_typing_values_has_its_days_counted_by_the_next(
+    drift_build: DriftBuild, tmp_path: Path
+) -> None:
+    """A batch types the values of a late file and dies before the day summaries are built; the
+    next batch, under its own id, finds those values already typed and still counts their day
+    again: every day summary equals the count of its typed values, the late day's included."""
+    db_path = tmp_path / "failed.duckdb"
+    shutil.copyfile(drift_build.db_path, db_path)
+    late_count, late_at = 50, REFERENCE_START + timedelta(hours=6)  # far behind the lookback
+    pd.DataFrame(
+        {
+            "inference_id": [f"late-{i}" for i in range(late_count)],
+            "logged_at": [_ts(late_at)] * late_count,
+            "model_name": "m1",
+            "model_version": "v1",
+            "subject_id": "s-late",
+            "context": '{"region": "eu", "language": "en"}',
+            "inputs": _inputs_text({"x_int": 1, "x_float": 0.5, "x_const": 5, "color": "teal"}),
+            "predicted_label": "yes",
+            "predicted_score": 0.9,
+        }
+    ).to_parquet(tmp_path / "late.parquet", index=False)
+    with warehouse.connect(db_path) as con:
+        assert ingest_file(con, "inference_log", tmp_path / "late.parquet").ok
+    failed = {
+        "FLYWHEEL_BATCH_ID": "b20260301T120000",
+        "FLYWHEEL_BATCH_START": "2026-03-01 00:00:00",
+        "FLYWHEEL_BATCH_END": "2026-03-01 12:00:00",
+    }
+    upstream = ["run", "--select", "int_inferences_validated", "int_drift_values_typed"]
+    env = {"DBT_LOG_PATH": str(tmp_path / "logs")}
+    run = {"dbt_vars": DBT_VARS, "db_path": db_path, "target_path": tmp_path / "target"}
+    dbt(upstream, **run, extra_env={**failed, **env})  # and then the batch died
+    typed_late = query(
+        db_path,
+        "select distinct batch_id from intermediate.int_drift_values_typed "
+        "where inference_id like 'late-%'",
+    )
+    assert list(typed_late["batch_id"]) == [failed["FLYWHEEL_BATCH_ID"]]
+
+    following = {
+        "FLYWHEEL_BATCH_ID": "b20260302T000000",
+        "FLYWHEEL_BATCH_START": "2026-03-01 12:00:00",
+        "FLYWHEEL_BATCH_END": "2026-03-02 00:00:00",
+    }
+    models = [*upstream, "int_drift_values_daily"]
+    dbt(models, **run, extra_env={**following, **env})
+    mismatched = query(
+        db_path,
+        """
+        with typed as (
+            select model_name, cast(logged_at as date) as logged_date, feature_name, value_type,
+                coalesce(string_value, cast(numeric_value as varchar), '(missing)') as value,
+                count(*) as n
+            from intermediate.int_drift_values_typed group by all
+        ),
+        counted as (
+            select model_name, logged_date, feature_name, value_type,
+                coalesce(string_value, cast(numeric_value as varchar), '(missing)') as value,
+                sum(value_count) as n
+            from intermediate.int_drift_values_daily group by all
+        )
+        select * from typed full outer join counted
+            using (model_name, logged_date, feature_name, value_type, value)
+        where typed.n is distinct from counted.n
+        """,
+    )
+    assert mismatched.empty, mismatched
+    teal = query(
+        db_path,
+        "select value_count from intermediate.int_drift_values_daily "
+        "where feature_name = 'color' and string_value = 'teal'",
+    )
+    assert list(teal["value_count"]) == [late_count]
