@@ -15,12 +15,13 @@ from feedback_flywheel import batches
 from feedback_flywheel.config import Settings
 from feedback_flywheel.config.faults import fault_point
 from feedback_flywheel.retraining import decision as decisions
-from feedback_flywheel.retraining import drift, performance, training_store
+from feedback_flywheel.retraining import drift, performance, timeline, training_store
 from feedback_flywheel.retraining.results import write_batch_rows
 from feedback_flywheel.rewards import stage as reward_stage
 from feedback_flywheel.warehouse import connect
 from feedback_flywheel.warehouse.catalogue import (
     DRIFT_RESULTS,
+    DRIFT_TIMELINE,
     FCT_PERFORMANCE_ESTIMATES,
     PERFORMANCE_CHECKS,
     RPT_KPI_DAILY,
@@ -31,14 +32,21 @@ from flows.retries import IO_RETRIES
 
 @task(name="test-drift", **IO_RETRIES)
 def test_drift(settings: Settings, batch: batches.BatchWindow) -> int:
-    """p-values, Benjamini-Hochberg and the drift gate over the warehouse's drift summaries."""
+    """p-values, Benjamini-Hochberg and the drift gate over the warehouse's drift summaries: at
+    the watermark (ml.drift_results) and on every day of the batch's window (ml.drift_timeline)."""
+    policy = settings.retraining_policy
+    now = batches.utc_now()
     with connect(settings.db_path) as con:
-        results = drift.drift_tests(con, batch.batch_id, settings.retraining_policy)
-        write_batch_rows(
-            con, DRIFT_RESULTS, batch.batch_id, results, drift.DRIFT_COLUMNS, batches.utc_now()
-        )
+        results = drift.drift_tests(con, batch.batch_id, policy)
+        write_batch_rows(con, DRIFT_RESULTS, batch.batch_id, results, drift.DRIFT_COLUMNS, now)
+        span = settings.vars.drift_current_days + settings.vars.drift_reference_days
+        days = timeline.timeline_rows(con, batch.batch_id, batch.window_end, results, policy, span)
+        write_batch_rows(con, DRIFT_TIMELINE, batch.batch_id, days, timeline.TIMELINE_COLUMNS, now)
         drifted = results[results.is_drift] if not results.empty else results
     logger = get_run_logger()
+    past = days[~days.is_watermark] if not days.empty else days
+    for (model, feature), first in timeline.first_drift_days(past).items():
+        logger.info("drift timeline: %s %s drifted from %s", model, feature, first)
     for row in drifted.itertuples(index=False):
         logger.info(
             "drift: %s %s (%s) %s=%.3g p_adj=%.2g effect %s=%.3g",
@@ -109,6 +117,9 @@ def decide_retraining(
                 results[PERFORMANCE_CHECKS],
                 results[FCT_PERFORMANCE_ESTIMATES],
                 policy,
+            )
+            decisions.attach_change_points(
+                signals, timeline.current_change_points(con, batch.batch_id, model_name)
             )
             decision = decisions.decide(
                 con,

@@ -89,6 +89,9 @@ class FlywheelVars(BaseModel):
 
     drift_current_days: int = Field(ge=1, le=365, description="Drift: current window length.")
     drift_reference_days: int = Field(ge=1, le=3650, description="Drift: reference window.")
+    drift_timeline_days: int = Field(
+        ge=0, le=3660, description="Drift timeline: past days of a batch evaluated (0: none)."
+    )
     drift_features: DriftFeatures
     drift_top_k: int = Field(ge=1, le=1000, description="Categorical drift: categories kept.")
     drift_bins: int = Field(ge=2, le=100, description="PSI / JS bins from reference quantiles.")

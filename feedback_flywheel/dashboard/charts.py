@@ -155,6 +155,44 @@ def drift_heatmap(overview: pd.DataFrame) -> alt.Chart:
     return (cells + marks).properties(height=max(160, 28 * overview.feature_name.nunique()))
 
 
+def drift_timeline(timeline: pd.DataFrame) -> alt.Chart:
+    """Feature × day of the drift timeline: colour is the strongest effect relative to its
+    floor, a dot marks drift, a red rule the estimated start of a flagged change."""
+    base = alt.Chart(timeline).encode(
+        x=alt.X("evaluation_date:T", title="day"),
+        y=alt.Y("feature_name:N", title="feature"),
+    )
+    cells = base.mark_rect().encode(
+        color=alt.Color(
+            "effect_ratio:Q",
+            title="effect / floor",
+            scale=alt.Scale(scheme="orangered", domainMin=0),
+        ),
+        tooltip=[
+            alt.Tooltip("evaluation_date:T", title="day"),
+            "feature_name:N",
+            "kind:N",
+            alt.Tooltip("effect_ratio:Q", format=".2f", title="effect / floor"),
+            alt.Tooltip("p_adjusted_min:Q", format=".2g", title="min BH p"),
+            "is_drift:N",
+            "drifted_tests:N",
+            alt.Tooltip("change_point_date:T", title="change started"),
+        ],
+    )
+    marks = base.transform_filter("datum.is_drift").mark_text(text="●", color="black", size=12)
+    changes = (
+        alt.Chart(timeline[timeline.change_point_date.notna()])
+        .mark_tick(color="red", thickness=3, size=24)
+        .encode(
+            x=alt.X("change_point_date:T"),
+            y=alt.Y("feature_name:N"),
+            tooltip=["feature_name:N", alt.Tooltip("change_point_date:T", title="change started")],
+        )
+    )
+    height = max(160, 28 * timeline.feature_name.nunique())
+    return (cells + marks + changes).properties(height=height)
+
+
 def drifted_per_batch(overview: pd.DataFrame) -> alt.Chart:
     """How many features drifted in each batch, by kind."""
     counts = (

@@ -207,6 +207,14 @@ def build_signals(
     }
 
 
+def attach_change_points(signals: dict[str, Signal], changes: dict[str, str]) -> None:
+    """Record with the feature signals where each drifted feature's change started (the drift
+    timeline's estimate, :mod:`.change_points`)."""
+    for name in ("covariate_drift", "prediction_drift"):
+        features = signals[name].detail.get("features") or []
+        signals[name].detail["change_points"] = {f: changes[f] for f in features if f in changes}
+
+
 def last_triggered_retrain(
     con: duckdb.DuckDBPyConnection, model_name: str, before: datetime
 ) -> datetime | None:
@@ -290,6 +298,9 @@ def _describe(signal: Signal) -> str:
     for key in ("features", "segments"):
         if signal.detail.get(key):
             extra = f": {', '.join(signal.detail[key][:5])}"
+    changes = signal.detail.get("change_points") or {}
+    if changes:
+        extra += " (changed from " + ", ".join(f"{f} {d}" for f, d in changes.items()) + ")"
     return f"= {signal.value:g} (threshold {signal.threshold:g}){extra}"
 
 

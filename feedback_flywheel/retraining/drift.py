@@ -72,7 +72,12 @@ def _summaries(
     return numeric, summary, tables
 
 
-def _missing_row(record: Any, floors: EffectFloors) -> dict[str, Any]:
+def _keys(record: Any, extra: list[str]) -> dict[str, Any]:
+    """The record's group keys beyond the model (the timeline's evaluation_date)."""
+    return {key: getattr(record, key) for key in extra}
+
+
+def _missing_row(record: Any, floors: EffectFloors, extra: list[str]) -> dict[str, Any]:
     """The two-proportion test of the missing rate of one feature."""
     total_ref = int(record.n_ref) + int(record.missing_ref)
     total_cur = int(record.n_cur) + int(record.missing_cur)
@@ -81,7 +86,7 @@ def _missing_row(record: Any, floors: EffectFloors) -> dict[str, Any]:
     )
     rate_ref = record.missing_ref / total_ref if total_ref else float("nan")
     rate_cur = record.missing_cur / total_cur if total_cur else float("nan")
-    return {
+    return _keys(record, extra) | {
         "model_name": record.model_name,
         "feature_name": record.feature_name,
         "kind": _kind(record.feature_kind),
@@ -97,13 +102,16 @@ def _missing_row(record: Any, floors: EffectFloors) -> dict[str, Any]:
     }
 
 
-def _numeric_rows(numeric: pd.DataFrame, floors: EffectFloors) -> list[dict[str, Any]]:
+def _numeric_rows(
+    numeric: pd.DataFrame, floors: EffectFloors, extra: list[str]
+) -> list[dict[str, Any]]:
     """KS (exact p-value from D, n, m) and the missing rate, per numeric feature."""
     rows: list[dict[str, Any]] = []
     for record in numeric.itertuples(index=False):
         n_ref, n_cur = int(record.n_ref), int(record.n_cur)
         rows.append(
-            {
+            _keys(record, extra)
+            | {
                 "model_name": record.model_name,
                 "feature_name": record.feature_name,
                 "kind": _kind(record.feature_kind),
@@ -117,30 +125,30 @@ def _numeric_rows(numeric: pd.DataFrame, floors: EffectFloors) -> list[dict[str,
                 "n_cur": n_cur,
                 "details": {
                     "wasserstein": record.wasserstein,
-                    "psi": record.psi,
-                    "js_distance": record.js_distance,
+                    "psi": getattr(record, "psi", None),
+                    "js_distance": getattr(record, "js_distance", None),
                 },
             }
         )
-        rows.append(_missing_row(record, floors))
+        rows.append(_missing_row(record, floors, extra))
     return rows
 
 
 def _categorical_rows(
-    summary: pd.DataFrame, tables: pd.DataFrame, floors: EffectFloors
+    summary: pd.DataFrame, tables: pd.DataFrame, floors: EffectFloors, extra: list[str]
 ) -> list[dict[str, Any]]:
     """Chi-square homogeneity, the unseen share and the missing rate, per categorical feature."""
     rows: list[dict[str, Any]] = []
+    keys = ["model_name", *extra, "feature_name"]
+    by_feature = {key: table for key, table in tables.groupby(keys)} if not tables.empty else {}
     for record in summary.itertuples(index=False):
-        table = tables[
-            (tables.model_name == record.model_name) & (tables.feature_name == record.feature_name)
-        ]
+        table = by_feature.get(tuple(getattr(record, key) for key in keys), tables.iloc[0:0])
         statistic, p_value, dof = chi2_homogeneity(
             table.n_ref.astype(int).tolist(), table.n_cur.astype(int).tolist()
         )
         if int(record.n_ref) == 0 or int(record.n_cur) == 0:
             p_value = float("nan")
-        common = {
+        common = _keys(record, extra) | {
             "model_name": record.model_name,
             "feature_name": record.feature_name,
             "kind": _kind(record.feature_kind),
@@ -156,7 +164,7 @@ def _categorical_rows(
                 "effect_metric": "linf",
                 "effect_size": record.linf,
                 "threshold": floors.chi2,
-                "details": {"js_distance": record.js_distance, "dof": dof},
+                "details": {"js_distance": getattr(record, "js_distance", None), "dof": dof},
             }
         )
         rows.append(
@@ -171,7 +179,7 @@ def _categorical_rows(
                 "details": {},
             }
         )
-        rows.append(_missing_row(record, floors))
+        rows.append(_missing_row(record, floors, extra))
     return rows
 
 
@@ -179,14 +187,37 @@ def drift_tests(con: duckdb.DuckDBPyConnection, batch_id: str, policy: Policy) -
     """One row per (model, feature, test) of the batch: statistic, p-value, BH-adjusted p-value,
     effect size against its floor, and the gated, persistent drift flag."""
     numeric, summary, tables = _summaries(con, batch_id)
+    results = test_rows(numeric, summary, tables, policy, ["model_name"])
+    if results.empty:
+        return results
+    results["is_drift"] = _persistent(con, batch_id, results, policy)
+    results["batch_id"] = batch_id
+    results["details"] = results.details.map(lambda d: json.dumps(d, default=float))
+    results["policy_version"] = policy.policy_version
+    return results
+
+
+def test_rows(
+    numeric: pd.DataFrame,
+    summary: pd.DataFrame,
+    tables: pd.DataFrame,
+    policy: Policy,
+    group_by: list[str],
+) -> pd.DataFrame:
+    """The tests of the numeric summaries, categorical summaries and contingency tables given,
+    Benjamini-Hochberg adjusted across the tests of each ``group_by`` group (a model's batch, or
+    a model's day of the timeline), gated by significance, effect floor and sample size
+    (``is_drift_now``). Columns of ``group_by`` beyond model_name come along from the inputs."""
+    extra = [key for key in group_by if key != "model_name"]
     floors = policy.drift.effect_size_floors
     results = pd.DataFrame(
-        _numeric_rows(numeric, floors) + _categorical_rows(summary, tables, floors)
+        _numeric_rows(numeric, floors, extra) + _categorical_rows(summary, tables, floors, extra)
     )
     if results.empty:
         return results
     results["p_adjusted"] = np.nan
-    for _, index in results.groupby("model_name").groups.items():
+    by = group_by[0] if len(group_by) == 1 else group_by
+    for _, index in results.groupby(by).groups.items():
         results.loc[index, "p_adjusted"] = bh_adjust(results.loc[index, "p_value"].to_numpy())
     alpha = policy.drift.alpha
     enough = (results.n_ref >= policy.drift.min_samples) & (
@@ -199,10 +230,6 @@ def drift_tests(con: duckdb.DuckDBPyConnection, batch_id: str, policy: Policy) -
     results["alpha"] = alpha
     results["is_significant"] = significant
     results["is_drift_now"] = significant & large & enough
-    results["is_drift"] = _persistent(con, batch_id, results, policy)
-    results["batch_id"] = batch_id
-    results["details"] = results.details.map(lambda d: json.dumps(d, default=float))
-    results["policy_version"] = policy.policy_version
     return results
 
 

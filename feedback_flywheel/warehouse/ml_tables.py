@@ -142,6 +142,53 @@ DRIFT_RESULTS = MlTable(
     loaded_at_field="computed_at",
 )
 
+DRIFT_TIMELINE = MlTable(
+    "drift_timeline",
+    "The drift tests of every day of a batch's window, per (batch, model, day, feature, test): "
+    "the past days from the timeline marts (a backfill's history), the last from the drift at "
+    "the watermark (ml.drift_results). Same tests, correction (Benjamini-Hochberg across the "
+    "tests of one model and day) and gate as the decision's, so a change shows on the day it "
+    "happened; only the watermark's row can trigger a retraining.",
+    (
+        _c("batch_id", "varchar", BATCH_ID, False),
+        _c("model_name", "varchar", MODEL_NAME, False),
+        _c(
+            "evaluation_date",
+            "date",
+            "The day evaluated: its windows end at that day's end (the watermark for the last).",
+            False,
+        ),
+        _c("feature_name", "varchar", "Input feature or predicted_score/predicted_label.", False),
+        _c("kind", "varchar", "covariate or prediction drift.", False),
+        _c("test", "varchar", "ks, chi2, missing_rate or unseen_share.", False),
+        _c("statistic", "double", "KS D, chi-square, z of the missing-rate change, or share."),
+        _c("p_value", "double", "Two-sided p-value of the test (null for unseen_share)."),
+        _c("p_adjusted", "double", "Benjamini-Hochberg adjusted across the model's day."),
+        _c("effect_metric", "varchar", "What effect_size measures.", False),
+        _c("effect_size", "double", "Effect size compared with the policy's floor."),
+        _c("threshold", "double", "The effect-size floor of the test.", False),
+        _c("n_ref", "bigint", "Values in the day's reference window."),
+        _c("n_cur", "bigint", "Values in the day's current window."),
+        _c("is_drift", "boolean", "Significant, large enough and enough samples that day.", False),
+        _c(
+            "is_watermark",
+            "boolean",
+            "The batch's own evaluation at its watermark (the one a decision reads).",
+            False,
+        ),
+        _c(
+            "change_point_date",
+            "date",
+            "On the first day of a run of drift flags: the day the change is estimated to have "
+            "started (feedback_flywheel/retraining/change_points.py); null otherwise.",
+        ),
+        _c("policy_version", "varchar", "Version of the retraining policy applied.", False),
+        _c("computed_at", "timestamp", "When the row was written (UTC).", False),
+    ),
+    primary_key=("batch_id", "model_name", "evaluation_date", "feature_name", "test"),
+    loaded_at_field="computed_at",
+)
+
 PERFORMANCE_CHECKS = MlTable(
     "performance_checks",
     "Labelled-accuracy checks per batch and model version: the overall change between the "
@@ -346,6 +393,7 @@ ML_TABLES: dict[str, MlTable] = {
     for table in (
         BATCH_RUNS,
         DRIFT_RESULTS,
+        DRIFT_TIMELINE,
         PERFORMANCE_CHECKS,
         RETRAINING_DECISIONS,
         TRAINING_RUNS,

@@ -125,14 +125,96 @@
 
 {#- A where condition over int_drift_values_typed rows keeping the features given (a list of
     {name, value_type}, as drift_input_features returns) under their configured type; `false`
-    for none. -#}
-{% macro drift_typed_feature_filter(features) -%}
+    for none. relation: the alias the columns are qualified with (none: unqualified). -#}
+{% macro drift_typed_feature_filter(features, relation=none) -%}
+    {%- set prefix = relation ~ '.' if relation else '' -%}
     {%- for feature in features -%}
         (
-            feature_name = {{ feedback_flywheel.sql_string(feature.name) }}
-            and value_type = '{{ feature.value_type }}'
+            {{ prefix }}feature_name = {{ feedback_flywheel.sql_string(feature.name) }}
+            and {{ prefix }}value_type = '{{ feature.value_type }}'
         ){% if not loop.last %} or {% endif %}
     {%- else -%}
         false
     {%- endfor -%}
+{%- endmacro %}
+
+
+{#- The drift timeline of a batch: the past days of its window, each evaluated at its own end the
+    way the watermark is (fct_drift_numeric, fct_drift_categorical_summary): the day's last
+    drift_current_days days against the drift_reference_days before them. A day qualifies when it
+    ends after batch_start, at least a day before batch_end (the watermark's own evaluation is the
+    drift at the watermark) and at most var drift_timeline_days before batch_end. A daily batch
+    (a window of one day) has none; a backfill has every day of its history. Returns a where
+    condition on a date column and the window lengths in days. -#}
+{% macro drift_timeline_days(date_column) -%}
+    {%- set timeline_days = feedback_flywheel.drift_int_var('drift_timeline_days', 0) -%}
+    {%- set batch_start = feedback_flywheel.var_timestamp('batch_start') -%}
+    {%- set batch_end = feedback_flywheel.var_timestamp('batch_end') -%}
+    {%- set day = 'cast(' ~ date_column ~ ' as timestamp)' -%}
+    {%- set condition -%}
+        {{ day }} >= {{ dbt.date_trunc('day', batch_start) }}
+        and {{ day }} <= {{ dbt.dateadd('day', -2, batch_end) }}
+        and {{ day }} >= {{ dbt.dateadd('day', -(timeline_days + 1), batch_end) }}
+    {%- endset -%}
+    {{ return({
+        'condition': condition,
+        'current_days': feedback_flywheel.setting('drift_current_days'),
+        'reference_days': feedback_flywheel.setting('drift_reference_days'),
+    }) }}
+{%- endmacro %}
+
+
+{#- The day summaries of every timeline day's two windows (see drift_timeline_days): one row per
+    (model, evaluation day, day of its windows, feature, value) with its window side, from
+    int_drift_values_daily. features: as drift_typed_feature_filter takes them. -#}
+{% macro drift_timeline_window_values(features) -%}
+    {%- set timeline = feedback_flywheel.drift_timeline_days('daily.logged_date') -%}
+    {%- set span = timeline.current_days + timeline.reference_days -%}
+
+evaluation_days as (
+
+    select distinct
+        daily.model_name,
+        daily.logged_date as evaluation_date
+    from {{ ref('int_drift_values_daily') }} as daily
+    where {{ timeline.condition }}
+
+),
+
+window_values as (
+
+    select
+        evaluation_days.model_name,
+        evaluation_days.evaluation_date,
+        daily.feature_name,
+        daily.feature_kind,
+        daily.string_value,
+        daily.numeric_value,
+        case
+            when
+                daily.logged_date > {{ dbt.dateadd(
+                    'day', -timeline.current_days, 'evaluation_days.evaluation_date'
+                ) }}
+                then daily.value_count
+            else 0
+        end as cur_count,
+        case
+            when
+                daily.logged_date <= {{ dbt.dateadd(
+                    'day', -timeline.current_days, 'evaluation_days.evaluation_date'
+                ) }}
+                then daily.value_count
+            else 0
+        end as ref_count
+    from evaluation_days
+    inner join {{ ref('int_drift_values_daily') }} as daily
+        on
+            evaluation_days.model_name = daily.model_name
+            and daily.logged_date <= evaluation_days.evaluation_date
+            and daily.logged_date > {{ dbt.dateadd(
+                'day', -span, 'evaluation_days.evaluation_date'
+            ) }}
+    where {{ feedback_flywheel.drift_typed_feature_filter(features, 'daily') }}
+
+),
 {%- endmacro %}

@@ -27,6 +27,7 @@
         'uncertainty_budget': 'count',
         'drift_current_days': 'count',
         'drift_reference_days': 'count',
+        'drift_timeline_days': 'count',
         'drift_features': 'drift_features',
         'drift_top_k': 'count',
         'drift_bins': 'count',

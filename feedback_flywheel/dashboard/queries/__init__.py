@@ -36,6 +36,7 @@ from feedback_flywheel.dashboard.queries.monitoring import (
     decisions,
     drift_overview,
     drift_tests,
+    drift_timeline,
 )
 from feedback_flywheel.dashboard.queries.operations import (
     batch_runs,
@@ -63,6 +64,7 @@ __all__ = [
     "deployments",
     "drift_overview",
     "drift_tests",
+    "drift_timeline",
     "feedback_skew",
     "has_table",
     "kpi_daily",

@@ -10,6 +10,7 @@ import pandas as pd
 from feedback_flywheel.dashboard.queries.common import has_table
 from feedback_flywheel.warehouse.catalogue import (
     DRIFT_RESULTS,
+    DRIFT_TIMELINE,
     RETRAINING_DECISIONS,
 )
 
@@ -31,6 +32,32 @@ def drift_overview(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
         from {DRIFT_RESULTS}
         group by batch_id, model_name, feature_name
         order by batch_id, model_name, feature_name
+        """
+    ).df()
+
+
+def drift_timeline(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    """Per day, model and feature of the drift timeline (the newest batch's evaluation of a day
+    wins): the strongest effect relative to its floor, whether a test called drift, and the
+    estimated start of a change first flagged that day."""
+    if not has_table(con, DRIFT_TIMELINE):
+        return pd.DataFrame()
+    return con.execute(
+        f"""
+        with latest as (
+            select * from {DRIFT_TIMELINE}
+            qualify batch_id = max(batch_id) over (partition by model_name, evaluation_date)
+        )
+        select evaluation_date, model_name, feature_name, any_value(kind) as kind,
+            max(effect_size / nullif(threshold, 0)) as effect_ratio,
+            min(p_adjusted) as p_adjusted_min,
+            bool_or(is_drift) as is_drift,
+            string_agg(case when is_drift then test end, ', ' order by test) as drifted_tests,
+            min(change_point_date) as change_point_date,
+            max(n_cur) as n_cur
+        from latest
+        group by evaluation_date, model_name, feature_name
+        order by evaluation_date, model_name, feature_name
         """
     ).df()
 

@@ -22,6 +22,20 @@ models = sorted(overview.model_name.unique())
 model_name = st.selectbox("Model", models, key="drift_model") if len(models) > 1 else models[0]
 overview = overview[overview.model_name == model_name]
 
+timeline: pd.DataFrame = common.load(queries.drift_timeline)
+timeline = timeline[timeline.model_name == model_name] if not timeline.empty else timeline
+if not timeline.empty:
+    st.subheader("Timeline")
+    st.caption(
+        "Every day tested as a daily batch at that day's end would have tested it (a backfill's "
+        "past days included); a red tick is where a flagged change is estimated to have started."
+    )
+    st.altair_chart(charts.drift_timeline(timeline), width="stretch")
+    starts = timeline[timeline.change_point_date.notna()]
+    if not starts.empty:
+        columns = ["feature_name", "kind", "evaluation_date", "change_point_date", "drifted_tests"]
+        common.table(starts[columns], "Changes: first flagged day and estimated start")
+    st.subheader("By batch")
 st.altair_chart(charts.drift_heatmap(overview), width="stretch")
 st.altair_chart(charts.drifted_per_batch(overview), width="stretch")
 

@@ -55,7 +55,10 @@ DBT_VARS = {
     # before the watermark: with these two it is the drift window, so one truth checks both
     "performance_current_days": 1,
 }
-SELECT = "+fct_drift_numeric +fct_drift_categorical_summary"
+SELECT = (
+    "+fct_drift_numeric +fct_drift_categorical_summary"
+    " +fct_drift_timeline_numeric +fct_drift_timeline_categorical"
+)
 MISSING = object()  # a key absent from inputs
 
 
@@ -339,6 +342,71 @@ def test_numeric_statistics_equal_scipy(drift_build: DriftBuild) -> None:
                 column,
             )
     assert mart.loc[("m1", "x_int"), "ks_d"] > 0.1, "the shifted feature drifts"
+
+
+def _day_windows(rows: pd.DataFrame, model: str, day: datetime) -> pd.DataFrame:
+    """The model's rows of the windows of timeline day ``day`` (side: reference or current)."""
+    logged = rows["logged_at"]
+    current = (logged >= day) & (logged < day + timedelta(days=1))
+    reference = (logged >= day - timedelta(days=14)) & (logged < day)
+    selected = rows[(rows["model_name"] == model) & (current | reference)].copy()
+    selected["side"] = np.where(current[selected.index], "current", "reference")
+    return selected
+
+
+def test_the_timeline_evaluates_every_past_day_as_scipy_does(drift_build: DriftBuild) -> None:
+    """Each past day of the batch window (2026-01-01 .. 02-27: the watermark's own day is
+    fct_drift_numeric's) with inferences is evaluated over its own windows: the day against the
+    14 days before it. Every statistic of every day equals scipy's on the raw values."""
+    timeline = query(drift_build.db_path, "select * from marts.fct_drift_timeline_numeric")
+    rows = drift_build.rows[drift_build.rows["logged_at"] < BATCH_END]
+    served = {
+        (model, day)
+        for model, day in zip(rows["model_name"], rows["logged_at"].dt.normalize(), strict=True)
+        if day <= BATCH_END - timedelta(days=2)
+    }
+    got_days = {
+        (model, pd.Timestamp(day))
+        for model, day in zip(timeline["model_name"], timeline["evaluation_date"], strict=True)
+    }
+    assert got_days == {(model, pd.Timestamp(day)) for model, day in served}
+    checked = 0
+    for record in timeline.itertuples(index=False):
+        day = pd.Timestamp(record.evaluation_date).to_pydatetime()
+        windows = _day_windows(rows, record.model_name, day)
+        ref = numeric_values(windows, record.model_name, record.feature_name, "reference")
+        cur = numeric_values(windows, record.model_name, record.feature_name, "current")
+        assert (record.n_ref, record.n_cur) == (len(ref), len(cur)), record
+        assert record.missing_cur == window_rows(windows, record.model_name, "current") - len(cur)
+        if len(ref) and len(cur):
+            assert record.ks_d == stats.ks_2samp(ref, cur).statistic, record
+            assert record.wasserstein == pytest.approx(
+                stats.wasserstein_distance(ref, cur), abs=TOLERANCE, rel=TOLERANCE
+            )
+            checked += 1
+        else:
+            assert pd.isna(record.ks_d), record
+    assert checked >= 20
+
+
+def test_the_timeline_contingency_tables_equal_an_independent_crosstab(
+    drift_build: DriftBuild,
+) -> None:
+    timeline = query(drift_build.db_path, "select * from marts.fct_drift_timeline_categorical")
+    rows = drift_build.rows[drift_build.rows["logged_at"] < BATCH_END]
+    assert set(timeline["feature_name"]) == {"color", "predicted_label"}
+    keys = ["model_name", "evaluation_date", "feature_name"]
+    for (model, evaluation_date, feature), got in timeline.groupby(keys):
+        day = pd.Timestamp(evaluation_date).to_pydatetime()
+        windows = _day_windows(rows, model, day)
+        values = categorical_values(windows, drift_build.labels, model, feature)
+        expected = bucketed_crosstab(values)
+        got = got.set_index("category")[["n_ref", "n_cur"]].rename(
+            columns={"n_ref": "reference", "n_cur": "current"}
+        )
+        pd.testing.assert_frame_equal(
+            got.sort_index(), expected.sort_index(), check_names=False, check_dtype=False
+        )
 
 
 def test_ks_d_is_bit_for_bit_scipy(drift_build: DriftBuild) -> None:
