@@ -15,7 +15,13 @@ from feedback_flywheel import batches
 from feedback_flywheel.config import Settings
 from feedback_flywheel.config.faults import fault_point
 from feedback_flywheel.retraining import decision as decisions
-from feedback_flywheel.retraining import drift, performance, timeline, training_store
+from feedback_flywheel.retraining import (
+    drift,
+    performance,
+    performance_timeline,
+    timeline,
+    training_store,
+)
 from feedback_flywheel.retraining.results import write_batch_rows
 from feedback_flywheel.rewards import stage as reward_stage
 from feedback_flywheel.warehouse import connect
@@ -24,6 +30,7 @@ from feedback_flywheel.warehouse.catalogue import (
     DRIFT_TIMELINE,
     FCT_PERFORMANCE_ESTIMATES,
     PERFORMANCE_CHECKS,
+    PERFORMANCE_TIMELINE,
     RPT_KPI_DAILY,
 )
 from flows.retrain import trigger_retraining
@@ -67,10 +74,39 @@ def check_performance(settings: Settings, batch: batches.BatchWindow) -> int:
     """Accuracy change and its covariate / concept split (the confidence-based estimate is the
     mart fct_performance_estimates, built with the batch)."""
     now = batches.utc_now()
+    policy, settings_vars = settings.retraining_policy, settings.vars
+    days = performance_timeline.evaluation_days(
+        batch.window_start,
+        batch.window_end,
+        settings_vars.drift_timeline_days,
+        settings_vars.performance_current_days,
+    )
     with connect(settings.db_path) as con:
-        checks = performance.performance_checks(con, batch.batch_id, settings.retraining_policy)
+        checks = performance.performance_checks(con, batch.batch_id, policy)
         write_batch_rows(
             con, PERFORMANCE_CHECKS, batch.batch_id, checks, performance.PERFORMANCE_COLUMNS, now
+        )
+        daily = performance_timeline.timeline_checks(
+            con,
+            batch.batch_id,
+            days,
+            policy,
+            fast_days=settings_vars.performance_fast_days,
+            reference_days=settings_vars.performance_reference_days,
+        )
+        columns = performance_timeline.PERFORMANCE_TIMELINE_COLUMNS
+        write_batch_rows(con, PERFORMANCE_TIMELINE, batch.batch_id, daily, columns, now)
+    logger = get_run_logger()
+    for row in daily[daily.change_point_date.notna()].itertuples(index=False):
+        logger.info(
+            "performance timeline: %s %s %s=%s accuracy %+.3f on %s, drop started %s",
+            row.model_name,
+            row.model_version,
+            row.segment_attribute,
+            row.segment_value,
+            row.accuracy_change,
+            row.evaluation_date,
+            row.change_point_date,
         )
     return 0 if checks.empty else int(checks.is_flagged.sum())
 

@@ -98,6 +98,9 @@ class FlywheelVars(BaseModel):
     discovery_days: int = Field(ge=1, le=3650, description="Days of logs discovery profiles.")
     performance_current_days: int = Field(ge=1, le=365)
     performance_reference_days: int = Field(ge=1, le=3650)
+    performance_fast_days: int = Field(
+        ge=1, le=365, description="Performance timeline: the current (fast) window."
+    )
     calibration_bins: int = Field(ge=2, le=100)
 
     # Analytics: deployment impact and bias across segments (models/marts/analytics).

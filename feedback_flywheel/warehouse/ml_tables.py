@@ -176,12 +176,7 @@ DRIFT_TIMELINE = MlTable(
             "The batch's own evaluation at its watermark (the one a decision reads).",
             False,
         ),
-        _c(
-            "change_point_date",
-            "date",
-            "On the first day of a run of drift flags: the day the change is estimated to have "
-            "started (feedback_flywheel/retraining/change_points.py); null otherwise.",
-        ),
+        _c("change_point_date", "date", "First flagged day of a run: the change's start."),
         _c("policy_version", "varchar", "Version of the retraining policy applied.", False),
         _c("computed_at", "timestamp", "When the row was written (UTC).", False),
     ),
@@ -219,6 +214,46 @@ PERFORMANCE_CHECKS = MlTable(
         _c("p_adjusted", "double", "Benjamini-Hochberg adjusted p-value within its family."),
         _c("is_flagged", "boolean", "A significant drop of at least the policy's min_drop.", False),
         _c("computed_at", "timestamp", "When the row was written (UTC).", False),
+    ),
+    loaded_at_field="computed_at",
+)
+
+PERFORMANCE_TIMELINE = MlTable(
+    "performance_timeline",
+    "Labelled accuracy per day of the batch's window and its label-maturation lookback, per "
+    "model version: the day's last performance_fast_days days against the "
+    "performance_reference_days before them, overall (accuracy_change) and per segment value "
+    "(segment_concept, Benjamini-Hochberg across the day's segments), with the estimated start "
+    "of a flagged drop. A day is evaluated again by later batches as its labels mature; the "
+    "newest batch's row of a day is the current view.",
+    (
+        _c("batch_id", "varchar", BATCH_ID, False),
+        _c("model_name", "varchar", MODEL_NAME, False),
+        _c("model_version", "varchar", MODEL_VERSION, False),
+        _c("evaluation_date", "date", "The day evaluated: its windows end at its end.", False),
+        _c("check_name", "varchar", "accuracy_change or segment_concept.", False),
+        _c("segment_attribute", "varchar", "Segment attribute (__all__ for overall).", False),
+        _c("segment_value", "varchar", "Segment value (__all__ for overall).", False),
+        _c("n_ref", "bigint", "Matured labels in the reference window."),
+        _c("n_cur", "bigint", "Matured labels in the current (fast) window."),
+        _c("accuracy_ref", "double", "Accuracy in the reference window."),
+        _c("accuracy_cur", "double", "Accuracy in the current window."),
+        _c("accuracy_change", "double", "accuracy_cur - accuracy_ref."),
+        _c("p_value", "double", "Two-sided p-value of the change (two-proportion test)."),
+        _c("p_adjusted", "double", "Benjamini-Hochberg adjusted p-value within its family."),
+        _c("is_flagged", "boolean", "A significant drop of at least the policy's min_drop.", False),
+        _c("change_point_date", "date", "First flagged day of a run: the drop's estimated start."),
+        _c("policy_version", "varchar", "Version of the retraining policy applied.", False),
+        _c("computed_at", "timestamp", "When the row was written (UTC).", False),
+    ),
+    primary_key=(
+        "batch_id",
+        "model_name",
+        "model_version",
+        "evaluation_date",
+        "check_name",
+        "segment_attribute",
+        "segment_value",
     ),
     loaded_at_field="computed_at",
 )
@@ -395,6 +430,7 @@ ML_TABLES: dict[str, MlTable] = {
         DRIFT_RESULTS,
         DRIFT_TIMELINE,
         PERFORMANCE_CHECKS,
+        PERFORMANCE_TIMELINE,
         RETRAINING_DECISIONS,
         TRAINING_RUNS,
         REWARD_MODELS,

@@ -28,6 +28,7 @@
         'drift_current_days': 'count',
         'drift_reference_days': 'count',
         'drift_timeline_days': 'count',
+        'performance_fast_days': 'count',
         'drift_features': 'drift_features',
         'drift_top_k': 'count',
         'drift_bins': 'count',

@@ -1,15 +1,18 @@
-"""The drift timeline on the demo world: the history batch (a backfill over the first 12 of 16
-days) is tested on every past day, not only at its watermark, so the injected covariate drift
-(truth.json) shows from its own day; the days before are quiet; a daily batch adds only its
-watermark's day."""
+"""The timelines on demo worlds: a backfill is tested on every past day, not only at its
+watermark, so the injected covariate drift (truth.json) shows from its own day and the days
+before are quiet; a daily batch adds only its watermark's day; the concept drift of one segment
+is flagged, and its change point located, from its own day in a 30-day backfill."""
 
 from __future__ import annotations
 
-from datetime import date
+import itertools
+from datetime import date, datetime, timedelta
 
 import pandas as pd
+import pytest
 
-from tests.python.helpers import DemoWarehouse
+from feedback_flywheel import batches, demo
+from tests.python.helpers import DemoWarehouse, ingest_demo, run_windows
 
 
 def _timeline(demo_warehouse: DemoWarehouse) -> pd.DataFrame:
@@ -61,3 +64,77 @@ def test_a_daily_batch_adds_only_its_watermark_day(demo_warehouse: DemoWarehouse
         got = rows.sort_values(["feature_name", "test"])
         assert got.feature_name.tolist() == results.feature_name.tolist()
         assert got.is_drift.tolist() == results.is_drift_now.tolist()
+
+
+@pytest.fixture(scope="module")
+def backfill_world(tmp_path_factory: pytest.TempPathFactory) -> DemoWarehouse:
+    """30 days of a demo world built as one backfill batch, then one daily batch: the concept
+    drift (day 22) lies inside the backfill, with days of matured labels after it."""
+    root = tmp_path_factory.mktemp("backfill")
+    truth = demo.generate(root / "demo", seed=11, days=30, inferences_per_day=1500)
+    db_path = root / "flywheel.duckdb"
+    ingest_demo(db_path, root / "demo")
+    start = datetime.fromisoformat(truth["start_date"])
+    end = datetime.fromisoformat(truth["end_date"])
+    boundaries = [start, end - timedelta(days=1), end]
+    windows = [batches.window(a, b) for a, b in itertools.pairwise(boundaries)]
+    run_windows(db_path, windows)
+    return DemoWarehouse(db_path, root / "demo", truth, windows)
+
+
+def test_the_backfill_timeline_flags_the_concept_drift_from_its_own_day(
+    backfill_world: DemoWarehouse,
+) -> None:
+    injected = backfill_world.truth["concept_drift"][0]
+    onset = date.fromisoformat(injected["start_date"])
+    history = backfill_world.windows[0]
+    with backfill_world.connect() as con:
+        rows = con.execute(
+            "select * from ml.performance_timeline where batch_id = ?", [history.batch_id]
+        ).df()
+    rows["day"] = pd.to_datetime(rows.evaluation_date).dt.date
+    segment = rows[
+        (rows.check_name == "segment_concept")
+        & (rows.segment_attribute == injected["segment_attribute"])
+        & (rows.segment_value == injected["segment_value"])
+    ]
+    assert {d for d in segment.day if d < onset}, "days before the onset were evaluated"
+    flagged = segment[segment.is_flagged].sort_values("day")
+    assert not flagged.empty, "the concept drift was never flagged"
+    first = flagged.iloc[0]
+    assert abs((first.day - onset).days) <= 1, f"first flagged {first.day}, injected {onset}"
+    change_point = pd.Timestamp(first.change_point_date).date()
+    assert abs((change_point - onset).days) <= 1, change_point
+    # the segment's drop is the largest flagged that day
+    day = rows[(rows.day == first.day) & (rows.check_name == "segment_concept") & rows.is_flagged]
+    assert day.accuracy_change.min() == first.accuracy_change
+    # the whole timeline: every day of the backfill with labels has an overall check
+    overall = rows[rows.check_name == "accuracy_change"]
+    assert overall.day.max() == (history.window_end - timedelta(days=1)).date()
+    assert overall.day.nunique() >= 25
+
+
+def test_the_backfill_drift_timeline_locates_the_covariate_change(
+    backfill_world: DemoWarehouse,
+) -> None:
+    with backfill_world.connect() as con:
+        rows = con.execute(
+            "select * from ml.drift_timeline where batch_id = ? and change_point_date is not null",
+            [backfill_world.windows[0].batch_id],
+        ).df()
+    for item in backfill_world.truth["covariate_drift"]:
+        starts = rows[rows.feature_name == item["feature"]]
+        assert pd.to_datetime(starts.change_point_date).dt.date.min() == date.fromisoformat(
+            item["start_date"]
+        ), starts
+
+
+def test_evaluation_days_cover_the_window_and_the_label_lookback() -> None:
+    from feedback_flywheel.retraining.performance_timeline import evaluation_days
+
+    daily = evaluation_days(datetime(2026, 3, 4), datetime(2026, 3, 5), 120, 7)
+    assert daily[0] == date(2026, 2, 25) and daily[-1] == date(2026, 3, 4) and len(daily) == 8
+    noon = evaluation_days(datetime(2026, 3, 4, 12), datetime(2026, 3, 5, 12), 120, 0)
+    assert noon == [date(2026, 3, 4), date(2026, 3, 5)]
+    capped = evaluation_days(datetime(2025, 1, 1), datetime(2026, 3, 5), 10, 0)
+    assert capped[0] == date(2026, 2, 22) and len(capped) == 11
