@@ -51,10 +51,10 @@ def drift_world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DriftWorld
     policy_path = root / "policy.yml"
     policy_path.write_text(yaml.safe_dump(policy))
     start = datetime.fromisoformat(truth["start_date"])
-    # history up to day 15 (the drift reference needs 14 days), daily batches around the
-    # covariate drift onset (day 17), then daily batches once the concept drift (day 22) has
-    # labels (days 26..30)
-    days = (15, 16, 17, 18, 19, 26, 27, 28, 29, 30)
+    # history up to day 15 (the drift reference needs 14 days), a daily batch before the
+    # covariate drift onset (day 17) and two on and after it (the first a two-day catch-up),
+    # then batches once the concept drift (day 22) has labels (up to days 26 and 29)
+    days = (15, 16, 18, 19, 27, 30)
     boundaries = [start] + [start + timedelta(days=d) for d in days]
     windows = [batches.window(a, b) for a, b in itertools.pairwise(boundaries)]
     for window in windows:

@@ -5,7 +5,6 @@ is flagged, and its change point located, from its own day in a 30-day backfill.
 
 from __future__ import annotations
 
-import itertools
 from datetime import date, datetime, timedelta
 
 import pandas as pd
@@ -68,16 +67,15 @@ def test_a_daily_batch_adds_only_its_watermark_day(demo_warehouse: DemoWarehouse
 
 @pytest.fixture(scope="module")
 def backfill_world(tmp_path_factory: pytest.TempPathFactory) -> DemoWarehouse:
-    """30 days of a demo world built as one backfill batch, then one daily batch: the concept
-    drift (day 22) lies inside the backfill, with days of matured labels after it."""
+    """30 days of a demo world built as one backfill batch: the concept drift (day 22) lies
+    inside it, with days of matured labels after it."""
     root = tmp_path_factory.mktemp("backfill")
     truth = demo.generate(root / "demo", seed=11, days=30, inferences_per_day=1500)
     db_path = root / "flywheel.duckdb"
     ingest_demo(db_path, root / "demo")
     start = datetime.fromisoformat(truth["start_date"])
     end = datetime.fromisoformat(truth["end_date"])
-    boundaries = [start, end - timedelta(days=1), end]
-    windows = [batches.window(a, b) for a, b in itertools.pairwise(boundaries)]
+    windows = [batches.window(start, end)]
     run_windows(db_path, windows)
     return DemoWarehouse(db_path, root / "demo", truth, windows)
 
