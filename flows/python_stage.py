@@ -6,19 +6,23 @@ decisions, and the reward model. Each is a Prefect task of :func:`flows.batch_cy
 they read the marts through the relation catalogue and write the ``ml`` tables.
 """
 
+from datetime import timedelta
 from typing import Any
 
+import duckdb
 from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 
 from feedback_flywheel import batches
 from feedback_flywheel.config import Settings
 from feedback_flywheel.config.faults import fault_point
+from feedback_flywheel.config.policies import Policy
 from feedback_flywheel.retraining import decision as decisions
 from feedback_flywheel.retraining import (
     drift,
     performance,
     performance_timeline,
+    signals,
     timeline,
     training_store,
 )
@@ -111,6 +115,42 @@ def check_performance(settings: Settings, batch: batches.BatchWindow) -> int:
     return 0 if checks.empty else int(checks.is_flagged.sum())
 
 
+def _batch_results(
+    con: duckdb.DuckDBPyConnection, batch: batches.BatchWindow, lookback_days: int
+) -> dict[str, Any]:
+    """What the decision reads of the batch: its drift results, performance checks and
+    estimates, and the performance timeline's recent days (the fast signal: the days whose
+    labels matured since the last batches)."""
+    results = {
+        relation: con.execute(f"select * from {relation} where batch_id = ?", [batch.batch_id]).df()
+        for relation in (DRIFT_RESULTS, PERFORMANCE_CHECKS, FCT_PERFORMANCE_ESTIMATES)
+    }
+    since = batch.window_end.date() - timedelta(days=lookback_days)
+    results[PERFORMANCE_TIMELINE] = performance_timeline.recent_days(con, batch.batch_id, since)
+    return results
+
+
+def _signals(
+    con: duckdb.DuckDBPyConnection,
+    batch_id: str,
+    model_name: str,
+    results: dict[str, Any],
+    policy: Policy,
+) -> dict[str, signals.Signal]:
+    """The model's signals, with where each drift and each fast drop started."""
+    found = signals.build_signals(
+        model_name,
+        results[DRIFT_RESULTS],
+        results[PERFORMANCE_CHECKS],
+        results[FCT_PERFORMANCE_ESTIMATES],
+        policy,
+        performance_days=results[PERFORMANCE_TIMELINE],
+    )
+    signals.attach_change_points(found, timeline.current_change_points(con, batch_id, model_name))
+    signals.attach_drop_starts(found, performance_timeline.drop_starts(con, batch_id, model_name))
+    return found
+
+
 @task(name="decide-retraining", **IO_RETRIES)
 def decide_retraining(
     settings: Settings, batch: batches.BatchWindow, dry_run: bool
@@ -130,12 +170,7 @@ def decide_retraining(
                 "where inference_count > 0 order by 1"
             ).fetchall()
         ]
-        results = {
-            relation: con.execute(
-                f"select * from {relation} where batch_id = ?", [batch.batch_id]
-            ).df()
-            for relation in (DRIFT_RESULTS, PERFORMANCE_CHECKS, FCT_PERFORMANCE_ESTIMATES)
-        }
+        results = _batch_results(con, batch, settings.vars.performance_current_days)
         for model_name in models:
             earlier = decisions.existing_decision(con, batch.batch_id, model_name)
             if earlier is not None:
@@ -147,23 +182,14 @@ def decide_retraining(
                     earlier["decision_id"],
                 )
                 continue
-            signals = decisions.build_signals(
-                model_name,
-                results[DRIFT_RESULTS],
-                results[PERFORMANCE_CHECKS],
-                results[FCT_PERFORMANCE_ESTIMATES],
-                policy,
-            )
-            decisions.attach_change_points(
-                signals, timeline.current_change_points(con, batch.batch_id, model_name)
-            )
+            found = _signals(con, batch.batch_id, model_name, results, policy)
             decision = decisions.decide(
                 con,
                 batch_id=batch.batch_id,
                 model_name=model_name,
                 watermark_at=batch.window_end,
                 dataset_version=batch.dataset_version,
-                signals=signals,
+                signals=found,
                 policy=policy,
             )
             status = "not_applicable"

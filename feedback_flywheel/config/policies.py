@@ -61,6 +61,17 @@ class PerformanceSignal(_Strict):
     min_labelled: int = Field(default=100, ge=1)
 
 
+class FastPerformanceSignal(PerformanceSignal):
+    """The performance timeline's newest matured day, tested at its own significance level (it
+    is tested every day on a short window, so stricter than the batch's alpha)."""
+
+    alpha: float = Field(default=0.01, gt=0, lt=1)
+
+
+#: a policy file written before the fast signal existed keeps its behaviour: the signal is off
+_FAST_OFF = FastPerformanceSignal(enabled=False, min_drop=0.1, min_labelled=200)
+
+
 class Signals(_Strict):
     covariate_drift: FeatureSignal
     prediction_drift: FeatureSignal
@@ -68,6 +79,7 @@ class Signals(_Strict):
     performance_drop: PerformanceSignal
     concept_drift: PerformanceSignal
     estimated_performance_drop: PerformanceSignal
+    fast_performance_drop: FastPerformanceSignal = _FAST_OFF
 
 
 class Action(_Strict):
@@ -85,7 +97,7 @@ class Policy(_Strict):
     version: Literal[1]
     drift: DriftPolicy
     signals: Signals
-    retrain_when: Literal["any", "all"]
+    retrain_when: Literal["impact", "any", "all"]
     cooldown_days: float = Field(ge=0)
     action: Action
     policy_version: str = ""

@@ -17,6 +17,7 @@ STATUS_COLOURS = {
 DECISION_COLOURS = {
     "retrain": "#d62728",
     "hold": "#2ca02c",
+    "warning": "#ff7f0e",
     "insufficient_data": "#7f7f7f",
 }
 

@@ -1,6 +1,6 @@
 """The retraining decision: one auditable row per batch and model, with every signal it read.
 
-A decision is data (``ml.retraining_decisions``): the decision (retrain, hold or
+A decision is data (``ml.retraining_decisions``): the decision (retrain, warning, hold or
 insufficient_data), each signal's value, threshold and whether it fired, the policy version and
 the reason in words, and — when it triggered one — the retraining run. A batch that already has a
 decision for a model keeps it: re-running the batch never triggers a second retraining.
@@ -17,45 +17,22 @@ with that idempotency key) instead of triggering again.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 import duckdb
-import pandas as pd
 
 from feedback_flywheel import audit
 from feedback_flywheel.config.policies import Policy
-from feedback_flywheel.warehouse.catalogue import RETRAINING_DECISIONS
+from feedback_flywheel.retraining.signals import DRIFT_SIGNALS, IMPACT_SIGNALS, Signal
+from feedback_flywheel.warehouse.catalogue import RETRAINING_DECISIONS, TRAINING_RUNS
 from feedback_flywheel.warehouse.schema import RETRAINING_DECISIONS as RETRAINING_DECISIONS_TABLE
 
 #: the columns of ml.retraining_decisions, in order
 DECISION_COLUMNS = RETRAINING_DECISIONS_TABLE.column_names
 #: trigger_status of a retrain decision recorded before its trigger ran
 PENDING = "pending"
-
-
-@dataclass
-class Signal:
-    """One input of the decision: its value against its threshold."""
-
-    name: str
-    enabled: bool
-    has_data: bool
-    fired: bool
-    value: float | None
-    threshold: float | None
-    detail: dict[str, Any] = field(default_factory=dict)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "enabled": self.enabled,
-            "has_data": self.has_data,
-            "fired": self.fired,
-            "value": self.value,
-            "threshold": self.threshold,
-            **self.detail,
-        }
 
 
 @dataclass
@@ -74,159 +51,94 @@ class Decision:
         return [name for name, signal in self.signals.items() if signal.enabled and signal.fired]
 
 
-#: the tests that measure a feature's values (the missing-rate test counts an absent key as
-#: missing values, so it would report data for a feature that is not there at all)
-DISTRIBUTION_TESTS = ("ks", "chi2")
-
-
-def _feature_signal(
-    name: str, drift: pd.DataFrame, kind: str, policy_signal: Any, min_samples: int
-) -> Signal:
-    """How many features of ``kind`` drifted; the signal has data only when some feature had
-    enough values on both sides for its distribution test, and says which features had none."""
-    rows = drift[drift.kind == kind] if not drift.empty else drift
-    drifted = sorted(set(rows[rows.is_drift].feature_name)) if not rows.empty else []
-    measured = rows[rows.test.isin(DISTRIBUTION_TESTS)] if not rows.empty else rows
-    enough = (
-        measured[(measured.n_ref >= min_samples) & (measured.n_cur >= min_samples)]
-        if not measured.empty
-        else measured
-    )
-    without = sorted(set(measured.feature_name) - set(enough.feature_name))
-    has_data = not enough.empty
-    return Signal(
-        name=name,
-        enabled=policy_signal.enabled,
-        has_data=has_data,
-        fired=has_data and len(drifted) >= policy_signal.min_features,
-        value=float(len(drifted)) if has_data else None,
-        threshold=float(policy_signal.min_features),
-        detail={"features": drifted, "features_without_data": without},
-    )
-
-
-def _performance_signal(checks: pd.DataFrame, policy: Policy) -> Signal:
-    """The worst overall accuracy change among versions with enough labels, flagged when any
-    version's check flagged a significant drop."""
-    drop = policy.signals.performance_drop
-    overall = checks[checks.check_name == "accuracy_change"] if not checks.empty else checks
-    enough = overall[(overall.n_ref >= drop.min_labelled) & (overall.n_cur >= drop.min_labelled)]
-    worst = enough.sort_values("accuracy_change").head(1) if not enough.empty else enough
-    return Signal(
-        name="performance_drop",
-        enabled=drop.enabled,
-        has_data=not enough.empty,
-        fired=bool(not overall.empty and overall.is_flagged.any()),
-        value=None if worst.empty else float(worst.accuracy_change.iloc[0]),
-        threshold=-drop.min_drop,
-        detail={
-            "model_version": None if worst.empty else worst.model_version.iloc[0],
-            "p_value": None if worst.empty else float(worst.p_value.iloc[0]),
-        },
-    )
-
-
-def _concept_signal(checks: pd.DataFrame, policy: Policy) -> Signal:
-    """Concept drift: a flagged within-segment drop or a flagged concept part of a
-    decomposition; the segments are listed worst first."""
-    concept = policy.signals.concept_drift
-    segment = checks[checks.check_name == "segment_concept"] if not checks.empty else checks
-    flagged = segment[segment.is_flagged] if not segment.empty else segment
-    decomposition = (
-        checks[(checks.check_name == "concept_decomposition") & checks.is_flagged]
-        if not checks.empty
-        else checks
-    )
-    worst_segment = flagged.sort_values("accuracy_change").head(1) if not flagged.empty else flagged
-    return Signal(
-        name="concept_drift",
-        enabled=concept.enabled,
-        has_data=bool(not segment.empty and (segment.n_cur >= concept.min_labelled).any()),
-        fired=bool(not flagged.empty or not decomposition.empty),
-        value=None if worst_segment.empty else float(worst_segment.accuracy_change.iloc[0]),
-        threshold=-concept.min_drop,
-        detail={
-            "segments": [
-                f"{row.segment_attribute}={row.segment_value} ({row.model_version}): "
-                f"{row.accuracy_change:+.3f} [{row.concept_lower:+.3f}, {row.concept_upper:+.3f}]"
-                # worst first: the reason quotes the first five
-                for row in flagged.sort_values(
-                    ["accuracy_change", "segment_attribute", "segment_value"]
-                ).itertuples(index=False)
-            ],
-            "decompositions": [
-                f"by {row.segment_attribute} ({row.model_version}): concept "
-                f"{row.concept_part:+.3f}, covariate {row.covariate_part:+.3f}"
-                for row in decomposition.itertuples(index=False)
-            ],
-        },
-    )
-
-
-def _estimated_signal(estimates: pd.DataFrame, policy: Policy) -> Signal:
-    """The worst gap between the confidence-based estimate and the reference accuracy."""
-    estimated = policy.signals.estimated_performance_drop
-    usable = estimates[estimates.estimated_accuracy.notna()] if not estimates.empty else estimates
-    gaps = (usable.estimated_accuracy - usable.reference_accuracy) if not usable.empty else None
-    worst_gap = None if gaps is None or gaps.empty else float(gaps.min())
-    return Signal(
-        name="estimated_performance_drop",
-        enabled=estimated.enabled,
-        has_data=worst_gap is not None,
-        fired=worst_gap is not None and worst_gap <= -estimated.min_drop,
-        value=worst_gap,
-        threshold=-estimated.min_drop,
-    )
-
-
-def build_signals(
-    model_name: str,
-    drift: pd.DataFrame,
-    checks: pd.DataFrame,
-    estimates: pd.DataFrame,
-    policy: Policy,
-) -> dict[str, Signal]:
-    """Every signal the policy knows, computed for one model from the batch's results."""
-    drift = drift[drift.model_name == model_name] if not drift.empty else drift
-    checks = checks[checks.model_name == model_name] if not checks.empty else checks
-    estimates = estimates[estimates.model_name == model_name] if not estimates.empty else estimates
-    min_samples = policy.drift.min_samples
-    return {
-        "covariate_drift": _feature_signal(
-            "covariate_drift", drift, "covariate", policy.signals.covariate_drift, min_samples
-        ),
-        "prediction_drift": _feature_signal(
-            "prediction_drift", drift, "prediction", policy.signals.prediction_drift, min_samples
-        ),
-        "label_drift": _feature_signal(
-            "label_drift", drift, "label", policy.signals.label_drift, min_samples
-        ),
-        "performance_drop": _performance_signal(checks, policy),
-        "concept_drift": _concept_signal(checks, policy),
-        "estimated_performance_drop": _estimated_signal(estimates, policy),
-    }
-
-
-def attach_change_points(signals: dict[str, Signal], changes: dict[str, str]) -> None:
-    """Record with the feature signals where each drifted feature's change started (the drift
-    timeline's estimate, :mod:`.change_points`)."""
-    for name in ("covariate_drift", "prediction_drift"):
-        features = signals[name].detail.get("features") or []
-        signals[name].detail["change_points"] = {f: changes[f] for f in features if f in changes}
-
-
 def last_triggered_retrain(
     con: duckdb.DuckDBPyConnection, model_name: str, before: datetime
-) -> datetime | None:
+) -> dict[str, Any] | None:
+    """The newest retrain decision up to ``before`` whose retraining was triggered, with
+    whether one of its training runs was deployed (None: none was triggered)."""
     row = con.execute(
         f"""
-        select max(watermark_at) from {RETRAINING_DECISIONS}
-        where model_name = ? and decision = 'retrain' and not is_dry_run
-            and trigger_status in ('triggered', 'completed') and watermark_at <= ?
+        select decision.decision_id, decision.watermark_at, decision.signals_json,
+            exists (
+                select 1 from {TRAINING_RUNS} as run
+                where run.decision_id = decision.decision_id
+                    and run.status in ('deployed', 'already_deployed')
+            ) as deployed
+        from {RETRAINING_DECISIONS} as decision
+        where decision.model_name = ? and decision.decision = 'retrain'
+            and not decision.is_dry_run
+            and decision.trigger_status in ('triggered', 'completed')
+            and decision.watermark_at <= ?
+        order by decision.watermark_at desc limit 1
         """,
         [model_name, before],
     ).fetchone()
-    return row[0] if row else None
+    if row is None:
+        return None
+    return {
+        "decision_id": row[0],
+        "watermark_at": row[1],
+        "signals": json.loads(row[2]),
+        "deployed": bool(row[3]),
+    }
+
+
+def _verdict(
+    policy: Policy, enabled: dict[str, Signal], fired: list[str]
+) -> tuple[bool, list[str]]:
+    """Whether the fired signals ask for a retraining, and (when they do not) the fired signals
+    that are only a warning. ``any``: any fired signal; ``all``: every enabled one; ``impact``:
+    a fired impact signal (realised performance drop, concept drift, fast performance drop), or a
+    drift signal together with an estimated performance drop; drift alone, or an estimate alone,
+    is a warning."""
+    if policy.retrain_when == "any":
+        return bool(fired), []
+    if policy.retrain_when == "all":
+        return bool(enabled) and len(fired) == len(enabled), []
+    drift = [name for name in fired if name in DRIFT_SIGNALS]
+    estimated = "estimated_performance_drop" in fired
+    if any(name in IMPACT_SIGNALS for name in fired) or (drift and estimated):
+        return True, []
+    return False, drift + (["estimated_performance_drop"] if estimated else [])
+
+
+def _worsened(last: dict[str, Any], signals: dict[str, Signal], fired: list[str]) -> str | None:
+    """Why the cooldown after ``last`` is lifted, or None: its retraining was not deployed and
+    an impact signal that fired then and fires now is worse now."""
+    if last["deployed"]:
+        return None
+    for name in fired:
+        before = (last["signals"].get(name) or {}).get("value")
+        now = signals[name].value
+        if name in IMPACT_SIGNALS and before is not None and now is not None and now < before:
+            return (
+                f"the retraining of {last['decision_id']} was not deployed and {name} worsened "
+                f"from {before:g} to {now:g}"
+            )
+    return None
+
+
+def _cooldown(
+    con: duckdb.DuckDBPyConnection,
+    model_name: str,
+    watermark_at: datetime,
+    signals: dict[str, Signal],
+    fired: list[str],
+    policy: Policy,
+) -> tuple[str | None, str | None]:
+    """(why the decision holds for the cooldown, why the cooldown is lifted): both None when no
+    retraining was triggered within ``cooldown_days``."""
+    last = last_triggered_retrain(con, model_name, watermark_at)
+    if last is None or watermark_at - last["watermark_at"] >= timedelta(days=policy.cooldown_days):
+        return None, None
+    lifted = _worsened(last, signals, fired)
+    if lifted:
+        return None, lifted
+    return (
+        f"cooldown: a retraining was triggered at {last['watermark_at']} (cooldown "
+        f"{policy.cooldown_days:g} days)",
+        None,
+    )
 
 
 def decide(
@@ -239,16 +151,17 @@ def decide(
     signals: dict[str, Signal],
     policy: Policy,
 ) -> Decision:
-    """Apply the policy to the signals: retrain, hold (nothing fired, or cooldown), or
-    insufficient_data (no enabled signal had enough data to say anything)."""
+    """Apply the policy to the signals: retrain, warning (drift without performance impact, under
+    ``retrain_when: impact``), hold (nothing fired, or cooldown), or insufficient_data (no
+    enabled signal had enough data to say anything). The cooldown is lifted when the retraining
+    that started it was not deployed and the impact keeps worsening."""
     enabled = {name: signal for name, signal in signals.items() if signal.enabled}
     fired = [name for name, signal in enabled.items() if signal.fired]
     with_data = [name for name, signal in enabled.items() if signal.has_data]
-    decision_id = f"dec-{batch_id}-{model_name}"
 
     def make(decision: str, reason: str) -> Decision:
         return Decision(
-            decision_id,
+            f"dec-{batch_id}-{model_name}",
             batch_id,
             model_name,
             decision,
@@ -265,18 +178,26 @@ def decide(
         )
     lacking = {name: signal for name, signal in enabled.items() if not signal.has_data}
     missing = f"; no data for {_no_data(lacking)}" if lacking else ""
-    wanted = bool(fired) if policy.retrain_when == "any" else len(fired) == len(enabled)
-    if not wanted:
-        quiet = ", ".join(f"{name} {_describe(signals[name])}" for name in with_data)
-        return make("hold", f"no signal fired ({quiet}){missing}")
-    last = last_triggered_retrain(con, model_name, watermark_at)
-    because = "; ".join(f"{name} {_describe(signals[name])}" for name in fired)
-    if last is not None and watermark_at - last < timedelta(days=policy.cooldown_days):
-        return make(
-            "hold",
-            f"cooldown: a retraining was triggered at {last} (cooldown {policy.cooldown_days:g} "
-            f"days); would have retrained because {because}",
+    wanted, warnings = _verdict(policy, enabled, fired)
+    quiet = ", ".join(
+        f"{name} {_describe(signals[name])}" for name in with_data if name not in fired
+    )
+    if warnings:
+        what = (
+            "drift without performance impact"
+            if warnings != ["estimated_performance_drop"]
+            else "estimated performance drop without drift"
         )
+        cited = "; ".join(f"{name} {_describe(signals[name])}" for name in warnings)
+        return make("warning", f"{what}: {cited} (but {quiet or '-'}){missing}")
+    if not wanted:
+        return make("hold", f"no signal fired ({quiet}){missing}")
+    because = "; ".join(f"{name} {_describe(signals[name])}" for name in fired)
+    held, lifted = _cooldown(con, model_name, watermark_at, signals, fired, policy)
+    if held:
+        return make("hold", f"{held}; would have retrained because {because}")
+    if lifted:
+        missing += f"; cooldown lifted: {lifted}"
     return make("retrain", f"retrain because {because}{missing}")
 
 

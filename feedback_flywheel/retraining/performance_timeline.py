@@ -175,3 +175,28 @@ def _change_points(
         )
         located[index] = change_points.share_shift(list(series.served_date), counts)
     return located
+
+
+def drop_starts(
+    con: duckdb.DuckDBPyConnection, batch_id: str, model_name: str
+) -> dict[tuple[str, str, str], str]:
+    """Per (model version, segment attribute, segment value): the estimated start (ISO day) of
+    its newest flagged drop on the timeline up to this batch."""
+    rows = con.execute(
+        f"""
+        select model_version, segment_attribute, segment_value, max(change_point_date)
+        from {PERFORMANCE_TIMELINE}
+        where model_name = ? and batch_id <= ? and is_flagged and change_point_date is not null
+        group by all
+        """,
+        [model_name, batch_id],
+    ).fetchall()
+    return {(version, attribute, value): day.isoformat() for version, attribute, value, day in rows}
+
+
+def recent_days(con: duckdb.DuckDBPyConnection, batch_id: str, since: date) -> pd.DataFrame:
+    """The batch's timeline rows evaluated on or after ``since`` (the fast signal's input)."""
+    return con.execute(
+        f"select * from {PERFORMANCE_TIMELINE} where batch_id = ? and evaluation_date >= ?",
+        [batch_id, since],
+    ).df()

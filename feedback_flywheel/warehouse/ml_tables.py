@@ -260,13 +260,13 @@ PERFORMANCE_TIMELINE = MlTable(
 
 RETRAINING_DECISIONS = MlTable(
     "retraining_decisions",
-    "One row per batch and model: retrain, hold or insufficient_data, every signal with its "
+    "One row per batch and model: retrain, warning, hold or insufficient_data, every signal with its "
     "value and threshold, the policy it was made under, and what it triggered. Append-only.",
     (
         _c("decision_id", "varchar", "dec-<batch_id>-<model_name>.", False),
         _c("batch_id", "varchar", BATCH_ID, False),
         _c("model_name", "varchar", MODEL_NAME, False),
-        _c("decision", "varchar", "retrain, hold or insufficient_data.", False),
+        _c("decision", "varchar", "retrain, warning, hold or insufficient_data.", False),
         _c("reason", "varchar", "The reason in words.", False),
         _c("signals_json", "varchar", "JSON: every signal's value, threshold and verdict.", False),
         _c("fired_signals", "varchar", "Comma-separated names of the signals that fired."),

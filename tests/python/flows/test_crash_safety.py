@@ -54,6 +54,7 @@ def _eager_policy(path: Path) -> Path:
         name: 0 for name in policy["drift"]["effect_size_floors"]
     }
     policy["cooldown_days"] = 0
+    policy["retrain_when"] = "any"  # drift alone retrains (the shipped policy wants impact)
     path.write_text(yaml.safe_dump(policy))
     return path
 

@@ -190,8 +190,8 @@ def test_the_policy_file_is_valid_and_versioned() -> None:
 def test_an_invalid_policy_names_the_key(tmp_path: Path) -> None:
     text = Path(default_policy().source).read_text()
     bad = tmp_path / "policy.yml"
-    bad.write_text(text.replace("retrain_when: any", "retrain_when: sometimes"))
-    with pytest.raises(PolicyError, match=r"retrain_when.*'any' or 'all'"):
+    bad.write_text(text.replace("retrain_when: impact", "retrain_when: sometimes"))
+    with pytest.raises(PolicyError, match=r"retrain_when.*'impact', 'any' or 'all'"):
         load_policy(bad)
     bad.write_text(text.replace("kind: builtin", "kind: deployment"))
     with pytest.raises(PolicyError, match="deployment_name"):
@@ -206,7 +206,7 @@ def _signals(fired: dict[str, bool], has_data: bool = True) -> dict[str, decisio
 
 
 def test_decide_retrain_hold_cooldown_and_insufficient_data(tmp_path: Path) -> None:
-    policy = default_policy()
+    policy = default_policy().model_copy(update={"retrain_when": "any"})
     con = duckdb.connect(str(tmp_path / "d.duckdb"))
     con.execute("create schema ml")
     init_warehouse(con)

@@ -1,7 +1,8 @@
 """The retraining trigger on the demo world: the injected covariate drift is flagged from its day
 on (by name), the injected concept drift is attributed to the concept part for the right
-segment, the days before are quiet, and the decisions trigger exactly one retraining run while
-the cooldown holds."""
+segment, the days before are quiet, the covariate drift alone is a warning (it does not move
+the accuracy), and the concept drift triggers exactly one retraining run while the cooldown
+holds."""
 
 from __future__ import annotations
 
@@ -148,9 +149,15 @@ def test_concept_drift_is_attributed_to_the_right_segment(drift_world: DriftWorl
     assert abs(decomposition[1]) > abs(decomposition[2]), decomposition
 
 
-def test_decisions_trigger_exactly_one_retraining_and_respect_the_cooldown(
+def test_drift_without_impact_warns_and_the_concept_drift_retrains_once(
     drift_world: DriftWorld,
 ) -> None:
+    """Under the shipped policy (retrain_when: impact) the covariate drift alone is a warning;
+    the concept drift triggers the one retraining; the cooldown holds after it."""
+    covariate = min(
+        date.fromisoformat(item["start_date"]) for item in drift_world.truth["covariate_drift"]
+    )
+    concept = date.fromisoformat(drift_world.truth["concept_drift"][0]["start_date"])
     with drift_world.connect() as con:
         decisions = con.execute(
             """
@@ -163,12 +170,23 @@ def test_decisions_trigger_exactly_one_retraining_and_respect_the_cooldown(
             "select training_run_id, decision_id, dataset_version from ml.training_runs"
         ).fetchall()
     assert len(decisions) == len(drift_world.windows)
+    shifted = [
+        row
+        for row in decisions
+        if covariate <= drift_world.day_of(row[0]) < concept
+        and json.loads(row[5])["covariate_drift"]["fired"]
+    ]
+    assert shifted, "the covariate drift must fire before the concept drift starts"
+    for batch_id, verdict, _, _, reason, _, _ in shifted:
+        assert verdict == "warning", (batch_id, reason)
+        assert reason.startswith("drift without performance impact: covariate_drift"), reason
     retrains = [row for row in decisions if row[1] == "retrain"]
     assert len(retrains) == 1, retrains
     batch_id, _, status, run_id, reason, signals_json, policy_version = retrains[0]
+    assert drift_world.day_of(batch_id) >= concept
     assert status == "triggered" and run_id
-    assert "covariate_drift" in reason
-    assert json.loads(signals_json)["covariate_drift"]["fired"]
+    assert "concept_drift" in reason
+    assert json.loads(signals_json)["concept_drift"]["fired"]
     assert policy_version.startswith("p1-")
     later = [row for row in decisions if row[0] > batch_id and "cooldown" in row[4]]
     assert later, "later drifted batches must hold because of the cooldown"
