@@ -3,6 +3,7 @@
 - :mod:`.data`: ``init``, ``contract``, ``demo-data``, ``ingest``
 - :mod:`.run`: ``run``, ``demo``, ``serve``
 - :mod:`.reports`: ``summary``, ``batches``, ``decisions``, ``drift``, ``dataset``
+- :mod:`.backtest`: ``backtest``
 - :mod:`.audit`: ``audit verify``, ``audit trace``
 - :mod:`.config`: ``config show``, ``config discover``
 - :mod:`.dashboard`: ``dashboard``, ``publish``
@@ -15,6 +16,7 @@ Nothing imports this package; it imports the flows and the capabilities, never S
 
 from feedback_flywheel.cli import (  # noqa: F401  (each module registers its commands)
     audit,
+    backtest,
     check,
     config,
     dashboard,

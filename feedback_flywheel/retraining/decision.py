@@ -83,9 +83,7 @@ def last_triggered_retrain(
     }
 
 
-def _verdict(
-    policy: Policy, enabled: dict[str, Signal], fired: list[str]
-) -> tuple[bool, list[str]]:
+def verdict(policy: Policy, enabled: dict[str, Signal], fired: list[str]) -> tuple[bool, list[str]]:
     """Whether the fired signals ask for a retraining, and (when they do not) the fired signals
     that are only a warning. ``any``: any fired signal; ``all``: every enabled one; ``impact``:
     a fired impact signal (realised performance drop, concept drift, fast performance drop), or a
@@ -104,16 +102,19 @@ def _verdict(
 
 def _worsened(last: dict[str, Any], signals: dict[str, Signal], fired: list[str]) -> str | None:
     """Why the cooldown after ``last`` is lifted, or None: its retraining was not deployed and
-    an impact signal that fired then and fires now is worse now."""
+    an impact signal that fired then and fires now is worse now by at least its own floor (a
+    change of the size the signal exists to catch, not noise)."""
     if last["deployed"]:
         return None
     for name in fired:
         before = (last["signals"].get(name) or {}).get("value")
-        now = signals[name].value
-        if name in IMPACT_SIGNALS and before is not None and now is not None and now < before:
+        signal = signals[name]
+        if name not in IMPACT_SIGNALS or before is None or signal.value is None:
+            continue
+        if signal.value <= before - abs(signal.threshold or 0.0):
             return (
                 f"the retraining of {last['decision_id']} was not deployed and {name} worsened "
-                f"from {before:g} to {now:g}"
+                f"from {before:g} to {signal.value:g} (by more than {abs(signal.threshold):g})"
             )
     return None
 
@@ -178,7 +179,7 @@ def decide(
         )
     lacking = {name: signal for name, signal in enabled.items() if not signal.has_data}
     missing = f"; no data for {_no_data(lacking)}" if lacking else ""
-    wanted, warnings = _verdict(policy, enabled, fired)
+    wanted, warnings = verdict(policy, enabled, fired)
     quiet = ", ".join(
         f"{name} {_describe(signals[name])}" for name in with_data if name not in fired
     )

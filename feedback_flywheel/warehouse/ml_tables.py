@@ -260,8 +260,9 @@ PERFORMANCE_TIMELINE = MlTable(
 
 RETRAINING_DECISIONS = MlTable(
     "retraining_decisions",
-    "One row per batch and model: retrain, warning, hold or insufficient_data, every signal with its "
-    "value and threshold, the policy it was made under, and what it triggered. Append-only.",
+    "One row per batch and model: retrain, warning, hold or insufficient_data, every signal "
+    "with its value and threshold, the policy it was made under, and what it triggered. "
+    "Append-only.",
     (
         _c("decision_id", "varchar", "dec-<batch_id>-<model_name>.", False),
         _c("batch_id", "varchar", BATCH_ID, False),

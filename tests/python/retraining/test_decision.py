@@ -120,6 +120,7 @@ def _record(con, made: decision.Decision, run_status: str | None) -> None:
     [
         ("not_deployed", -0.30, "retrain"),  # not deployed and worse: the cooldown gives way
         ("not_deployed", -0.10, "hold"),  # not deployed but no worse
+        ("not_deployed", -0.22, "hold"),  # worse, but by less than the signal's floor (0.03)
         ("deployed", -0.30, "hold"),  # deployed: give the new model its cooldown
         (None, -0.30, "retrain"),  # the run never recorded anything: nothing was deployed
     ],
