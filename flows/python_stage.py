@@ -6,6 +6,7 @@ decisions, and the reward model. Each is a Prefect task of :func:`flows.batch_cy
 they read the marts through the relation catalogue and write the ``ml`` tables.
 """
 
+import json
 from datetime import timedelta
 from typing import Any
 
@@ -235,6 +236,7 @@ def trigger_decision(settings: Settings, pending: dict[str, Any]) -> str:
                 deployment_name=deployment,
                 db_path=str(settings.db_path),
                 model_name=pending["model_name"],
+                train_from=signals.training_start(json.loads(pending["signals_json"])),
             )
             status = "triggered"
         except Exception as error:  # recorded with the decision, then re-raised

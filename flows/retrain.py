@@ -14,6 +14,7 @@ at a time and closed again, like in the batch cycle.
 """
 
 import json
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,7 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 
 from feedback_flywheel.config import Settings
-from feedback_flywheel.retraining import trainer, training_store
+from feedback_flywheel.retraining import trainer, training_store, training_window
 from flows.retries import IO_RETRIES
 
 
@@ -129,6 +130,22 @@ def publish_summary(dataset_version: str, runs: list[dict[str, Any]]) -> str:
     return markdown
 
 
+@task(name="load-examples-after-change", **IO_RETRIES)
+def load_examples_after_change(
+    db_path: Path, dataset_version: str, model_name: str, since: datetime, window: dict[str, Any]
+) -> pd.DataFrame:
+    """The model's labelled examples logged since the change point (at most
+    ``max_rows_after_change``)."""
+    return training_store.load_examples_since(
+        db_path,
+        dataset_version,
+        model_name,
+        since,
+        limit=window["max_rows_after_change"],
+        seed=window["seed"],
+    )
+
+
 def _train_one(
     settings: Settings,
     sample: pd.DataFrame,
@@ -136,6 +153,7 @@ def _train_one(
     name: str,
     decision_id: str | None,
     options: dict[str, Any],
+    window: dict[str, Any],
 ) -> dict[str, Any]:
     """Train, compare and (when it wins) deploy one model's candidate, and record the attempt —
     failed ones too. Returns the recorded row (without the parameters)."""
@@ -144,9 +162,27 @@ def _train_one(
     started_at = training_store.utc_now()
     rows = sample[sample["model_name"] == name].reset_index(drop=True)
     load_id = None
+    since = window["since"]
     try:
         registry = read_registry(database, name)
-        result = train_candidate(rows, registry, version, name, options)
+        after_change = (
+            load_examples_after_change(database, version, name, since, window)
+            if since is not None
+            else None
+        )
+        result = train_candidate(
+            rows,
+            registry,
+            version,
+            name,
+            options
+            | {
+                "since": since,
+                "after_change": after_change,
+                "min_rows_after_change": window["min_rows_after_change"],
+                "recency_half_life_days": window["recency_half_life_days"],
+            },
+        )
         row = training_store.run_row(result)
         if result.beats_current and not result.already_deployed:
             load_id = deploy_candidate(settings, result)
@@ -196,11 +232,21 @@ def retrain(
     significance: float = 0.05,
     l2: float = trainer.DEFAULT_L2,
     max_categories: int = trainer.DEFAULT_MAX_CATEGORIES,
+    train_from: str | None = None,
+    min_rows_after_change: int = training_window.MIN_ROWS_AFTER_CHANGE,
+    max_rows_after_change: int = training_window.MAX_ROWS_AFTER_CHANGE,
+    recency_half_life_days: float = training_window.RECENCY_HALF_LIFE_DAYS,
 ) -> dict:
     """Train one candidate per model (default: every model in the sample) on ``dataset_version``
     (default: the latest with a training sample), deploy those that beat the serving version by
     more than ``min_improvement`` accuracy (one-sided paired test at ``significance``; 1 = compare
     the point estimates only), and record every run. Returns the runs (without their parameters).
+
+    ``train_from`` (an ISO day: the change point the decision cites) makes each run learn from
+    the examples logged since (at least ``min_rows_after_change``, at most
+    ``max_rows_after_change``; fewer: the sample weighted by recency, half-life
+    ``recency_half_life_days``) and be judged on the held-out rows since
+    (:mod:`feedback_flywheel.retraining.training_window`).
     """
     settings = Settings.load(db_path=db_path)
     database = settings.db_path
@@ -216,6 +262,18 @@ def retrain(
         raise ValueError(f"holdout_share must be in (0, 1); got {holdout_share}")
     if not 0 <= significance <= 1:
         raise ValueError(f"significance must be in [0, 1]; got {significance}")
+    window = {
+        "since": _day(train_from),
+        "seed": seed,
+        "min_rows_after_change": min_rows_after_change,
+        "max_rows_after_change": max_rows_after_change,
+        "recency_half_life_days": recency_half_life_days,
+    }
+    if min_rows_after_change < 1 or max_rows_after_change < min_rows_after_change:
+        raise ValueError(
+            "need 1 <= min_rows_after_change <= max_rows_after_change; got "
+            f"{min_rows_after_change} and {max_rows_after_change}"
+        )
     version = resolve_dataset_version(database, dataset_version)
     sample = load_training_sample(database, version)
     available = sorted(sample["model_name"].dropna().unique())
@@ -225,7 +283,7 @@ def retrain(
             f"models there: {', '.join(available) or 'none'}"
         )
     runs = [
-        _train_one(settings, sample, version, name, decision_id, options)
+        _train_one(settings, sample, version, name, decision_id, options, window)
         for name in ([model_name] if model_name else available)
     ]
     failures = [
@@ -237,6 +295,18 @@ def retrain(
     return {"dataset_version": version, "decision_id": decision_id, "training_runs": runs}
 
 
+def _day(value: str | None) -> datetime | None:
+    """The change point as the midnight starting it; None stays None."""
+    if value is None:
+        return None
+    try:
+        return datetime.combine(date.fromisoformat(value[:10]), datetime.min.time())
+    except ValueError:
+        raise ValueError(
+            f"train_from must be an ISO day such as 2026-02-15; got {value!r}"
+        ) from None
+
+
 def trigger_retraining(
     dataset_version: str | None,
     decision_id: str | None,
@@ -244,6 +314,7 @@ def trigger_retraining(
     deployment_name: str | None,
     db_path: str | None,
     model_name: str | None = None,
+    train_from: str | None = None,
 ) -> str:
     """Start the retraining a decision asked for; return what identifies it.
 
@@ -252,8 +323,10 @@ def trigger_retraining(
     documented contract of your own training flow), without waiting for it (``timeout=0``),
     under the decision id as its idempotency key (asked again, Prefect returns the same flow
     run); the flow run id is returned. Otherwise
-    the built-in :func:`retrain` flow runs here (a subflow when called inside a flow) and the
-    training run id(s) it recorded are returned, comma-separated when it trained several.
+    the built-in :func:`retrain` flow runs here (a subflow when called inside a flow), learning
+    from ``train_from`` (the change point the decision cites) on, and the training run id(s) it
+    recorded are returned, comma-separated when it trained several. (Your own deployment reads
+    the change points from the decision's ``signals_json``.)
     """
     if deployment_name:
         import prefect.deployments
@@ -270,6 +343,7 @@ def trigger_retraining(
         decision_id=decision_id,
         db_path=db_path,
         model_name=model_name,
+        train_from=train_from,
     )
     return ",".join(run["training_run_id"] for run in summary["training_runs"])
 

@@ -222,7 +222,8 @@ def _describe(signal: Signal) -> str:
             extra = f": {', '.join(signal.detail[key][:5])}"
     changes = signal.detail.get("change_points") or {}
     if changes:
-        extra += " (changed from " + ", ".join(f"{f} {d}" for f, d in changes.items()) + ")"
+        cited = list(changes.items())[:5]  # as many as the reason quotes
+        extra += " (changed from " + ", ".join(f"{f} {d}" for f, d in cited) + ")"
     return f"= {signal.value:g} (threshold {signal.threshold:g}){extra}"
 
 

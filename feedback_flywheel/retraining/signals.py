@@ -97,6 +97,10 @@ def _performance_signal(checks: pd.DataFrame, policy: Policy) -> Signal:
         detail={
             "model_version": None if worst.empty else worst.model_version.iloc[0],
             "p_value": None if worst.empty else float(worst.p_value.iloc[0]),
+            "keys": [
+                [version, "__all__", "__all__"]
+                for version in sorted(set(overall[overall.is_flagged].model_version))
+            ],
         },
     )
 
@@ -135,6 +139,12 @@ def _concept_signal(checks: pd.DataFrame, policy: Policy) -> Signal:
                 f"by {row.segment_attribute} ({row.model_version}): concept "
                 f"{row.concept_part:+.3f}, covariate {row.covariate_part:+.3f}"
                 for row in decomposition.itertuples(index=False)
+            ],
+            "keys": [
+                list(key)
+                for key in flagged[
+                    ["model_version", "segment_attribute", "segment_value"]
+                ].itertuples(index=False, name=None)
             ],
         },
     )
@@ -199,14 +209,32 @@ def attach_change_points(signals: dict[str, Signal], changes: dict[str, str]) ->
 
 
 def attach_drop_starts(signals: dict[str, Signal], starts: dict[tuple[str, str, str], str]) -> None:
-    """Record with the fast signal where each drop it cites started (the performance
+    """Record with each impact signal where each drop it cites started (the performance
     timeline's change points, keyed by model version, segment attribute and value)."""
-    fast = signals["fast_performance_drop"]
-    fast.detail["change_points"] = {
-        f"{_segment_label(attribute, value)} ({version})": starts[(version, attribute, value)]
-        for version, attribute, value in fast.detail.get("keys") or []
-        if (version, attribute, value) in starts
-    }
+    for name in IMPACT_SIGNALS:
+        signal = signals[name]
+        signal.detail["change_points"] = {
+            f"{_segment_label(attribute, value)} ({version})": starts[(version, attribute, value)]
+            for version, attribute, value in signal.detail.get("keys") or []
+            if (version, attribute, value) in starts
+        }
+
+
+def training_start(signals: dict[str, Any]) -> str | None:
+    """The day a retraining should learn from (ISO), read from a decision's signals (as
+    ``signals_json`` holds them): the earliest change point an impact signal that fired cites,
+    else the earliest a drift signal that fired cites; None when none cites one. A concept
+    change is what the new model must learn, so its start wins over an earlier input shift."""
+    for names in (IMPACT_SIGNALS, DRIFT_SIGNALS):
+        days = [
+            day
+            for name in names
+            if (signals.get(name) or {}).get("fired") and (signals.get(name) or {}).get("enabled")
+            for day in ((signals[name].get("change_points") or {}).values())
+        ]
+        if days:
+            return min(days)
+    return None
 
 
 def _fast_signal(days: pd.DataFrame, policy: Policy) -> Signal:

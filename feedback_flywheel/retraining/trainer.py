@@ -23,11 +23,13 @@ import re
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from feedback_flywheel.retraining import training_window
 from feedback_flywheel.retraining.evaluation import (
     LOG_LOSS_EPS,
     BaselineComparison,
@@ -91,6 +93,7 @@ SAMPLE_COLUMNS = (
     "predicted_label",
     "features_json",
     "sample_weight",
+    "inference_logged_at",
 )
 
 
@@ -146,11 +149,13 @@ def run_inputs(
     max_categories: int,
     min_improvement: float,
     significance: float,
+    training_window: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Everything a run's outcome depends on besides the dataset version, model and registry:
     the fingerprint of its sample rows and its parameters (hashed into the training run id)."""
     ids = labelled_rows(sample)["training_sample_id"].astype(str)
-    return {
+    window = {"training_window": training_window} if training_window else {}
+    return window | {
         "sample_fingerprint": sample_fingerprint(ids),
         "holdout_share": holdout_share,
         "seed": seed,
@@ -273,6 +278,32 @@ def _fit(
     return spec, model, time.perf_counter() - started
 
 
+def _evaluate(
+    spec: FeatureSpec,
+    model: LogisticModel,
+    holdout: pd.DataFrame,
+    view: RegistryView,
+    *,
+    min_improvement: float,
+    significance: float,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, str, BaselineComparison]:
+    """The candidate's predictions on the held-out rows and its paired comparison with the
+    serving model there: (truth, probabilities, predictions, baseline scope, comparison)."""
+    y_holdout = holdout["label"].astype(str).to_numpy(dtype=object)
+    probabilities = model.predict_proba(spec.transform(parse_features(holdout["features_json"])))
+    predicted = np.asarray(model.classes, dtype=object)[probabilities.argmax(axis=1)]
+    scope, served, baseline = _baseline_predictions(holdout, view)
+    usable = served & pd.notna(baseline)
+    comparison = compare_with_baseline(
+        y_holdout[usable],
+        predicted[usable],
+        baseline[usable],
+        min_improvement=min_improvement,
+        significance=significance,
+    )
+    return y_holdout, probabilities, predicted, scope, comparison
+
+
 def _run_parameters(
     model: LogisticModel,
     spec: FeatureSpec,
@@ -306,18 +337,31 @@ def train_and_evaluate(
     max_categories: int = DEFAULT_MAX_CATEGORIES,
     min_improvement: float = 0.0,
     significance: float = 0.05,
+    since: datetime | None = None,
+    after_change: pd.DataFrame | None = None,
+    min_rows_after_change: int = training_window.MIN_ROWS_AFTER_CHANGE,
+    recency_half_life_days: float = training_window.RECENCY_HALF_LIFE_DAYS,
 ) -> TrainingResult:
     """Split, fit, evaluate and compare one model's training sample against its current version.
 
     ``sample`` has the :data:`SAMPLE_COLUMNS` of ``marts.fct_training_sample`` for one dataset
     version and model (rows with a null label are ignored, a null weight counts as 1);
     ``registry`` has that model's ``marts.dim_model_versions`` rows (see :func:`registry_view`).
+    With ``since`` (a change point) it learns from ``after_change`` (the examples logged since)
+    or weighs recency, and is judged on the held-out rows since (:mod:`.training_window`).
     """
     if not 0 < holdout_share < 1:
         raise ValueError(f"holdout_share must be in (0, 1); got {holdout_share}")
     if not 0 <= significance <= 1:
         raise ValueError(f"significance must be in [0, 1]; got {significance}")
-    rows = labelled_rows(sample)
+    chosen, window = training_window.choose(
+        sample,
+        after_change,
+        since,
+        min_rows=min_rows_after_change,
+        half_life_days=recency_half_life_days,
+    )
+    rows = labelled_rows(chosen)
     if rows.empty:
         raise ValueError(f"{model_name}: no labelled rows in {dataset_version}")
     inputs = run_inputs(
@@ -328,26 +372,18 @@ def train_and_evaluate(
         max_categories=max_categories,
         min_improvement=min_improvement,
         significance=significance,
+        training_window=window.as_dict() if since is not None else None,
     )
     run_id = training_run_id(dataset_version, model_name, inputs)
     view = registry_view(registry, run_id)
 
     held_out = holdout_mask(rows["inference_id"], holdout_share, seed)
     train, holdout = rows[~held_out], rows[held_out]
+    holdout = holdout[training_window.judged_after(holdout, since)]
     spec, model, train_seconds = _fit(train, max_categories=max_categories, l2=l2)
 
-    y_holdout = holdout["label"].astype(str).to_numpy(dtype=object)
-    probabilities = model.predict_proba(spec.transform(parse_features(holdout["features_json"])))
-    predicted = np.asarray(model.classes, dtype=object)[probabilities.argmax(axis=1)]
-
-    scope, served, baseline = _baseline_predictions(holdout, view)
-    usable = served & pd.notna(baseline)
-    comparison = compare_with_baseline(
-        y_holdout[usable],
-        predicted[usable],
-        baseline[usable],
-        min_improvement=min_improvement,
-        significance=significance,
+    y_holdout, probabilities, predicted, scope, comparison = _evaluate(
+        spec, model, holdout, view, min_improvement=min_improvement, significance=significance
     )
     return TrainingResult(
         training_run_id=run_id,

@@ -28,6 +28,7 @@ from feedback_flywheel.warehouse import connect
 from feedback_flywheel.warehouse.catalogue import (
     DIM_MODEL_VERSIONS,
     FCT_DATASET_VERSIONS,
+    FCT_TRAINING_EXAMPLES,
     FCT_TRAINING_SAMPLE,
     TRAINING_RUNS,
 )
@@ -77,6 +78,31 @@ def load_training_sample(db_path: Path, dataset_version: str) -> pd.DataFrame:
             f"select {', '.join(SAMPLE_COLUMNS)} from {FCT_TRAINING_SAMPLE} "
             "where dataset_version = ? order by model_name, inference_id, training_sample_id",
             [dataset_version],
+        ).df()
+
+
+def load_examples_since(
+    db_path: Path, dataset_version: str, model_name: str, since: datetime, *, limit: int, seed: int
+) -> pd.DataFrame:
+    """The model's labelled examples of ``dataset_version`` (``marts.fct_training_examples`` as
+    of its batch: added by then, not superseded by then) logged on or after ``since``, in the
+    columns of a training sample; at most ``limit`` of them, chosen by the hash of the inference
+    id and ``seed`` (the same rows every time)."""
+    batch_id = dataset_version.removeprefix("ds-")
+    with connect(db_path) as con:
+        return con.execute(
+            f"""
+            select training_example_id as training_sample_id, inference_id, model_name,
+                model_version, label, predicted_label, features_json, sample_weight,
+                inference_logged_at
+            from {FCT_TRAINING_EXAMPLES}
+            where model_name = ? and label is not null and inference_logged_at >= ?
+                and batch_id <= ?
+                and (superseded_in_batch_id is null or superseded_in_batch_id > ?)
+            order by md5(inference_id || ':' || ?), training_example_id
+            limit ?
+            """,
+            [model_name, since, batch_id, batch_id, str(seed), limit],
         ).df()
 
 
