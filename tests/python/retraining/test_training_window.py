@@ -18,9 +18,10 @@ CHANGE = datetime(2026, 2, 15)
 
 
 def _world(n: int, seed: int) -> pd.DataFrame:
-    """Rows over 60 days (a third after CHANGE); the label is "up" when x (plus noise) is above 0, except in
-    region=latam from CHANGE on, where the boundary moves to 1.2 (a concept change a linear
-    model that sees region can learn). The incumbent predicts the old concept everywhere."""
+    """Rows over 60 days (a third after CHANGE); the label is "up" when x (plus noise) is
+    above 0, except in region=latam from CHANGE on, where the boundary moves to 1.2 (a concept
+    change a linear model that sees region can learn). The incumbent predicts the old concept
+    everywhere."""
     rng = np.random.default_rng(seed)
     logged = datetime(2026, 1, 6) + pd.to_timedelta(rng.uniform(0, 60, n), unit="D")
     x = rng.normal(size=n)
