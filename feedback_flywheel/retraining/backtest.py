@@ -34,7 +34,7 @@ import pandas as pd
 import yaml
 
 from feedback_flywheel.config.policies import Policy
-from feedback_flywheel.retraining import decision, performance_timeline
+from feedback_flywheel.retraining import decision, performance_timeline, signals
 from feedback_flywheel.warehouse.catalogue import DRIFT_TIMELINE, FCT_PERFORMANCE_DAILY
 
 _PERFORMANCE_KEYS = [
@@ -203,7 +203,7 @@ def _performance_days(
     overall = weekly.check_name == "accuracy_change"
     weekly["performance_drop"] = overall & weekly.is_flagged
     weekly["concept_drift"] = ~overall & weekly.is_flagged
-    fast["fast_performance_drop"] = _fast_drops(fast, policy)
+    fast["fast_performance_drop"] = signals.fast_drops(fast, policy)
     rows = weekly[[*keys, "n_ref", "n_cur", "performance_drop", "concept_drift"]].merge(
         fast[[*keys, "fast_performance_drop"]], on=keys, how="outer", validate="1:1"
     )
@@ -213,18 +213,6 @@ def _performance_days(
     rows["measured"] = (rows.n_ref.fillna(0) >= minimum) & (rows.n_cur.fillna(0) >= minimum)
     rows["evaluation_date"] = pd.to_datetime(rows.evaluation_date).dt.date
     return rows
-
-
-def _fast_drops(rows: pd.DataFrame, policy: Policy) -> pd.Series:
-    """The fast window's drops at the fast signal's own alpha and floors."""
-    fast = policy.signals.fast_performance_drop
-    p = rows.p_value.where(rows.check_name == "accuracy_change", rows.p_adjusted)
-    return (
-        (rows.n_ref >= fast.min_labelled)
-        & (rows.n_cur >= fast.min_labelled)
-        & (p < fast.alpha)
-        & (rows.accuracy_change <= -fast.min_drop)
-    )
 
 
 @dataclass
@@ -253,7 +241,7 @@ def _day_signals(drift: pd.DataFrame, performance: pd.DataFrame, policy: Policy)
             (model, when), {"fired": set(), "drifted": set(), "dropped": set(), "data": False}
         )
 
-    signals = policy.signals
+    configured = policy.signals
     for row in drift.itertuples(index=False):
         record = day(row.model_name, row.evaluation_date)
         record["data"] |= bool(row.measured)
@@ -262,7 +250,7 @@ def _day_signals(drift: pd.DataFrame, performance: pd.DataFrame, policy: Policy)
     for record in records.values():
         for kind, name in (("covariate", "covariate_drift"), ("prediction", "prediction_drift")):
             count = len({feature for k, feature in record["drifted"] if k == kind})
-            if count >= getattr(signals, name).min_features:
+            if count >= getattr(configured, name).min_features:
                 record["fired"].add(name)
     for row in performance.itertuples(index=False) if not performance.empty else ():
         record = day(row.model_name, row.evaluation_date)

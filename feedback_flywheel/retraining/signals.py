@@ -237,6 +237,20 @@ def training_start(signals: dict[str, Any]) -> str | None:
     return None
 
 
+def fast_drops(rows: pd.DataFrame, policy: Policy) -> pd.Series:
+    """Which performance-timeline rows are drops by the fast signal's own floors: both windows
+    hold ``min_labelled`` labels, the change is at most ``-min_drop``, and the p-value (adjusted
+    across the day's segments for a segment) is below its ``alpha``."""
+    fast = policy.signals.fast_performance_drop
+    p = rows.p_value.where(rows.check_name == "accuracy_change", rows.p_adjusted)
+    return (
+        (rows.n_ref >= fast.min_labelled)
+        & (rows.n_cur >= fast.min_labelled)
+        & (p < fast.alpha)
+        & (rows.accuracy_change <= -fast.min_drop)
+    )
+
+
 def _fast_signal(days: pd.DataFrame, policy: Policy) -> Signal:
     """The fast window of the performance timeline: per model version, overall and per segment
     value, the newest evaluated day whose fast window and reference both hold ``min_labelled``
@@ -253,8 +267,7 @@ def _fast_signal(days: pd.DataFrame, policy: Policy) -> Signal:
     if usable.empty:
         return Signal("fast_performance_drop", fast.enabled, False, False, None, -fast.min_drop)
     newest = usable.sort_values("evaluation_date").groupby(keys, sort=False).tail(1)
-    p = newest.p_value.where(newest.check_name == "accuracy_change", newest.p_adjusted)
-    dropped = newest[(p < fast.alpha) & (newest.accuracy_change <= -fast.min_drop)]
+    dropped = newest[fast_drops(newest, policy)]
     dropped = dropped.sort_values(["accuracy_change", *keys])
     return Signal(
         name="fast_performance_drop",
