@@ -219,36 +219,57 @@ def run(
     print_summary(settings)
 
 
-def _demo_world(seed: int, days: int, inferences_per_day: int, project_dir: Path) -> tuple:
+def _demo_world(
+    seed: int,
+    days: int,
+    inferences_per_day: int,
+    project_dir: Path,
+    closed_loop: bool = False,
+    out: Path | None = None,
+) -> tuple:
     """The demo world's folder and truth, generated once (it is deterministic)."""
     from feedback_flywheel import demo as demo_module
 
-    out = project_dir / "data" / f"demo-seed{seed}-{days}d-{inferences_per_day}"
+    name = f"demo-seed{seed}-{days}d-{inferences_per_day}" + ("-closed-loop" if closed_loop else "")
+    out = out or project_dir / "data" / name
     truth_file = out / "truth.json"
     click.echo(f"1/4 demo world -> {out}", err=True)
     if truth_file.exists():
-        click.echo("  already generated (deterministic); reusing it", err=True)
-        return out, json.loads(truth_file.read_text())
+        truth = json.loads(truth_file.read_text())
+        if (truth["seed"], truth["days"], truth["inferences_per_day"]) == (
+            seed,
+            days,
+            inferences_per_day,
+        ) and truth.get("closed_loop", False) == closed_loop:
+            click.echo("  already generated (deterministic); reusing it", err=True)
+            return out, truth
     truth = demo_module.generate(
         out,
         seed=seed,
         days=days,
         inferences_per_day=inferences_per_day,
         start_date=date(2026, 1, 1),
+        closed_loop=closed_loop,
         progress=echo_progress,
     )
     return out, truth
 
 
+def _pin_config(settings: Settings) -> None:
+    """The demo's own configuration, pinned (flywheel.yml), unless the project has one."""
+    from feedback_flywheel.config import file as config_file
+
+    if not settings.config.exists:
+        settings.config.path.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(config_file.shipped(settings.project_dir), settings.config.path)
+
+
 def _ingest_demo(settings: Settings, out: Path) -> None:
     from feedback_flywheel import ingest as ingest_module
-    from feedback_flywheel.config import file as config_file
     from feedback_flywheel.warehouse import connect, init_warehouse
 
     click.echo(f"2/4 ingest into {settings.db_path}", err=True)
-    if not settings.config.exists:  # the demo's own configuration, pinned (flywheel.yml)
-        settings.config.path.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(config_file.shipped(settings.project_dir), settings.config.path)
+    _pin_config(settings)
     with connect(settings.db_path) as con:
         init_warehouse(con)
         for table in RAW_TABLE_ORDER:
@@ -273,17 +294,37 @@ def _ingest_demo(settings: Settings, out: Path) -> None:
 @click.option(
     "--daily-batches",
     type=click.IntRange(min=1),
-    default=5,
-    show_default=True,
-    help="The last N days run as daily batches; the history before them as one batch.",
+    help="The last N days run as daily batches; the history before them as one batch "
+    "[default: 5; with --closed-loop: from two days before the concept change].",
+)
+@click.option(
+    "--closed-loop",
+    is_flag=True,
+    help="Serve each day by the version the registry deployed before it, so a retrained model "
+    "serves the next day (its own world and database: data/closed-loop.duckdb unless --db).",
+)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder the demo world is written to [default: data/demo-seed<seed>-<days>d-<volume>].",
 )
 @db_option
 def demo(
-    seed: int, days: int, inferences_per_day: int, daily_batches: int, db_path: Path | None
+    seed: int,
+    days: int,
+    inferences_per_day: int,
+    daily_batches: int | None,
+    closed_loop: bool,
+    out: Path | None,
+    db_path: Path | None,
 ) -> None:
     """The whole loop on the demo world: generate, ingest, run the batches, print a summary."""
+    if closed_loop:
+        _closed_loop_demo(seed, days, inferences_per_day, daily_batches, out, db_path)
+        return
+    daily_batches = daily_batches or 5
     settings = load_settings(db_path)
-    out, truth = _demo_world(seed, days, inferences_per_day, settings.project_dir)
+    out, truth = _demo_world(seed, days, inferences_per_day, settings.project_dir, out=out)
     _ingest_demo(settings, out)
     settings = settings.reload()
     end = datetime.fromisoformat(truth["end_date"])
@@ -299,6 +340,31 @@ def demo(
         sys.exit(EXIT_FAILED)
     click.echo("4/4 summary", err=True)
     print_summary(settings)
+
+
+def _closed_loop_demo(
+    seed: int,
+    days: int,
+    inferences_per_day: int,
+    daily_batches: int | None,
+    out: Path | None,
+    db_path: Path | None,
+) -> None:
+    from feedback_flywheel.cli.closed_loop import print_recovery, run_closed_loop
+
+    settings = load_settings(db_path)
+    if db_path is None:
+        settings = load_settings(settings.project_dir / "data" / "closed-loop.duckdb")
+    out, truth = _demo_world(seed, days, inferences_per_day, settings.project_dir, True, out)
+    _pin_config(settings)
+    settings = settings.reload()
+    end = date.fromisoformat(truth["end_date"])
+    concept = date.fromisoformat(truth["concept_drift"][0]["start_date"])
+    daily_from = end - timedelta(days=daily_batches) if daily_batches else concept - timedelta(2)
+    run_closed_loop(settings, out, truth, max(daily_from, date.fromisoformat(truth["start_date"])))
+    click.echo("4/4 summary", err=True)
+    print_summary(settings)
+    print_recovery(settings, truth)
 
 
 @main.command()

@@ -40,6 +40,10 @@ ACCURACY: dict[str, float] = {"v1": 0.72, "v2": 0.84}
 BIASED_ATTRIBUTE, BIASED_VALUE, BIASED_ACCURACY_GAP = "language", "de", 0.20
 CONCEPT_DRIFT_ATTRIBUTE, CONCEPT_DRIFT_VALUE = "region", "latam"
 CONCEPT_DRIFT_ROTATE_SHARE = 0.5  # share of the segment's rows whose true label rotates
+# In a closed loop the change is one a model can learn from its inputs (the region is one of
+# them there): this share of the segment's rows get this true label.
+CLOSED_LOOP_RELABEL_SHARE = 0.9
+CLOSED_LOOP_CONCEPT_LABEL = "account"
 PROBABILITIES_NULL_RATE = 0.02
 
 WEEKDAY_VOLUME_RATIO = 1.4  # inferences on a weekday / inferences on a weekend day

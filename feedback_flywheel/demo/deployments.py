@@ -17,8 +17,9 @@ from feedback_flywheel.demo.writers import contract_schema, write_parquet
 from feedback_flywheel.warehouse.contract import RAW_TABLES
 
 
-def write_deployments(out_dir: Path, start_us: int, v2_us: int) -> list[dict[str, Any]]:
-    """model_deployments.parquet: v1 from 30 days before the history until v2 takes over.
+def write_deployments(out_dir: Path, start_us: int, v2_us: int | None) -> list[dict[str, Any]]:
+    """model_deployments.parquet: v1 from 30 days before the history until v2 takes over
+    (``v2_us``; None in a closed loop: v1 serves until the flywheel deploys a model).
 
     Returns the deployments with ISO 8601 timestamps.
     """
@@ -47,16 +48,19 @@ def write_deployments(out_dir: Path, start_us: int, v2_us: int) -> list[dict[str
     ]
 
 
-def _deployments(v1_us: int, v2_us: int) -> list[dict[str, Any]]:
-    """The two deployments, with times as microseconds (v2 is still live: no retired_at)."""
+def _deployments(v1_us: int, v2_us: int | None) -> list[dict[str, Any]]:
+    """The deployments, with times as microseconds (the last is still live: no retired_at)."""
+    v1 = {
+        "model_name": MODEL_NAME,
+        "model_version": "v1",
+        "deployed_at": v1_us,
+        "retired_at": v2_us,
+        "training_run_id": "tr-demo-v1",
+    }
+    if v2_us is None:
+        return [v1]
     return [
-        {
-            "model_name": MODEL_NAME,
-            "model_version": "v1",
-            "deployed_at": v1_us,
-            "retired_at": v2_us,
-            "training_run_id": "tr-demo-v1",
-        },
+        v1,
         {
             "model_name": MODEL_NAME,
             "model_version": "v2",

@@ -2,7 +2,8 @@
 
 Ids and the JSON columns (context, inputs, probabilities) are built by DuckDB from the numeric
 codes; ``response_time_s`` is left out of the inputs of the rows drawn without it, and
-``context_id`` is added to the context of the rows in a preference pair.
+``context_id`` is added to the context of the rows in a preference pair. In a closed loop the
+inputs also carry the ``region`` (the model may use it to learn that world's concept change).
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ def write_inference_log(
     n = world["n"]
     texts, _ = text_vocabulary()
     step = world["step"]
-    text = text_columns(con, _numeric_columns(world), _text_sql())
+    text = text_columns(con, _numeric_columns(world), _text_sql(world["closed_loop"]))
     table = pa.Table.from_arrays(
         [
             text["inference_id"],
@@ -92,7 +93,7 @@ def _numeric_columns(world: dict[str, Any]) -> pa.Table:
     )
 
 
-def _text_sql() -> str:
+def _text_sql(closed_loop: bool) -> str:
     """The DuckDB query turning :func:`_numeric_columns` into ids and JSON text."""
     ctx_lists = {name: sql_list(list(shares)) for name, shares in CONTEXT_SHARES.items()}
     context_fields = ", ".join(
@@ -103,6 +104,8 @@ def _text_sql() -> str:
     input_head = "account_age_days := account_age, message_length := message_length, "
     input_head += "sentiment := sentiment, prior_tickets := prior_tickets"
     input_tail = f"channel := {channel}[channel + 1], product := {product}[product + 1]"
+    if closed_loop:
+        input_tail += f", region := {ctx_lists['region']}[ctx_region + 1]"
     probability_fields = ", ".join(f"{label} := p{i}" for i, label in enumerate(LABELS))
     return f"""
         select

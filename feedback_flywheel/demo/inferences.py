@@ -21,12 +21,15 @@ from feedback_flywheel.demo.constants import (
     BIASED_VALUE,
     CHANNEL_SHARES_AFTER,
     CHANNEL_SHARES_BEFORE,
+    CLOSED_LOOP_CONCEPT_LABEL,
+    CLOSED_LOOP_RELABEL_SHARE,
     CONCEPT_DRIFT_ATTRIBUTE,
     CONCEPT_DRIFT_ROTATE_SHARE,
     CONCEPT_DRIFT_VALUE,
     CONTEXT_SHARES,
     LABEL_TEMPERATURE,
     LABEL_WEIGHTS,
+    LABELS,
     MESSAGE_LENGTH_MEDIAN,
     MESSAGE_LENGTH_SHIFT,
     MISSING_RESPONSE_TIME_RATE,
@@ -66,17 +69,24 @@ def draw_inferences(
     inputs = _inputs(rng, schedule.day >= timeline.covariate_day)
     y_base = _base_labels(rng, inputs)
     concept_values = list(CONTEXT_SHARES[CONCEPT_DRIFT_ATTRIBUTE])
+    share = CLOSED_LOOP_RELABEL_SHARE if timeline.closed_loop else CONCEPT_DRIFT_ROTATE_SHARE
     rotated = (
         (context[CONCEPT_DRIFT_ATTRIBUTE] == concept_values.index(CONCEPT_DRIFT_VALUE))
         & (schedule.day >= timeline.concept_day)
-        & (rng.random(n) < CONCEPT_DRIFT_ROTATE_SHARE)
+        & (rng.random(n) < share)
     )
     # Pair twins copy the first answer's inputs and label (same ticket).
     twin = (schedule.kind == UNIT_PAIR) & (schedule.pos == 1)
     twin_rows = np.flatnonzero(twin)
     for array in (*inputs.values(), y_base, rotated):
         array[twin_rows] = array[twin_rows - 1]
-    y_true = np.where(rotated, (y_base + 1) % 3, y_base).astype(np.int8)
+    # Open loop: the label rotates (no input explains it). Closed loop: it becomes one label.
+    changed = (
+        np.full(n, LABELS.index(CLOSED_LOOP_CONCEPT_LABEL), np.int8)
+        if timeline.closed_loop
+        else (y_base + 1) % 3
+    )
+    y_true = np.where(rotated, changed, y_base).astype(np.int8)
 
     version = _versions(rng, schedule.logged, timeline.v2_us, twin)
     biased_values = list(CONTEXT_SHARES[BIASED_ATTRIBUTE])
@@ -107,7 +117,10 @@ def draw_inferences(
         "in_biased": in_biased,
         "rotated": rotated,
     }
-    return _in_serving_order(schedule, numbering, rows, context)
+    return {
+        **_in_serving_order(schedule, numbering, rows, context),
+        "closed_loop": timeline.closed_loop,
+    }
 
 
 def _subjects(

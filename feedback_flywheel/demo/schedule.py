@@ -38,22 +38,27 @@ class Timeline:
     days: int
     start_us: int
     end_us: int
-    v2_us: int  # v2 replaces v1 a third of the way in
+    v2_us: int  # v2 replaces v1 a third of the way in (never in a closed loop: end_us)
     covariate_day: int  # message_length and channel drift from here on
-    concept_day: int  # the concept drift segment's labels rotate from here on
+    concept_day: int  # the concept drift segment's labels change from here on
+    # A closed loop: v1 serves until the flywheel deploys a model of its own, and the concept
+    # drift is one a model can learn (see :mod:`feedback_flywheel.demo.serving`).
+    closed_loop: bool = False
 
     @classmethod
-    def of(cls, start_date: date, days: int) -> Timeline:
+    def of(cls, start_date: date, days: int, *, closed_loop: bool = False) -> Timeline:
         """The timeline of a history of ``days`` days from ``start_date``."""
         start_us = day_us(start_date)
+        end_us = start_us + days * US_PER_DAY
         return cls(
             start_date=start_date,
             days=days,
             start_us=start_us,
-            end_us=start_us + days * US_PER_DAY,
-            v2_us=start_us + (days // 3) * US_PER_DAY,
+            end_us=end_us,
+            v2_us=end_us if closed_loop else start_us + (days // 3) * US_PER_DAY,
             covariate_day=days * 7 // 12,
             concept_day=days * 3 // 4,
+            closed_loop=closed_loop,
         )
 
 

@@ -21,6 +21,8 @@ from feedback_flywheel.demo.constants import (
     BIASED_VALUE,
     CHANNEL_SHARES_AFTER,
     CHANNEL_SHARES_BEFORE,
+    CLOSED_LOOP_CONCEPT_LABEL,
+    CLOSED_LOOP_RELABEL_SHARE,
     CONCEPT_DRIFT_ATTRIBUTE,
     CONCEPT_DRIFT_ROTATE_SHARE,
     CONCEPT_DRIFT_VALUE,
@@ -78,6 +80,7 @@ def build_truth(
         "end_date": (start_date + timedelta(days=timeline.days)).isoformat(),
         "model_name": MODEL_NAME,
         "labels": list(LABELS),
+        "closed_loop": timeline.closed_loop,
         "covariate_drift": _covariate_drift(timeline),
         "concept_drift": _concept_drift(timeline),
         "biased_segment": {
@@ -139,13 +142,22 @@ def _covariate_drift(timeline: Timeline) -> list[dict[str, Any]]:
 
 
 def _concept_drift(timeline: Timeline) -> list[dict[str, Any]]:
-    """The segment whose true labels rotate, and from when."""
+    """The segment whose true labels change, from when, and how: rotated (open loop), or most
+    of them relabelled to one label (closed loop)."""
+    change: dict[str, Any] = (
+        {
+            "relabelled_share": CLOSED_LOOP_RELABEL_SHARE,
+            "relabelled_to": CLOSED_LOOP_CONCEPT_LABEL,
+        }
+        if timeline.closed_loop
+        else {"rotated_share": CONCEPT_DRIFT_ROTATE_SHARE}
+    )
     return [
         {
             "segment_attribute": CONCEPT_DRIFT_ATTRIBUTE,
             "segment_value": CONCEPT_DRIFT_VALUE,
             "start_date": (timeline.start_date + timedelta(days=timeline.concept_day)).isoformat(),
-            "rotated_share": CONCEPT_DRIFT_ROTATE_SHARE,
+            **change,
         },
     ]
 

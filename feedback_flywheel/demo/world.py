@@ -73,6 +73,7 @@ def generate(
     days: int = 60,
     inferences_per_day: int = 2000,
     start_date: date = date(2026, 1, 1),
+    closed_loop: bool = False,
     progress: Progress | None = None,
 ) -> dict[str, Any]:
     """Write the demo world under ``out_dir`` and return its truth (also in ``truth.json``).
@@ -80,6 +81,11 @@ def generate(
     ``inferences_per_day`` is the average daily volume; weekdays get more than weekends
     (``WEEKDAY_VOLUME_RATIO``). Only events received before ``start_date + days`` are written,
     and every count in the truth counts exactly what was written.
+
+    ``closed_loop`` writes the world a closed loop serves (:mod:`feedback_flywheel.demo.serving`):
+    no simulated v2 (v1 serves until the flywheel deploys a model of its own), the region among
+    the model's inputs, and a concept change a model can learn (most of the segment's labels
+    become one label). It draws the same rows from the same seed otherwise.
     """
     if days < 1:
         raise ValueError(f"days must be at least 1, got {days}")
@@ -90,7 +96,7 @@ def generate(
     out_dir.mkdir(parents=True, exist_ok=True)
     clear_outputs(out_dir)
     rng = np.random.default_rng(seed)
-    timeline = Timeline.of(start_date, days)
+    timeline = Timeline.of(start_date, days, closed_loop=closed_loop)
 
     world = draw_inferences(rng, timeline, inferences_per_day)
     say(
@@ -101,8 +107,10 @@ def generate(
 
     latent_rows = write_latent_quality(out_dir, world, prefs)
     say(f"latent_quality: {latent_rows:,} rows")
-    deployments = write_deployments(out_dir, timeline.start_us, timeline.v2_us)
-    say("model_deployments: 2 rows")
+    deployments = write_deployments(
+        out_dir, timeline.start_us, None if closed_loop else timeline.v2_us
+    )
+    say(f"model_deployments: {len(deployments)} row(s)")
 
     truth = build_truth(
         seed=seed,

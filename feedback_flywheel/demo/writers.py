@@ -97,8 +97,9 @@ def write_parquet(table: pa.Table, path: Path) -> None:
 def clear_outputs(out_dir: Path) -> None:
     """Remove files an earlier run wrote, so a shorter history leaves no stale day files."""
     for name in RAW_TABLES:
-        folder = out_dir / name
-        if folder.is_dir():
+        for folder in (out_dir / name, out_dir / "served" / name):  # served: a closed loop's
+            if not folder.is_dir():
+                continue
             for path in folder.glob("*.parquet"):
                 path.unlink()
     for path in (out_dir / "latent_quality.parquet", out_dir / "truth.json"):
