@@ -149,6 +149,10 @@ def print_recovery(settings: Settings, truth: dict[str, Any]) -> None:
             f"  {row['day']:<10}  {row['versions']:<10}  {_pct(row['accuracy']):>8}  "
             f"{_pct(row['segment']):>14}"
         )
+    click.echo(
+        f"the decisions: `flywheel decisions --db {settings.db_path}`; the dashboard: "
+        f"`flywheel dashboard --db {settings.db_path}`"
+    )
 
 
 def _pct(value: float | None) -> str:

@@ -140,11 +140,13 @@ def _concept_signal(checks: pd.DataFrame, policy: Policy) -> Signal:
                 f"{row.concept_part:+.3f}, covariate {row.covariate_part:+.3f}"
                 for row in decomposition.itertuples(index=False)
             ],
-            "keys": [
+            "keys": [  # worst first, like the segments
                 list(key)
-                for key in flagged[
-                    ["model_version", "segment_attribute", "segment_value"]
-                ].itertuples(index=False, name=None)
+                for key in flagged.sort_values(
+                    ["accuracy_change", "segment_attribute", "segment_value"]
+                )[["model_version", "segment_attribute", "segment_value"]].itertuples(
+                    index=False, name=None
+                )
             ],
         },
     )
@@ -210,28 +212,43 @@ def attach_change_points(signals: dict[str, Signal], changes: dict[str, str]) ->
 
 def attach_drop_starts(signals: dict[str, Signal], starts: dict[tuple[str, str, str], str]) -> None:
     """Record with each impact signal where each drop it cites started (the performance
-    timeline's change points, keyed by model version, segment attribute and value)."""
+    timeline's change points, keyed by model version, segment attribute and value), and where
+    its worst drop with a change point started (``worst_drop_start``; its keys come worst
+    first)."""
     for name in IMPACT_SIGNALS:
         signal = signals[name]
+        cited = [tuple(key) for key in signal.detail.get("keys") or [] if tuple(key) in starts]
         signal.detail["change_points"] = {
             f"{_segment_label(attribute, value)} ({version})": starts[(version, attribute, value)]
-            for version, attribute, value in signal.detail.get("keys") or []
-            if (version, attribute, value) in starts
+            for version, attribute, value in cited
         }
+        signal.detail["worst_drop_start"] = starts[cited[0]] if cited else None
 
 
 def training_start(signals: dict[str, Any]) -> str | None:
     """The day a retraining should learn from (ISO), read from a decision's signals (as
-    ``signals_json`` holds them): the earliest change point an impact signal that fired cites,
-    else the earliest a drift signal that fired cites; None when none cites one. A concept
-    change is what the new model must learn, so its start wins over an earlier input shift."""
-    for names in (IMPACT_SIGNALS, DRIFT_SIGNALS):
-        days = [
-            day
-            for name in names
-            if (signals.get(name) or {}).get("fired") and (signals.get(name) or {}).get("enabled")
-            for day in ((signals[name].get("change_points") or {}).values())
-        ]
+    ``signals_json`` holds them); None when no signal that fired cites a change point.
+
+    Of the impact signals that fired, the one with the largest drop wins and its worst drop's
+    start is the day: that drop is where the change is concentrated, which is what the new
+    model must learn, and it is the best located; the smaller drops a decision also cites
+    (other segments, often noise a few days off) would mix rows from before the change into
+    the window. Ties go to the earlier start. (Decisions recorded before ``worst_drop_start``
+    existed: the earliest change point their impact signals cite.) Without an impact change
+    point: the earliest change point a drift signal that fired cites. A concept change wins
+    over an earlier input shift.
+    """
+
+    def fired(name: str) -> dict[str, Any] | None:
+        signal = signals.get(name) or {}
+        return signal if signal.get("fired") and signal.get("enabled") else None
+
+    impact = [signal for name in IMPACT_SIGNALS if (signal := fired(name))]
+    worst = [s for s in impact if s.get("worst_drop_start") and s.get("value") is not None]
+    if worst:
+        return min(worst, key=lambda s: (s["value"], s["worst_drop_start"]))["worst_drop_start"]
+    for group in (impact, [signal for name in DRIFT_SIGNALS if (signal := fired(name))]):
+        days = [day for signal in group for day in (signal.get("change_points") or {}).values()]
         if days:
             return min(days)
     return None

@@ -116,7 +116,7 @@ def test_without_a_change_point_nothing_changes() -> None:
         training_window.choose(sample, None, CHANGE, min_rows=0)
 
 
-def test_the_training_start_is_the_earliest_change_an_impact_signal_cites() -> None:
+def test_without_drop_sizes_the_training_start_is_the_earliest_change_cited() -> None:
     fired = {"enabled": True, "fired": True}
     decision = {
         "covariate_drift": fired | {"change_points": {"message_length": "2026-02-05"}},
@@ -146,8 +146,34 @@ def test_a_decision_records_the_drop_starts_of_its_impact_signals() -> None:
     assert found["concept_drift"].detail["change_points"] == {"region=latam (v2)": "2026-02-15"}
     assert found["performance_drop"].detail["change_points"] == {"overall (v2)": "2026-02-16"}
     assert found["fast_performance_drop"].detail["change_points"] == {}
+    assert found["concept_drift"].detail["worst_drop_start"] == "2026-02-15"
+    assert found["fast_performance_drop"].detail["worst_drop_start"] is None
     as_json = {name: signal.as_dict() for name, signal in found.items()}
     assert signals.training_start(as_json) == "2026-02-15"
+
+
+def test_the_training_start_is_where_the_largest_drop_started() -> None:
+    """A decision citing a small drop in another segment from an earlier day (noise, or a
+    change the model need not learn) learns from the start of the largest drop."""
+    fired = {"enabled": True, "fired": True}
+    decision = {
+        "performance_drop": fired | {"value": -0.05, "worst_drop_start": "2026-02-17"},
+        "concept_drift": fired
+        | {
+            "value": -0.29,
+            "worst_drop_start": "2026-02-15",
+            "change_points": {"region=latam (v1)": "2026-02-15", "language=es (v1)": "2026-02-07"},
+        },
+        "fast_performance_drop": {
+            "enabled": True,
+            "fired": False,
+            "value": -0.4,
+            "worst_drop_start": "2026-01-02",
+        },
+    }
+    assert signals.training_start(decision) == "2026-02-15"
+    decision["performance_drop"]["value"] = -0.5
+    assert signals.training_start(decision) == "2026-02-17"
 
 
 def test_the_retrain_flow_refuses_a_bad_train_from() -> None:
