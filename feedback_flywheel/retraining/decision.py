@@ -26,8 +26,17 @@ import duckdb
 from feedback_flywheel import audit
 from feedback_flywheel.config.policies import Policy
 from feedback_flywheel.retraining.signals import DRIFT_SIGNALS, IMPACT_SIGNALS, Signal
-from feedback_flywheel.warehouse.catalogue import RETRAINING_DECISIONS, TRAINING_RUNS
+from feedback_flywheel.warehouse.catalogue import (
+    FCT_TRAINING_EXAMPLES,
+    RETRAINING_DECISIONS,
+    TRAINING_RUNS,
+)
 from feedback_flywheel.warehouse.schema import RETRAINING_DECISIONS as RETRAINING_DECISIONS_TABLE
+
+# The cooldown after a retraining that was not deployed gives way once the labelled examples
+# since the change it learned from are this many times as many as it had: judged again on
+# twice the rows, a real gain it could not show (the paired test lacked power) can show.
+EVIDENCE_GROWTH = 2.0
 
 #: the columns of ml.retraining_decisions, in order
 DECISION_COLUMNS = RETRAINING_DECISIONS_TABLE.column_names
@@ -119,6 +128,45 @@ def _worsened(last: dict[str, Any], signals: dict[str, Signal], fired: list[str]
     return None
 
 
+def _more_evidence(con: duckdb.DuckDBPyConnection, last: dict[str, Any], model: str) -> str | None:
+    """Why the cooldown after ``last`` is lifted, or None: its retraining was not deployed, it
+    learned from a change point on (``parameters_json.inputs.training_window``), and the model's
+    labelled examples logged since that day are now ``EVIDENCE_GROWTH`` times as many as it
+    had (each retry needs the evidence doubled again, so they thin out)."""
+    if last["deployed"]:
+        return None
+    window = "$.inputs.training_window"
+    runs = con.execute(
+        f"""
+        select json_extract_string(parameters_json, '{window}.since') as since,
+            max(cast(json_extract(parameters_json, '{window}.rows_after_change') as bigint))
+        from {TRAINING_RUNS}
+        where decision_id = ? and model_name = ? and status = 'not_deployed'
+        group by since
+        having since is not null
+        """,
+        [last["decision_id"], model],
+    ).fetchall()
+    for since, rows in runs:
+        if not rows:
+            continue
+        now = con.execute(
+            f"""
+            select count(*) from {FCT_TRAINING_EXAMPLES}
+            where model_name = ? and label is not null and superseded_in_batch_id is null
+                and inference_logged_at >= cast(? as date)
+            """,
+            [model, since],
+        ).fetchall()[0][0]
+        if now >= EVIDENCE_GROWTH * rows:
+            return (
+                f"the retraining of {last['decision_id']} was not deployed and the labelled "
+                f"examples since its change point {since} grew from {rows:,} to {now:,} "
+                f"(at least x{EVIDENCE_GROWTH:g}): enough to judge a retraining again"
+            )
+    return None
+
+
 def _cooldown(
     con: duckdb.DuckDBPyConnection,
     model_name: str,
@@ -132,7 +180,7 @@ def _cooldown(
     last = last_triggered_retrain(con, model_name, watermark_at)
     if last is None or watermark_at - last["watermark_at"] >= timedelta(days=policy.cooldown_days):
         return None, None
-    lifted = _worsened(last, signals, fired)
+    lifted = _worsened(last, signals, fired) or _more_evidence(con, last, model_name)
     if lifted:
         return None, lifted
     return (
@@ -155,7 +203,8 @@ def decide(
     """Apply the policy to the signals: retrain, warning (drift without performance impact, under
     ``retrain_when: impact``), hold (nothing fired, or cooldown), or insufficient_data (no
     enabled signal had enough data to say anything). The cooldown is lifted when the retraining
-    that started it was not deployed and the impact keeps worsening."""
+    that started it was not deployed and the impact keeps worsening, or the labelled examples
+    since the change it learned from have doubled."""
     enabled = {name: signal for name, signal in signals.items() if signal.enabled}
     fired = [name for name, signal in enabled.items() if signal.fired]
     with_data = [name for name, signal in enabled.items() if signal.has_data]

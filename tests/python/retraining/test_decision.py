@@ -5,6 +5,7 @@ when the retraining that started it was not deployed and the impact keeps worsen
 
 from __future__ import annotations
 
+import json
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
@@ -138,6 +139,40 @@ def test_the_cooldown_is_lifted_when_the_retraining_failed_to_help(
         assert "cooldown lifted" in again.reason and first.decision_id in again.reason
     else:
         assert again.reason.startswith("cooldown:")
+
+
+@pytest.mark.parametrize(("examples_now", "expected"), [(1_400, "retrain"), (1_399, "hold")])
+def test_the_cooldown_is_lifted_when_the_evidence_since_the_change_doubled(
+    con, examples_now: int, expected: str
+) -> None:
+    """A retraining that learned from 700 rows since the change and was not deployed (its gain
+    was not significant yet) is tried again once 1,400 labelled rows exist since that day, even
+    though the impact did not worsen; rows before the change, unlabelled or superseded rows do
+    not count."""
+    first = _decide(con, "b1", T0, _signals(concept_drift=-0.20))
+    _record(con, first, None)
+    window = {"mode": "after_change", "since": "2026-01-28", "rows_after_change": 700}
+    con.execute(
+        "insert into ml.training_runs (training_run_id, attempt, decision_id, model_name, "
+        "dataset_version, status, started_at, parameters_json) "
+        "values ('tr-1', 1, ?, 'm', 'ds-x', 'not_deployed', ?, ?)",
+        [first.decision_id, T0, json.dumps({"inputs": {"training_window": window}})],
+    )
+    con.execute("create schema marts")
+    con.execute(
+        "create table marts.fct_training_examples (model_name varchar, label varchar, "
+        "superseded_in_batch_id varchar, inference_logged_at timestamp)"
+    )
+    rows = [("m", "a", None, datetime(2026, 1, 28, 0, 0, 1))] * examples_now
+    rows += [("m", "a", None, datetime(2026, 1, 27, 23, 59))] * 900  # before the change
+    rows += [("m", None, None, datetime(2026, 1, 29))] * 900  # unlabelled
+    rows += [("m", "a", "b2", datetime(2026, 1, 29))] * 900  # superseded
+    rows += [("other", "a", None, datetime(2026, 1, 29))] * 900  # another model
+    con.executemany("insert into marts.fct_training_examples values (?, ?, ?, ?)", rows)
+    again = _decide(con, "b2", T0 + timedelta(days=1), _signals(concept_drift=-0.20))
+    assert again.decision == expected, again.reason
+    if expected == "retrain":
+        assert "grew from 700 to 1,400" in again.reason
 
 
 def _day(version: str, segment: tuple[str, str], day: date, n: int, change: float, p: float):
