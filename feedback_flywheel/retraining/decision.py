@@ -26,6 +26,7 @@ import duckdb
 from feedback_flywheel import audit
 from feedback_flywheel.config.policies import Policy
 from feedback_flywheel.retraining.signals import DRIFT_SIGNALS, IMPACT_SIGNALS, Signal
+from feedback_flywheel.retraining.training_window import MAX_ROWS_AFTER_CHANGE
 from feedback_flywheel.warehouse.catalogue import (
     FCT_TRAINING_EXAMPLES,
     RETRAINING_DECISIONS,
@@ -132,7 +133,9 @@ def _more_evidence(con: duckdb.DuckDBPyConnection, last: dict[str, Any], model: 
     """Why the cooldown after ``last`` is lifted, or None: its retraining was not deployed, it
     learned from a change point on (``parameters_json.inputs.training_window``), and the model's
     labelled examples logged since that day are now ``EVIDENCE_GROWTH`` times as many as it
-    had (each retry needs the evidence doubled again, so they thin out)."""
+    had (each retry needs the evidence doubled again, so they thin out). A run that already
+    learned from the most rows a retraining takes (``MAX_ROWS_AFTER_CHANGE``) is not retried
+    for more: the retry would learn from and be judged on as many rows as it did."""
     if last["deployed"]:
         return None
     window = "$.inputs.training_window"
@@ -148,7 +151,7 @@ def _more_evidence(con: duckdb.DuckDBPyConnection, last: dict[str, Any], model: 
         [last["decision_id"], model],
     ).fetchall()
     for since, rows in runs:
-        if not rows:
+        if not rows or rows >= MAX_ROWS_AFTER_CHANGE:
             continue
         now = con.execute(
             f"""

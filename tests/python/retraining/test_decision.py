@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 
 from feedback_flywheel.retraining import decision, signals
+from feedback_flywheel.retraining.training_window import MAX_ROWS_AFTER_CHANGE
 from feedback_flywheel.warehouse import init_warehouse
 from tests.python.helpers import default_policy
 
@@ -141,17 +142,25 @@ def test_the_cooldown_is_lifted_when_the_retraining_failed_to_help(
         assert again.reason.startswith("cooldown:")
 
 
-@pytest.mark.parametrize(("examples_now", "expected"), [(1_400, "retrain"), (1_399, "hold")])
+@pytest.mark.parametrize(
+    ("rows_then", "examples_now", "expected"),
+    [
+        (700, 1_400, "retrain"),
+        (700, 1_399, "hold"),
+        # it already learned from the most rows a retraining takes: more would not be used
+        (MAX_ROWS_AFTER_CHANGE, 2 * MAX_ROWS_AFTER_CHANGE, "hold"),
+    ],
+)
 def test_the_cooldown_is_lifted_when_the_evidence_since_the_change_doubled(
-    con, examples_now: int, expected: str
+    con, rows_then: int, examples_now: int, expected: str
 ) -> None:
-    """A retraining that learned from 700 rows since the change and was not deployed (its gain
-    was not significant yet) is tried again once 1,400 labelled rows exist since that day, even
-    though the impact did not worsen; rows before the change, unlabelled or superseded rows do
-    not count."""
+    """A retraining that learned from N rows since the change and was not deployed (its gain
+    was not significant yet) is tried again once 2N labelled rows exist since that day, even
+    though the impact did not worsen; rows before the change, unlabelled or superseded rows and
+    other models' rows do not count."""
     first = _decide(con, "b1", T0, _signals(concept_drift=-0.20))
     _record(con, first, None)
-    window = {"mode": "after_change", "since": "2026-01-28", "rows_after_change": 700}
+    window = {"mode": "after_change", "since": "2026-01-28", "rows_after_change": rows_then}
     con.execute(
         "insert into ml.training_runs (training_run_id, attempt, decision_id, model_name, "
         "dataset_version, status, started_at, parameters_json) "
@@ -163,16 +172,20 @@ def test_the_cooldown_is_lifted_when_the_evidence_since_the_change_doubled(
         "create table marts.fct_training_examples (model_name varchar, label varchar, "
         "superseded_in_batch_id varchar, inference_logged_at timestamp)"
     )
-    rows = [("m", "a", None, datetime(2026, 1, 28, 0, 0, 1))] * examples_now
-    rows += [("m", "a", None, datetime(2026, 1, 27, 23, 59))] * 900  # before the change
-    rows += [("m", None, None, datetime(2026, 1, 29))] * 900  # unlabelled
-    rows += [("m", "a", "b2", datetime(2026, 1, 29))] * 900  # superseded
-    rows += [("other", "a", None, datetime(2026, 1, 29))] * 900  # another model
-    con.executemany("insert into marts.fct_training_examples values (?, ?, ?, ?)", rows)
+    groups = [
+        (examples_now, "'m'", "'a'", "null", "timestamp '2026-01-28 00:00:01'"),
+        (900, "'m'", "'a'", "null", "timestamp '2026-01-27 23:59:00'"),  # before the change
+        (900, "'m'", "null", "null", "timestamp '2026-01-29'"),  # unlabelled
+        (900, "'m'", "'a'", "'b2'", "timestamp '2026-01-29'"),  # superseded
+        (900, "'other'", "'a'", "null", "timestamp '2026-01-29'"),  # another model
+    ]
+    for count, *values in groups:
+        select = ", ".join(values)
+        con.execute(f"insert into marts.fct_training_examples select {select} from range({count})")
     again = _decide(con, "b2", T0 + timedelta(days=1), _signals(concept_drift=-0.20))
     assert again.decision == expected, again.reason
     if expected == "retrain":
-        assert "grew from 700 to 1,400" in again.reason
+        assert f"grew from {rows_then:,} to {examples_now:,}" in again.reason
 
 
 def _day(version: str, segment: tuple[str, str], day: date, n: int, change: float, p: float):
