@@ -3,7 +3,7 @@
 Prefect reads its settings from the environment of the process when it is first imported, so
 this is the one place the project sets environment variables for its own process: Prefect's
 home (its local database and settings) inside the project, ignored by git, unless the user
-configured one; telemetry off.
+configured one; telemetry off; time for the temporary server's first start.
 """
 
 from __future__ import annotations
@@ -18,6 +18,10 @@ def configure() -> None:
     os.environ.setdefault("PREFECT_HOME", str(paths.project_dir(os.environ) / ".prefect"))
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "INFO")
+    # The temporary server migrates a fresh Prefect home on its first start, which takes longer
+    # than Prefect's 20 s default on a loaded 2-core machine ("Timed out while attempting to
+    # connect to ephemeral Prefect API server" on a first `make run`).
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
 
 
 LOGGING_CONFIG = Path(__file__).with_name("logging.yml")
