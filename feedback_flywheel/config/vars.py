@@ -38,6 +38,9 @@ Timestamp = Annotated[
 ]
 #: raw columns that may be configured as personal (pseudonymised in staging)
 PERSONAL_COLUMN_CHOICES = ("subject_id", "session_id", "annotator_id")
+#: the numeric feedback event types a replay reward mapping may name
+REWARD_EVENT_TYPES = ("reward", "rating", "thumbs", "click", "dwell_seconds", "conversion")
+RewardEventType = Literal[REWARD_EVENT_TYPES]  # type: ignore[valid-type]
 
 
 class SettingsError(ValueError):
@@ -183,6 +186,36 @@ class FlywheelVars(BaseModel):
                     f"reward_text_keywords: {name!r} is a built-in feature "
                     f"({', '.join(REWARD_FIXED_FEATURES)}); choose another name"
                 )
+        return self
+
+    # Experience replay: the transitions of models/marts/replay.
+    replay_reward_scale: dict[RewardEventType, float] = Field(
+        min_length=1,
+        description="Feedback event types that are rewards: type -> scale (value * scale + offset).",
+    )
+    replay_reward_offset: dict[RewardEventType, float] = Field(
+        description="Offset added to a mapped event's scaled value (default 0)."
+    )
+    replay_reward_window_hours: int = Field(
+        ge=0, le=24 * 365, description="A step with no reward this long after it was logged expires."
+    )
+    replay_expired_rewards: Literal["zero", "drop"] = Field(
+        description="An expired step enters with reward 0, flagged (zero), or never (drop)."
+    )
+    replay_session_timeout_minutes: int = Field(
+        ge=0, le=60 * 24 * 365, description="A session idle this long is over (terminal step)."
+    )
+    replay_n_step: int = Field(ge=1, le=50, description="Steps summed in the n-step return.")
+    replay_gamma: float = Field(ge=0, le=1, description="Discount of the n-step return.")
+
+    @model_validator(mode="after")
+    def _reward_offsets_name_mapped_types(self) -> FlywheelVars:
+        unmapped = sorted(set(self.replay_reward_offset) - set(self.replay_reward_scale))
+        if unmapped:
+            raise ValueError(
+                f"replay_reward_offset names {', '.join(unmapped)}, which replay_reward_scale does "
+                f"not map to a reward ({', '.join(self.replay_reward_scale)}); add a scale for it"
+            )
         return self
 
     @model_validator(mode="after")

@@ -49,6 +49,13 @@
         'reward_model_pair_min_margin': 'number',
         'reward_text_keywords': 'identifier_text_map',
         'data_tests_scope': 'data_tests_scope',
+        'replay_reward_scale': 'reward_mapping',
+        'replay_reward_offset': 'reward_mapping',
+        'replay_reward_window_hours': 'count',
+        'replay_expired_rewards': 'expired_rewards',
+        'replay_session_timeout_minutes': 'count',
+        'replay_n_step': 'count',
+        'replay_gamma': 'number',
     }) }}
 {%- endmacro %}
 
@@ -108,6 +115,18 @@
         {%- if value not in ['batch', 'full'] -%}
             {{ return("batch (the data tests read the batch's rows) or full (whole tables)") }}
         {%- endif -%}
+    {%- elif kind == 'expired_rewards' -%}
+        {%- if value not in ['zero', 'drop'] -%}
+            {{ return("zero (the step enters with reward 0, flagged) or drop (it never enters)") }}
+        {%- endif -%}
+    {%- elif kind == 'reward_mapping' -%}
+        {%- set types = ['reward', 'rating', 'thumbs', 'click', 'dwell_seconds', 'conversion'] -%}
+        {%- if value is not mapping -%}{{ return("a mapping of event type to a number") }}{%- endif -%}
+        {%- for key, entry in value.items() -%}
+            {%- if key not in types or not is_number(entry) -%}
+                {{ return("a mapping of event type (" ~ types | join(', ') ~ ") to a number") }}
+            {%- endif -%}
+        {%- endfor -%}
     {%- elif kind == 'optional_identifier' -%}
         {%- if value is not none and not is_identifier(value) -%}
             {{ return("null or a lower-case identifier (^[a-z_][a-z0-9_]*$)") }}
