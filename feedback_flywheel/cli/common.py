@@ -14,6 +14,7 @@ import click
 from feedback_flywheel.config import (
     ConfigFileError,
     PolicyError,
+    ReplayPolicyError,
     RewardPolicyError,
     Settings,
     SettingsError,
@@ -23,7 +24,13 @@ from feedback_flywheel.config import (
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_BUSY = 3
-CONFIGURATION_ERRORS = (SettingsError, PolicyError, RewardPolicyError, ConfigFileError)
+CONFIGURATION_ERRORS = (
+    SettingsError,
+    PolicyError,
+    RewardPolicyError,
+    ReplayPolicyError,
+    ConfigFileError,
+)
 
 
 def echo_progress(message: str) -> None:

@@ -4,6 +4,7 @@ from the package."""
 
 from feedback_flywheel.config.file import ConfigFileError
 from feedback_flywheel.config.policies import Policy, PolicyError, RewardPolicy, RewardPolicyError
+from feedback_flywheel.config.replay_policy import ReplayPolicy, ReplayPolicyError
 from feedback_flywheel.config.settings import Settings
 from feedback_flywheel.config.vars import FlywheelVars, SettingsError, parse_overrides
 
@@ -12,6 +13,8 @@ __all__ = [
     "FlywheelVars",
     "Policy",
     "PolicyError",
+    "ReplayPolicy",
+    "ReplayPolicyError",
     "RewardPolicy",
     "RewardPolicyError",
     "Settings",

@@ -28,6 +28,11 @@ from feedback_flywheel.config.policies import (
     load_policy,
     load_reward_policy,
 )
+from feedback_flywheel.config.replay_policy import (
+    ReplayPolicy,
+    default_replay_policy_path,
+    load_replay_policy,
+)
 from feedback_flywheel.config.secrets import SECRET_ENV, Secret, load_secret
 from feedback_flywheel.config.vars import BATCH_VARS, FlywheelVars, load_vars
 
@@ -45,6 +50,7 @@ class Settings:
     vars: FlywheelVars
     retraining_policy: Policy
     reward_policy: RewardPolicy
+    replay_policy: ReplayPolicy
     #: the ``--var`` overrides as given (dbt receives them, merged with the project's vars)
     overrides: dict[str, Any] = field(default_factory=dict)
     #: the warehouse's configuration file (:mod:`.file`); its vars sit between the project's
@@ -62,15 +68,17 @@ class Settings:
         overrides: Mapping[str, Any] | None = None,
         policy_path: Path | str | None = None,
         reward_policy_path: Path | str | None = None,
+        replay_policy_path: Path | str | None = None,
         config_path: Path | str | None = None,
         environ: Mapping[str, str] | None = None,
     ) -> Settings:
         """Read and validate the configuration of a run. Explicit arguments win over the
         environment (``FLYWHEEL_DUCKDB``, ``FLYWHEEL_SERVING_DUCKDB``, ``FLYWHEEL_TARGET``,
         ``FLYWHEEL_PROJECT_DIR``, ``FLYWHEEL_SECRET_KEY``), which wins over the defaults. Raises
-        ``SettingsError``, ``PolicyError``, ``RewardPolicyError`` or ``ConfigFileError`` naming
-        the key and what is allowed. The vars are the project's defaults, then the configuration
-        file (``config_path``, else :func:`.file.locate`), then ``overrides``."""
+        ``SettingsError``, ``PolicyError``, ``RewardPolicyError``, ``ReplayPolicyError`` or
+        ``ConfigFileError`` naming the key and what is allowed. The vars are the project's
+        defaults, then the configuration file (``config_path``, else :func:`.file.locate`), then
+        ``overrides``."""
         environ = os.environ if environ is None else environ
         project = paths.project_dir(environ)
         database = (
@@ -102,6 +110,11 @@ class Settings:
                 Path(reward_policy_path)
                 if reward_policy_path
                 else default_reward_policy_path(project)
+            ),
+            replay_policy=load_replay_policy(
+                Path(replay_policy_path)
+                if replay_policy_path
+                else default_replay_policy_path(project)
             ),
             overrides=overrides,
             config=config,

@@ -191,13 +191,13 @@ class FlywheelVars(BaseModel):
     # Experience replay: the transitions of models/marts/replay.
     replay_reward_scale: dict[RewardEventType, float] = Field(
         min_length=1,
-        description="Feedback event types that are rewards: type -> scale (value * scale + offset).",
+        description="Event types that are rewards: type -> scale (value * scale + offset).",
     )
     replay_reward_offset: dict[RewardEventType, float] = Field(
         description="Offset added to a mapped event's scaled value (default 0)."
     )
     replay_reward_window_hours: int = Field(
-        ge=0, le=24 * 365, description="A step with no reward this long after it was logged expires."
+        ge=0, le=24 * 365, description="A step with no reward this long after serving expires."
     )
     replay_expired_rewards: Literal["zero", "drop"] = Field(
         description="An expired step enters with reward 0, flagged (zero), or never (drop)."

@@ -68,6 +68,8 @@ RPT_DEPLOYMENT_IMPACT = _mart("rpt_deployment_impact")
 RPT_SEGMENT_BIAS = _mart("rpt_segment_bias")
 RPT_SEGMENT_BIAS_SUMMARY = _mart("rpt_segment_bias_summary")
 RPT_FEEDBACK_SKEW = _mart("rpt_feedback_skew")
+# experience replay
+FCT_REPLAY_TRANSITIONS = _mart("fct_replay_transitions")
 # preferences and the reward model
 FCT_PREFERENCE_PAIRS = _mart("fct_preference_pairs")
 FCT_OUTPUT_FEATURES = _mart("fct_output_features")
@@ -95,6 +97,13 @@ REWARD_MODELS = _ml("reward_models")
 REWARD_SCORES = _ml("reward_scores")
 REWARD_LEADERBOARD = _ml("reward_leaderboard")
 AUDIT_LOG = _ml("audit_log")
+REPLAY_BUFFER = _ml("replay_buffer")
+REPLAY_EVICTIONS = _ml("replay_evictions")
+REPLAY_TD_ERRORS = _ml("replay_td_errors")
+REPLAY_SAMPLES = _ml("replay_samples")
+REPLAY_SAMPLE_DRAWS = _ml("replay_sample_draws")
+REPLAY_VERSIONS = _ml("replay_versions")
+REPLAY_COMPOSITION = _ml("replay_composition")
 
 #: every mart and report the package reads
 MARTS: tuple[Relation, ...] = tuple(
