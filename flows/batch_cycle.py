@@ -27,6 +27,7 @@ from feedback_flywheel.warehouse.dbt import BATCH_BUILD_ARGS, run_dbt
 from flows.python_stage import (
     check_performance,
     decide_retraining,
+    refresh_replay_buffer,
     test_drift,
     train_reward_model,
     trigger_pending,
@@ -296,6 +297,8 @@ def _run_batch(
         trigger_pending(settings, dry_run)
         train_reward_model(settings, batch)
         fault_point("after:train-reward-model")
+        refresh_replay_buffer(settings, batch)
+        fault_point("after:refresh-replay-buffer")
         counts = record_batch(settings, batch, attempt, dbt_seconds)
         fault_point("after:record-batch")
     except Exception as error:

@@ -14,7 +14,7 @@ import duckdb
 from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 
-from feedback_flywheel import batches
+from feedback_flywheel import batches, replay
 from feedback_flywheel.config import Settings
 from feedback_flywheel.config.faults import fault_point
 from feedback_flywheel.config.policies import Policy
@@ -304,4 +304,42 @@ def train_reward_model(settings: Settings, batch: batches.BatchWindow) -> str:
         f"| metric | value |\n|---|---|\n{metrics}\n",
         description=f"Reward model after batch {batch.batch_id}",
     )
+    return outcome.summary()
+
+
+def replay_segment_attribute(settings: Settings) -> str:
+    """The segment attribute the buffer's composition is broken down by: the replay policy's,
+    else the first of var segment_attributes."""
+    attributes = settings.vars.segment_attributes
+    chosen = settings.replay_policy.composition.segment_attribute
+    if chosen is None:
+        return attributes[0] if attributes else "(none)"
+    if chosen not in attributes:
+        raise ValueError(
+            f"{settings.replay_policy.source}: composition.segment_attribute {chosen!r} is not one "
+            f"of var segment_attributes ({', '.join(attributes)}); name one of them or null"
+        )
+    return chosen
+
+
+@task(name="refresh-replay-buffer", **IO_RETRIES)
+def refresh_replay_buffer(settings: Settings, batch: batches.BatchWindow) -> str:
+    """The replay stage: insert the transitions that entered (fct_replay_transitions), refresh
+    priorities, evict stale, retracted, over-sampled and over-capacity transitions with their
+    reason, and record the buffer version (policies/replay.yml). A batch already refreshed is
+    left as it is. Returns the one-line summary it logs."""
+    logger = get_run_logger()
+    with connect(settings.db_path) as con:
+        outcome = replay.refresh(
+            con,
+            batch_id=batch.batch_id,
+            watermark=batch.window_end,
+            policy=settings.replay_policy,
+            segment_attribute=replay_segment_attribute(settings),
+            audit_key=settings.secret.audit_key,
+            now=batches.utc_now(),
+        )
+    logger.info(outcome.summary())
+    for warning in outcome.warnings:
+        logger.warning("replay buffer: %s", warning)
     return outcome.summary()

@@ -29,6 +29,7 @@ FAULT_POINTS = (
     "trigger-retraining:before",
     "trigger-retraining:after",
     "after:train-reward-model",
+    "after:refresh-replay-buffer",
     "after:record-batch",
     "after:publish-batch-summary",
     "publish:building",
