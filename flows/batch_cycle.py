@@ -250,6 +250,7 @@ def batch_cycle(
     dry_run: bool = False,
     policy_path: str | None = None,
     progress: bool = False,
+    replay_policy_path: str | None = None,
     lock_wait_seconds: float = 0.0,
 ) -> dict[str, Any] | None:
     """Run one batch: from the last watermark to ``window_end`` (default: now), or the explicit
@@ -262,7 +263,12 @@ def batch_cycle(
     running are marked abandoned, a batch never published is published, a decision whose trigger
     never completed is completed (after this batch's decisions)."""
     # one load of the configuration: a bad var or policy fails before a batch is opened
-    settings = Settings.load(db_path=db_path, overrides=overrides, policy_path=policy_path)
+    settings = Settings.load(
+        db_path=db_path,
+        overrides=overrides,
+        policy_path=policy_path,
+        replay_policy_path=replay_policy_path,
+    )
     with batches.run_lock(settings.db_path, wait_seconds=lock_wait_seconds):
         recover_previous_run(settings)
         batch = plan_batch(settings, window_start, window_end, batch_id)

@@ -10,6 +10,7 @@
 - :mod:`.docs`: ``docs``
 - :mod:`.check`: ``check``
 - :mod:`.reward`: ``reward status``, ``reward leaderboard``
+- :mod:`.replay`: ``replay status``, ``replay sample``, ``replay priorities``
 
 Nothing imports this package; it imports the flows and the capabilities, never SQL of its own.
 """
@@ -22,6 +23,7 @@ from feedback_flywheel.cli import (  # noqa: F401  (each module registers its co
     dashboard,
     data,
     docs,
+    replay,
     reports,
     reward,
     run,

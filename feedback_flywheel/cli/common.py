@@ -71,11 +71,16 @@ def load_settings(
     serving_path: Path | None = None,
     overrides: Mapping[str, Any] | None = None,
     policy_path: Path | None = None,
+    replay_policy_path: Path | None = None,
 ) -> Settings:
     """The run's settings, loaded once; a bad var or policy exits 2 with its message."""
     try:
         return Settings.load(
-            db_path=db_path, serving_path=serving_path, overrides=overrides, policy_path=policy_path
+            db_path=db_path,
+            serving_path=serving_path,
+            overrides=overrides,
+            policy_path=policy_path,
+            replay_policy_path=replay_policy_path,
         )
     except CONFIGURATION_ERRORS as error:
         fail(str(error), EXIT_USAGE)

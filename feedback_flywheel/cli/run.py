@@ -62,6 +62,7 @@ def run_batches(
     dry_run: bool = False,
     policy_path: Path | None = None,
     wait_seconds: float = 0.0,
+    replay_policy_path: Path | None = None,
 ) -> list[dict]:
     """Plan and run batch_cycle flows, one result line per batch (and its warnings), holding the
     warehouse's run lock for all of them (waiting up to ``wait_seconds`` for it); returns the
@@ -69,7 +70,9 @@ def run_batches(
     from feedback_flywheel import batches
 
     with batches.run_lock(settings.db_path, wait_seconds=wait_seconds):
-        return _run_locked(settings, until, daily, batch_id, dry_run, policy_path)
+        return _run_locked(
+            settings, until, daily, batch_id, dry_run, policy_path, replay_policy_path
+        )
 
 
 def _run_locked(
@@ -79,6 +82,7 @@ def _run_locked(
     batch_id: str | None,
     dry_run: bool,
     policy_path: Path | None,
+    replay_policy_path: Path | None = None,
 ) -> list[dict]:
     from feedback_flywheel import batches
     from feedback_flywheel.warehouse import connect, init_warehouse
@@ -91,6 +95,7 @@ def _run_locked(
         "db_path": str(settings.db_path),
         "dry_run": dry_run,
         "policy_path": str(policy_path) if policy_path else None,
+        "replay_policy_path": str(replay_policy_path) if replay_policy_path else None,
         "progress": True,
     }
     if batch_id:
@@ -167,6 +172,12 @@ def _until(ctx: click.Context, param: click.Parameter, value: str | None) -> dat
     help="Retraining policy file (default: policies/retraining.yml).",
 )
 @click.option(
+    "--replay-policy",
+    "replay_policy_path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Replay buffer policy file (default: policies/replay.yml).",
+)
+@click.option(
     "--wait",
     "wait_seconds",
     type=click.FloatRange(min=0),
@@ -183,6 +194,7 @@ def run(
     var_pairs: tuple[str, ...],
     dry_run: bool,
     policy_path: Path | None,
+    replay_policy_path: Path | None,
     wait_seconds: float,
     db_path: Path | None,
 ) -> None:
@@ -196,7 +208,12 @@ def run(
         click.echo(f"error: {error}", err=True)
         sys.exit(EXIT_USAGE)
     # a bad --var or policy fails here, before any batch is opened
-    settings = load_settings(db_path, overrides=overrides, policy_path=policy_path)
+    settings = load_settings(
+        db_path,
+        overrides=overrides,
+        policy_path=policy_path,
+        replay_policy_path=replay_policy_path,
+    )
     try:
         run_batches(
             settings,
@@ -206,6 +223,7 @@ def run(
             dry_run=dry_run,
             policy_path=policy_path,
             wait_seconds=wait_seconds,
+            replay_policy_path=replay_policy_path,
         )
     except RunLockBusy as error:
         click.echo(f"error: {error}", err=True)
