@@ -13,13 +13,14 @@ export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export DBT_PROFILES_DIR := $(CURDIR)
 CI_DB := $(CURDIR)/data/ci/ci_build.duckdb
 
-.PHONY: run test setup dev pytest dbt-check lint benchmark benchmark-drift clean help browser
+.PHONY: run test setup dev pytest dbt-check lint benchmark benchmark-drift benchmark-replay clean help browser
 
 help:
 	@echo "make run        set up and run the whole loop on the demo world (prints a summary)"
 	@echo "make test       set up with dev extras and run pytest, dbt build, sqlfluff, ruff and dbt-bouncer"
 	@echo "make benchmark  ingest / full build / daily batch at 1M inferences (see benchmarks/README.md for 10M)"
 	@echo "make benchmark-drift  the drift suite in SQL vs pandas + scipy at 1M + 1M rows"
+	@echo "make benchmark-replay the replay buffer: refresh and 10k prioritized draws from 1M, vs numpy"
 	@echo "make clean      remove the venv, generated data, dbt target and Prefect home"
 
 $(BIN)/flywheel: pyproject.toml
@@ -87,6 +88,9 @@ benchmark: setup
 
 benchmark-drift: setup
 	$(BIN)/python -m benchmarks.drift
+
+benchmark-replay: setup
+	$(BIN)/python -m benchmarks.replay
 
 clean:
 	rm -rf $(VENV) data target logs dbt_packages .prefect .pytest_cache .ruff_cache

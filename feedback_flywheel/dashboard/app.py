@@ -32,6 +32,7 @@ navigation = st.navigation(
         st.Page(VIEWS / "bias.py", title="Segment bias", icon=":material/balance:"),
         st.Page(VIEWS / "quarantine.py", title="Quarantine", icon=":material/block:"),
         st.Page(VIEWS / "datasets.py", title="Dataset versions", icon=":material/dataset:"),
+        st.Page(VIEWS / "replay.py", title="Replay buffer", icon=":material/replay:"),
     ]
 )
 navigation.run()

@@ -1,6 +1,6 @@
-"""What a buffer version holds, by age, reward, source policy version and segment, and the
-warnings a reader needs: a buffer dominated by its model's newest policy version (the older
-experience is gone: a catastrophic-forgetting risk) or by one segment."""
+"""What a buffer version holds, by age, reward, priority, source policy version and segment,
+and the warnings a reader needs: a buffer dominated by its model's newest policy version (the
+older experience is gone: a catastrophic-forgetting risk) or by one segment."""
 
 from __future__ import annotations
 
@@ -18,6 +18,9 @@ from feedback_flywheel.warehouse.catalogue import (
     REPLAY_BUFFER,
     REPLAY_COMPOSITION,
 )
+
+#: priority bucket edges (log-spaced: priorities span |TD errors| and reward gaps)
+PRIORITY_EDGES = [0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0]
 
 
 def _bucket_case(expression: str, edges: list[float], unit: str) -> str:
@@ -46,6 +49,7 @@ def compose(
         " d",
     )
     reward = _bucket_case("reward", [float(edge) for edge in policy.reward_buckets], "")
+    priority = _bucket_case("priority", PRIORITY_EDGES, "")
     con.execute(
         f"""
         insert into {REPLAY_COMPOSITION} (batch_id, dimension, bucket, transitions, share)
@@ -53,6 +57,7 @@ def compose(
             select
                 date_diff('second', b.logged_at, cast(? as timestamp)) / 86400.0 as age_days,
                 t.reward,
+                b.priority,
                 b.model_name || ':' || b.policy_version as policy_bucket,
                 coalesce(s.segment_value, '(none)') as segment_bucket
             from {REPLAY_BUFFER} as b
@@ -64,6 +69,7 @@ def compose(
             select
                 {age} as age_bucket,
                 {reward} as reward_bucket,
+                {priority} as priority_bucket,
                 policy_bucket,
                 segment_bucket
             from measured
@@ -73,6 +79,8 @@ def compose(
             from described group by 1, 2
             union all
             select 'reward', reward_bucket, count(*) from described group by 1, 2
+            union all
+            select 'priority', priority_bucket, count(*) from described group by 1, 2
             union all
             select 'policy_version', policy_bucket, count(*) from described group by 1, 2
             union all

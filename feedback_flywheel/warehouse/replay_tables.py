@@ -155,11 +155,17 @@ REPLAY_VERSIONS = MlTable(
 
 REPLAY_COMPOSITION = MlTable(
     "replay_composition",
-    "What the buffer holds after each batch, by age, reward, source policy version and segment: "
+    "What the buffer holds after each batch, by age, reward, priority, source policy version and "
+    "segment: "
     "transitions and share per bucket.",
     (
         _c("batch_id", "varchar", BATCH_ID, False),
-        _c("dimension", "varchar", "age, reward, policy_version or segment:<attribute>.", False),
+        _c(
+            "dimension",
+            "varchar",
+            "age, reward, priority, policy_version or segment:<attribute>.",
+            False,
+        ),
         _c("bucket", "varchar", "The bucket (e.g. 1-7d, [0, 0.5), v2, latam).", False),
         _c("transitions", "bigint", "Transitions in the bucket.", False),
         _c("share", "double", "transitions / buffer size.", False),

@@ -46,6 +46,11 @@ from feedback_flywheel.dashboard.queries.operations import (
     quarantine_reasons,
     training_runs,
 )
+from feedback_flywheel.dashboard.queries.replay import (
+    replay_composition,
+    replay_evictions,
+    replay_versions,
+)
 
 __all__ = [
     "BIAS_CLASS_METRICS",
@@ -74,6 +79,9 @@ __all__ = [
     "model_names",
     "quarantine_daily",
     "quarantine_reasons",
+    "replay_composition",
+    "replay_evictions",
+    "replay_versions",
     "snapshot_info",
     "training_runs",
     "weekday_profile",

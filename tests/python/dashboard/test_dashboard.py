@@ -44,7 +44,7 @@ from feedback_flywheel.publish import serving
 
 APP = Path(serving.__file__).resolve().parent.parent / "dashboard" / "app.py"
 CHROMIUM = Path("/usr/bin/chromium")
-PAGES = ["kpis", "drift", "decisions", "bias", "quarantine", "datasets"]
+PAGES = ["kpis", "drift", "decisions", "bias", "quarantine", "datasets", "replay"]
 
 
 @pytest.fixture(scope="module")
@@ -626,6 +626,26 @@ def test_dataset_page_shows_the_latest_version(app_env: Path, source_db: Path) -
     assert metrics["Training sample"] == f"{newest.sample_count:,}"
 
 
+def test_replay_page_shows_the_latest_buffer_version(app_env: Path, source_db: Path) -> None:
+    versions = _read(source_db, "select * from ml.replay_versions order by batch_id")
+    evictions = _read(
+        source_db,
+        "select batch_id, reason_code, count(*) as n from ml.replay_evictions group by all",
+    )
+    app = _app("replay")
+    assert _charts(app)
+    metrics = {metric.label: metric.value for metric in app.metric}
+    newest = versions.iloc[-1]
+    from feedback_flywheel.dashboard import common
+
+    assert metrics["Latest version"] == common.md(newest.buffer_version)
+    assert metrics["Transitions"] == f"{newest['size']:,}"
+    assert metrics["Inserted / evicted"] == f"{newest.inserted:,} / {newest.evicted:,}"
+    with duckdb.connect(str(source_db), read_only=True) as con:
+        shown = queries.replay_evictions(queries.replay_versions(con))
+    assert shown.evicted.sum() == evictions.n.sum()
+
+
 def test_without_a_snapshot_the_dashboard_says_what_to_run(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -755,6 +775,7 @@ BROWSER_PAGES = {
     "bias": "Segment bias",
     "quarantine": "Quarantine",
     "datasets": "Dataset versions",
+    "replay": "Replay buffer",
 }
 
 
