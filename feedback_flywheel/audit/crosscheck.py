@@ -27,6 +27,7 @@ from feedback_flywheel.audit.canonical import canonical_json
 from feedback_flywheel.ingest.registry import registry_rows_of_load
 from feedback_flywheel.warehouse.catalogue import (
     FCT_DATASET_VERSIONS,
+    REPLAY_VERSIONS,
     RETRAINING_DECISIONS,
     REWARD_MODELS,
     TRAINING_RUNS,
@@ -82,6 +83,7 @@ AUDITED = (
         lambda row: row["reward_model_version"] or f"reward-{row['batch_id']}",
         _reward_model,
     ),
+    Audited("replay_buffer", REPLAY_VERSIONS, lambda row: row["buffer_version"]),
 )
 
 

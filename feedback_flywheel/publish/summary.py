@@ -3,12 +3,13 @@ warehouse holds, in a screenful of text. Reads the read model (:mod:`.queries`) 
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import duckdb
 
 from feedback_flywheel.publish import queries
-from feedback_flywheel.warehouse.catalogue import REWARD_MODELS, RPT_SEGMENT_BIAS
+from feedback_flywheel.warehouse.catalogue import REPLAY_VERSIONS, REWARD_MODELS, RPT_SEGMENT_BIAS
 
 
 def _fmt_rate(value: float | None, lower: float | None, upper: float | None) -> str:
@@ -91,6 +92,32 @@ def _reward_lines(con: duckdb.DuckDBPyConnection) -> list[str]:
     return [line, f"    batch {batch_id}: {status}: {reason}"]
 
 
+def _replay_lines(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """The replay buffer's latest version: size, what it took and let go, its warnings."""
+    if not queries.relation_exists(con, REPLAY_VERSIONS):
+        return []
+    rows = con.execute(
+        f"select buffer_version, size, capacity, inserted, evictions_json, warnings "
+        f"from {REPLAY_VERSIONS} order by batch_id desc limit 1"
+    ).fetchall()
+    if not rows:
+        return []
+    version, size, capacity, inserted, evictions_json, warnings = rows[0]
+    evicted = {reason: count for reason, count in json.loads(evictions_json).items() if count}
+    lines = [
+        f"  replay buffer {version}: {size:,} transitions (capacity {capacity:,}), {inserted:,} "
+        "inserted"
+        + (
+            ", evicted " + ", ".join(f"{reason} {count:,}" for reason, count in evicted.items())
+            if evicted
+            else ""
+        )
+        + " (`flywheel replay status`)"
+    ]
+    lines += [f"    warning: {warning}" for warning in (warnings or "").split("; ") if warning]
+    return lines
+
+
 def run_summary(con: duckdb.DuckDBPyConnection, db_path: Path, serving_path: Path) -> str:
     """The short summary printed at the end of ``make run`` / ``flywheel summary``."""
     batch_count, first_start, last_end, last_batch = queries.batch_span(con)
@@ -112,6 +139,6 @@ def run_summary(con: duckdb.DuckDBPyConnection, db_path: Path, serving_path: Pat
         )
     lines.append("  KPIs per day (last 7 days with matured labels; recent days are still filling):")
     lines += kpi_lines(con, last_batch)
-    lines += _bias_lines(con) + _reward_lines(con)
+    lines += _bias_lines(con) + _reward_lines(con) + _replay_lines(con)
     lines.append(f"  dashboard: `flywheel dashboard` (reads the serving copy {serving_path})")
     return "\n".join(lines)
