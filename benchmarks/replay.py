@@ -79,7 +79,7 @@ def build_mart(con: duckdb.DuckDBPyConnection, first: int, count: int) -> None:
             printf('s%08d', i // 8) as session_id,
             'm' as model_name,
             'v1' as policy_version,
-            'a' as action,
+            'a' as action_label,
             '{}' as state_inputs_json,
             '{}' as state_context_json,
             case when i % 8 = 7 then null else printf('t%09d', i + 1) end as next_transition_id,
@@ -126,7 +126,7 @@ def setup(path: Path, transitions: int) -> duckdb.DuckDBPyConnection:
         """
         create table marts.fct_replay_transitions (
             transition_id varchar, session_id varchar, model_name varchar,
-            policy_version varchar, action varchar, state_inputs_json varchar,
+            policy_version varchar, action_label varchar, state_inputs_json varchar,
             state_context_json varchar, next_transition_id varchar,
             next_state_inputs_json varchar, next_state_context_json varchar,
             bootstrap_transition_id varchar, reward_status varchar, reward_sources varchar,

@@ -55,7 +55,7 @@ TRANSITION_COLUMNS = (
     "policy_version",
     "state_inputs_json",
     "state_context_json",
-    "action",
+    "action_label",
     "action_score",
     "reward",
     "n_step_return",

@@ -152,7 +152,8 @@ rewarded as (
             when coalesce(step_rewards.retracted_event_count, 0) > 0 then 'retracted'
             when coalesce(step_rewards.reward_event_count, 0) > 0 then 'known'
             when
-                {{ dbt.dateadd('hour', window_hours, 'session_steps.logged_at') }} <= {{ batch_end }}
+                {{ dbt.dateadd('hour', window_hours, 'session_steps.logged_at') }}
+                <= {{ batch_end }}
                 then 'expired'
             else 'pending'
         end as reward_status,
@@ -175,8 +176,11 @@ valued as (
                 when rewarded.reward_status = 'expired' then 0.0
             {%- endif %}
         end as reward,
-        rewarded.reward_status = 'known'
-        {%- if expire_to_zero %} or rewarded.reward_status = 'expired'{% endif %} as is_reward_usable
+        coalesce(
+            rewarded.reward_status = 'known'
+            {%- if expire_to_zero %} or rewarded.reward_status = 'expired'{% endif %},
+            false
+        ) as is_reward_usable
     from rewarded
 
 ),
@@ -187,25 +191,25 @@ chained as (
     -- of the next n - 1 steps for the n-step return.
     select
         valued.*,
-        max(valued.logged_at) over (partition by valued.session_id) as session_last_logged_at,
         lead(valued.inference_id) over session_order as next_transition_id,
         lead(valued.inputs_json) over session_order as next_state_inputs_json,
         lead(valued.context_json) over session_order as next_state_context_json,
-        lead(valued.inference_id, {{ n_step }}) over session_order as bootstrap_transition_id
-        {%- for k in range(n_step) %},
-            {%- if k == 0 %}
-                valued.reward as reward_0,
-                valued.is_reward_usable as usable_0,
-                valued.has_retracted_feedback as retracted_0,
-                1 as present_0
-            {%- else %}
-                lead(valued.reward, {{ k }}) over session_order as reward_{{ k }},
-                lead(valued.is_reward_usable, {{ k }}) over session_order as usable_{{ k }},
-                lead(valued.has_retracted_feedback, {{ k }}) over session_order as retracted_{{ k }},
-                case when lead(valued.inference_id, {{ k }}) over session_order is not null
-                    then 1 else 0 end as present_{{ k }}
-            {%- endif %}
+        lead(valued.inference_id, {{ n_step }}) over session_order as bootstrap_transition_id,
+        valued.reward as reward_0,
+        valued.is_reward_usable as usable_0,
+        valued.has_retracted_feedback as retracted_0,
+        1 as present_0,
+        {%- for k in range(1, n_step) %}
+            lead(valued.reward, {{ k }}) over session_order as reward_{{ k }},
+            lead(valued.is_reward_usable, {{ k }}) over session_order as usable_{{ k }},
+            lead(valued.has_retracted_feedback, {{ k }}) over session_order
+                as retracted_{{ k }},
+            case
+                when lead(valued.inference_id, {{ k }}) over session_order is not null then 1
+                else 0
+            end as present_{{ k }},
         {%- endfor %}
+        max(valued.logged_at) over (partition by valued.session_id) as session_last_logged_at
     from valued
     where valued.copy_rank = 1
     window session_order as (partition by valued.session_id order by valued.step_index)
@@ -279,7 +283,7 @@ final as (
         statused.session_id,
         statused.model_name,
         statused.model_version as policy_version,
-        statused.predicted_label as action,
+        statused.predicted_label as action_label,
         statused.inputs_json as state_inputs_json,
         statused.context_json as state_context_json,
         statused.next_transition_id,
@@ -317,7 +321,7 @@ final as (
         duplicates.session_id,
         duplicates.model_name,
         duplicates.model_version as policy_version,
-        duplicates.predicted_label as action,
+        duplicates.predicted_label as action_label,
         duplicates.inputs_json as state_inputs_json,
         duplicates.context_json as state_context_json,
         null as next_transition_id,

@@ -23,6 +23,7 @@ import yaml
 from feedback_flywheel import batches, demo, ingest, replay, warehouse
 from feedback_flywheel.config.replay_policy import load_replay_policy
 from feedback_flywheel.replay import priorities, versions
+from feedback_flywheel.warehouse.contract import RAW_TABLES
 from tests.python.helpers import PROJECT_DIR, copy_warehouse, dbt, ingest_demo
 
 CAPACITY = 60
@@ -102,6 +103,37 @@ def _retract(db_path: Path, directory: Path, at: datetime) -> dict[str, str]:
     return {"transition_id": transition_id, "event_id": event_id}
 
 
+def _duplicate_a_step(db_path: Path, directory: Path, window: batches.BatchWindow) -> str:
+    """Log a second copy of a session step served in ``window`` (another inference_id, the same
+    session and step_index, a second later) and ingest it."""
+    columns = [column.name for column in RAW_TABLES["inference_log"].columns]
+    directory.mkdir(parents=True, exist_ok=True)
+    target = directory / "duplicate.parquet"
+    selected = ", ".join(
+        "'inf-test-dup-1' as inference_id"
+        if name == "inference_id"
+        else "logged_at + interval 1 second as logged_at"
+        if name == "logged_at"
+        else name
+        for name in columns
+    )
+    with warehouse.connect(db_path) as con:
+        con.execute(
+            f"""
+            copy (
+                select {selected} from raw.inference_log
+                where session_id is not null and logged_at >= ? and logged_at < ?
+                order by logged_at, inference_id
+                limit 1
+            ) to '{target}' (format parquet)
+            """,
+            [window.window_start, window.window_end - timedelta(hours=2)],
+        )
+        results = ingest.ingest_files(con, "inference_log", [directory])
+        assert all(result.ok for result in results), [r.message for r in results]
+    return "inf-test-dup-1"
+
+
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     root = tmp_path_factory.mktemp("replay")
@@ -115,10 +147,11 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     boundaries = [start, end - timedelta(days=3)]
     boundaries += [end - timedelta(days=days) for days in (2, 1, 0)]
     windows = [batches.window(a, b) for a, b in itertools.pairwise(boundaries)]
-    retracted = None
+    retracted = duplicate = None
     for number, window in enumerate(windows):
         if number == len(windows) - 1:
             retracted = _retract(db_path, root / "extra", window.window_start + timedelta(hours=1))
+            duplicate = _duplicate_a_step(db_path, root / "duplicate", window)
         _run(db_path, window, policy_path)
         with warehouse.connect(db_path) as con:
             replay.sample(con, n=DRAWS_PER_BATCH, policy=policy, seed=number, now=batches.utc_now())
@@ -129,6 +162,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         "policy_path": policy_path,
         "windows": windows,
         "retracted": retracted,
+        "duplicate": duplicate,
     }
 
 
@@ -144,9 +178,10 @@ def test_sessions_become_correct_transitions(world: dict[str, Any]) -> None:
         select inference_id, session_id, step_index, logged_at, predicted_label
         from intermediate.int_inferences_validated
         where is_accepted and session_id is not null
-        order by session_id, step_index
+        order by session_id, step_index, logged_at, inference_id
         """,
     )
+    steps = steps.drop_duplicates(["session_id", "step_index"])  # the first copy of a step
     rewards = _query(
         world,
         """
@@ -156,7 +191,10 @@ def test_sessions_become_correct_transitions(world: dict[str, Any]) -> None:
         group by inference_id
         """,
     )
-    mart = _query(world, "select * from marts.fct_replay_transitions").set_index("transition_id")
+    mart = _query(
+        world,
+        "select * from marts.fct_replay_transitions where entry_status <> 'duplicate_step'",
+    ).set_index("transition_id")
     assert len(mart) == len(steps) > 100
     steps["next_id"] = steps.groupby("session_id").inference_id.shift(-1)
     last_logged = steps.groupby("session_id").logged_at.transform("max")
@@ -166,7 +204,7 @@ def test_sessions_become_correct_transitions(world: dict[str, Any]) -> None:
     got = mart.loc[steps.inference_id]
     assert got.next_transition_id.fillna("").tolist() == steps.next_id.fillna("").tolist()
     assert got.is_terminal.tolist() == expected_terminal.tolist()
-    assert got.action.tolist() == steps.predicted_label.tolist()
+    assert got.action_label.tolist() == steps.predicted_label.tolist()
     assert expected_terminal.sum() >= 10
     assert got[got.is_terminal].next_state_inputs_json.isna().all()
     ongoing = steps.next_id.isna() & ~over
@@ -204,6 +242,21 @@ def test_a_retracted_reward_removes_its_transition_with_its_reason(world: dict[s
         [transition_id],
     )
     assert row.entry_status.tolist() == ["feedback_retracted"]
+
+
+def test_a_second_copy_of_a_step_is_logged_as_a_duplicate(world: dict[str, Any]) -> None:
+    duplicate = world["duplicate"]
+    row = _query(
+        world,
+        "select entry_status, is_entered from marts.fct_replay_transitions where transition_id = ?",
+        [duplicate],
+    )
+    assert row.entry_status.tolist() == ["duplicate_step"]
+    evicted = _query(
+        world, "select * from ml.replay_evictions where transition_id = ?", [duplicate]
+    )
+    assert evicted.reason_code.tolist() == ["duplicate"]
+    assert evicted.inserted_batch_id.isna().all()  # never entered the buffer
 
 
 def test_capacity_holds_across_batches_and_evictions_give_reasons(world: dict[str, Any]) -> None:
@@ -393,3 +446,22 @@ def test_n_step_returns_match_a_direct_computation(world: dict[str, Any], tmp_pa
     np.testing.assert_allclose(steps.bootstrap_discount, np.where(bootstrap.notna(), gamma**n, 0.0))
     remaining = steps.groupby("session_id").cumcount(ascending=False) + 1
     assert (steps.n_step_count[entered] == np.minimum(n, remaining[entered])).all()
+
+
+def test_the_latest_composition_describes_what_the_buffer_holds(world: dict[str, Any]) -> None:
+    last_batch = world["windows"][-1].batch_id
+    rows = _query(world, "select * from ml.replay_composition where batch_id = ?", [last_batch])
+    held = _query(
+        world,
+        """
+        select b.model_name || ':' || b.policy_version as bucket, s.segment_value
+        from ml.replay_buffer as b
+        left join marts.fct_inference_segments as s
+            on b.transition_id = s.inference_id and s.segment_attribute = 'region'
+        """,
+    )
+    policy = rows[rows.dimension == "policy_version"].set_index("bucket").transitions
+    assert policy.to_dict() == held.bucket.value_counts().to_dict()
+    segment = rows[rows.dimension == "segment:region"].set_index("bucket").transitions
+    assert segment.to_dict() == held.segment_value.fillna("(none)").value_counts().to_dict()
+    np.testing.assert_allclose(rows.groupby("dimension").share.sum(), 1.0)

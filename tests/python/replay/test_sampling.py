@@ -5,6 +5,8 @@ are computed here with numpy; the draws are the warehouse's (SQL)."""
 
 from __future__ import annotations
 
+import time
+import types
 from datetime import datetime
 from pathlib import Path
 
@@ -48,7 +50,7 @@ def con(tmp_path: Path):
         select
             printf('t%03d', i) as transition_id, 's1' as session_id, i as step_index,
             'm' as model_name, 'v1' as policy_version, '{}' as state_inputs_json,
-            '{}' as state_context_json, 'a' as action, 0.5 as action_score,
+            '{}' as state_context_json, 'a' as action_label, 0.5 as action_score,
             i / 10.0 as reward, i / 10.0 as n_step_return, 1 as n_step_count,
             null as bootstrap_transition_id, 0.0 as bootstrap_discount,
             null as next_transition_id, null as next_state_inputs_json,
@@ -184,6 +186,34 @@ def test_samples_per_insert_limit_refuses_clearly(con) -> None:
         sampling.sample(con, n=100, policy=policy, seed=2, now=NOW)
     (samples,) = con.execute("select count(*) from ml.replay_samples").fetchall()[0]
     assert samples == 1  # the refused sample left nothing behind
+
+
+def test_samples_per_insert_limit_can_wait_for_the_next_batch(con, monkeypatch) -> None:
+    """on_limit: wait polls until wait_seconds pass (then refuses) or new inserts lift the
+    ratio (then draws)."""
+    monkeypatch.setattr(sampling, "WAIT_POLL_SECONDS", 0.05)
+    policy = _policy(
+        rate_limit={"max_samples_per_insert": 10.0, "on_limit": "wait", "wait_seconds": 0.3}
+    )
+    sampling.sample(con, n=100, policy=policy, seed=1, now=NOW)
+    started = time.monotonic()
+    with pytest.raises(RateLimited):
+        sampling.sample(con, n=100, policy=policy, seed=2, now=NOW)
+    assert time.monotonic() - started >= 0.3
+    polls = []
+
+    def next_batch(seconds: float) -> None:  # a batch inserts 12 more while the sampler waits
+        polls.append(seconds)
+        con.execute(
+            "update ml.replay_versions set inserted = inserted + 12 where batch_id = ?",
+            ["b20260301T000000"],
+        )
+
+    monkeypatch.setattr(
+        sampling, "time", types.SimpleNamespace(monotonic=time.monotonic, sleep=next_batch)
+    )
+    drawn = sampling.sample(con, n=100, policy=policy, seed=2, now=NOW)
+    assert polls and drawn.samples_per_insert == pytest.approx(200 / 24)
 
 
 def test_bad_arguments_are_refused_by_name(con) -> None:
