@@ -239,7 +239,7 @@ def run_once(workdir: Path, args: argparse.Namespace, repeat: int) -> dict[str, 
     out["sample, recorded"] = (wall, cpu, f"{len(drawn.rows):,} rows with their transitions")
     wall, cpu, loaded = timed(
         lambda: con.execute(
-            "select transition_id, priority from ml.replay_buffer order by transition_id"
+            "select transition_id, priority from ml.replay_buffer order by insert_seq"
         ).fetchnumpy()
     )
     out["load priorities into numpy"] = (wall, cpu, f"{len(loaded['priority']):,} priorities")

@@ -7,12 +7,12 @@ Three samplers, all with replacement (as prioritized replay draws):
 - ``recent``: uniform over the ``recent_window`` newest inserted transitions (a FIFO window).
 
 A draw is a uniform u in [0, 1) scaled by the total weight, matched to the transition whose slice
-[cumulative weight before it, cumulative weight through it) holds it: an ASOF join over the
-cumulative sums in SQL, so the buffer never leaves the warehouse; only the n uniforms (from
-numpy's generator seeded with ``seed``) go in. The same seed on the same buffer version gives the
-same rows. Each row comes with its probability and its importance weight w_i = (N P(i))^-beta /
-max_k (N P(k))^-beta (normalised by the largest weight of any eligible transition, the one with
-the smallest probability). A transition drawn ``max_times_sampled`` times is not eligible.
+[cumulative weight before it, cumulative weight through it) holds it, in insertion order: an ASOF
+join over the cumulative sums in SQL, so the buffer never leaves the warehouse; only the n uniforms
+(from numpy's generator seeded with ``seed``) go in. The same seed on the same buffer version gives
+the same rows. Each row comes with its probability and its importance weight w_i = (N P(i))^-beta /
+max_k (N P(k))^-beta (normalised by the largest weight of any eligible transition, the one with the
+smallest probability). A transition drawn ``max_times_sampled`` times is not eligible.
 
 Every sample is recorded (``ml.replay_samples``, its rows in ``ml.replay_sample_draws``) and
 counts the draws of each transition. The samples-per-insert limiter (Reverb's
@@ -187,13 +187,13 @@ def draw(
             f"""
             with eligible as ({eligible_sql}),
             weighted as (
-                select transition_id, power(priority, ?) as weight from eligible
+                select transition_id, insert_seq, power(priority, ?) as weight from eligible
             ),
             cdf as (
                 select
                     transition_id,
                     weight,
-                    sum(weight) over (order by transition_id rows unbounded preceding) - weight
+                    sum(weight) over (order by insert_seq rows unbounded preceding) - weight
                         as lower_edge,
                     sum(weight) over () as total,
                     min(weight) over () as min_weight,
