@@ -10,7 +10,7 @@
 - :mod:`.docs`: ``docs``
 - :mod:`.check`: ``check``
 - :mod:`.reward`: ``reward status``, ``reward leaderboard``
-- :mod:`.replay`: ``replay status``, ``replay sample``, ``replay priorities``
+- :mod:`.replay`: ``replay status``, ``replay sample``, ``replay priorities``, ``replay verify``
 
 Nothing imports this package; it imports the flows and the capabilities, never SQL of its own.
 """

@@ -1,4 +1,5 @@
-"""The replay buffer: ``flywheel replay status``, ``replay sample`` and ``replay priorities``."""
+"""The replay buffer: ``flywheel replay status``, ``replay sample``, ``replay priorities`` and
+``replay verify``."""
 
 from __future__ import annotations
 
@@ -171,3 +172,31 @@ def replay_priorities(run_id: str, report_path: Path, db_path: Path | None) -> N
         fail(str(error))
         raise
     click.echo(outcome.summary())
+
+
+@replay.command("verify")
+@db_option
+def replay_verify(db_path: Path | None) -> None:
+    """Rebuild every buffer version from ml.replay_buffer and ml.replay_evictions and check it
+    against the membership hash the version recorded (and the audit trail holds): OK, or each
+    version that does not rebuild (exit 1)."""
+    from feedback_flywheel.replay import versions
+
+    with connect(database(db_path), read_only=True) as con:
+        checks = versions.verify(con)
+    if not checks:
+        click.echo("the replay buffer has no version yet: run a batch (`flywheel run`) first")
+        return
+    broken = [batch_id for batch_id, ok in checks if not ok]
+    if broken:
+        for batch_id in broken:
+            click.echo(
+                f"rb-{batch_id}: rebuilding it from the buffer and its eviction log does not give "
+                "the membership it recorded",
+                err=True,
+            )
+        raise SystemExit(EXIT_FAILED)
+    click.echo(
+        f"OK: {len(checks)} buffer version(s) rebuild exactly (rb-{checks[0][0]} .. "
+        f"rb-{checks[-1][0]})"
+    )

@@ -94,7 +94,19 @@ def test_priorities_take_a_report_once_per_run_and_refuse_a_bad_file(
     assert f"{bad}: missing column(s) td_error" in refused.output
 
 
-@pytest.mark.parametrize("command", ["status", "sample", "priorities"])
+def test_verify_rebuilds_every_version_and_catches_an_edit(db_path: Path) -> None:
+    done = _run("replay", "verify", "--db", str(db_path))
+    assert done.exit_code == 0 and "OK: 1 buffer version(s) rebuild exactly" in done.output
+    import duckdb
+
+    with duckdb.connect(str(db_path)) as con:  # someone removes a transition by hand
+        con.execute("delete from ml.replay_buffer where transition_id = 't000000007'")
+    broken = CliRunner().invoke(main, ["replay", "verify", "--db", str(db_path)])
+    assert broken.exit_code == 1
+    assert "rb-b20260301T000000: rebuilding it" in broken.output
+
+
+@pytest.mark.parametrize("command", ["status", "sample", "priorities", "verify"])
 def test_every_replay_command_has_help(command: str) -> None:
     done = _run("replay", command, "--help")
     assert done.exit_code == 0 and "Usage:" in done.output
