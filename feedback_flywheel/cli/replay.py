@@ -81,6 +81,7 @@ def _write(frame, out: Path) -> None:
 @click.option("--beta", type=float, help="Importance-weight exponent (default: annealed).")
 @click.option("--seed", type=click.IntRange(min=0), required=True, help="Seed of the draws.")
 @click.option("--window", type=click.IntRange(min=1), help="recent: transitions to draw from.")
+@click.option("--model", "model_name", help="Draw only this model's transitions.")
 @click.option(
     "--out",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -94,6 +95,7 @@ def replay_sample(
     beta: float | None,
     seed: int,
     window: int | None,
+    model_name: str | None,
     out: Path | None,
     db_path: Path | None,
 ) -> None:
@@ -115,6 +117,7 @@ def replay_sample(
                 alpha=alpha,
                 beta=beta,
                 recent_window=window,
+                model_name=model_name,
                 now=utc_now(),
             )
         except buffer.ReplayError as error:

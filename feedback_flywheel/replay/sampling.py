@@ -154,11 +154,20 @@ def _within_limit(con: duckdb.DuckDBPyConnection, n: int, policy: ReplayPolicy) 
     )
 
 
-def _eligible_sql(policy: ReplayPolicy, sampler: str, window: int | None) -> tuple[str, list]:
-    """The eligible transitions as SQL (below max_times_sampled; recent: the newest window)."""
+def _eligible_sql(
+    policy: ReplayPolicy, sampler: str, window: int | None, model_name: str | None = None
+) -> tuple[str, list]:
+    """The eligible transitions as SQL: below max_times_sampled, of ``model_name`` when given;
+    recent: the newest window of them."""
     limit = policy.buffer.max_times_sampled
-    where = "where times_sampled < ?" if limit is not None else ""
-    params: list = [limit] if limit is not None else []
+    conditions, params = [], []
+    if limit is not None:
+        conditions.append("times_sampled < ?")
+        params.append(limit)
+    if model_name is not None:
+        conditions.append("model_name = ?")
+        params.append(model_name)
+    where = ("where " + " and ".join(conditions)) if conditions else ""
     sql = f"select transition_id, priority, insert_seq from {REPLAY_BUFFER} {where}"
     if sampler == "recent":
         sql += " order by insert_seq desc limit ?"
@@ -234,11 +243,13 @@ def sample(
     alpha: float | None = None,
     beta: float | None = None,
     recent_window: int | None = None,
+    model_name: str | None = None,
     now: datetime,
 ) -> Sample:
-    """Draw, record and return one sample from the latest buffer version (see the module doc).
-    ``alpha`` defaults to the policy's (uniform and recent draw with alpha 0), ``beta`` to the
-    annealed one. Raises :class:`ReplayError` (:class:`RateLimited`) saying what to do."""
+    """Draw, record and return one sample from the latest buffer version (see the module doc),
+    from the transitions of ``model_name`` when given (else of every model). ``alpha`` defaults
+    to the policy's (uniform and recent draw with alpha 0), ``beta`` to the annealed one. Raises
+    :class:`ReplayError` (:class:`RateLimited`) saying what to do."""
     if sampler == "prioritized":
         alpha = policy.priority.alpha if alpha is None else float(alpha)
     elif alpha not in (None, 0, 0.0):
@@ -251,11 +262,13 @@ def sample(
         raise ReplayError(f"seed must be a whole number >= 0; got {seed!r}")
     version = _latest_version(con)
     _within_limit(con, n, policy)
-    eligible_sql, params = _eligible_sql(policy, sampler, recent_window)
+    eligible_sql, params = _eligible_sql(policy, sampler, recent_window, model_name)
     (available,) = con.execute(f"select count(*) from ({eligible_sql})", params).fetchall()[0]
     if int(available) < policy.buffer.min_size_to_sample:
         raise ReplayError(
-            f"the buffer has {int(available):,} transitions to draw from, fewer than "
+            f"the buffer has {int(available):,} transitions"
+            + (f" of model {model_name!r}" if model_name is not None else "")
+            + " to draw from, fewer than "
             f"min_size_to_sample {policy.buffer.min_size_to_sample:,} (policies/replay.yml): "
             "wait for more batches or lower it"
         )
@@ -269,9 +282,17 @@ def sample(
             eligible_sql=eligible_sql,
             eligible_params=params,
         )
-        sample_id = _record(
-            con, version, frame, sampler, n, alpha, beta, seed, recent_window, eligible, now
-        )
+        parameters = {
+            "sampler": sampler,
+            "draws": n,
+            "alpha": alpha,
+            "beta": beta,
+            "seed": seed,
+            "recent_window": recent_window,
+            "model_name": model_name,
+            "eligible": eligible,
+        }
+        sample_id = _record(con, version, frame, parameters, now)
         ratio = _ratio(con, 0)
         con.execute(
             f"update {REPLAY_SAMPLES} set samples_per_insert = ? where sample_id = ?",
@@ -294,28 +315,19 @@ def _record(
     con: duckdb.DuckDBPyConnection,
     version: str,
     frame: pd.DataFrame,
-    sampler: str,
-    n: int,
-    alpha: float,
-    beta: float,
-    seed: int,
-    window: int | None,
-    eligible: int,
+    parameters: dict[str, object],
     now: datetime,
 ) -> str:
-    """Record the sample and its draws, and count the draws of each transition."""
+    """Record the sample (``parameters``: its ml.replay_samples columns) and its draws, and
+    count the draws of each transition."""
     (earlier,) = con.execute(
         f"select count(*) from {REPLAY_SAMPLES} where buffer_batch_id = ?", [version]
     ).fetchall()[0]
     sample_id = f"rs-{version}-{int(earlier) + 1:06d}"
+    row = {"sample_id": sample_id, "buffer_batch_id": version, **parameters, "drawn_at": now}
     con.execute(
-        f"""
-        insert into {REPLAY_SAMPLES} (
-            sample_id, buffer_batch_id, sampler, draws, alpha, beta, seed, recent_window,
-            eligible, samples_per_insert, drawn_at
-        ) values (?, ?, ?, ?, ?, ?, ?, ?, ?, null, ?)
-        """,
-        [sample_id, version, sampler, n, alpha, beta, seed, window, eligible, now],
+        f"insert into {REPLAY_SAMPLES} ({', '.join(row)}) values ({', '.join('?' for _ in row)})",
+        list(row.values()),
     )
     con.register("replay_drawn", frame)
     try:

@@ -104,6 +104,7 @@ REPLAY_SAMPLES = MlTable(
         _c("beta", "double", "Importance-weight exponent.", False),
         _c("seed", "bigint", "Seed of the uniforms (same seed, same version: same rows).", False),
         _c("recent_window", "bigint", "recent: the newest transitions it drew from."),
+        _c("model_name", "varchar", "The model whose transitions it drew (null: every model)."),
         _c("eligible", "bigint", "N: transitions it could draw (below max_times_sampled).", False),
         _c("samples_per_insert", "double", "Draws so far / transitions inserted so far, after it."),
         _c("drawn_at", "timestamp", "When it was drawn (UTC).", False),

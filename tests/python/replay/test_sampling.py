@@ -216,6 +216,30 @@ def test_samples_per_insert_limit_can_wait_for_the_next_batch(con, monkeypatch) 
     assert polls and drawn.samples_per_insert == pytest.approx(200 / 24)
 
 
+def test_a_model_filter_draws_only_that_models_transitions(con) -> None:
+    for i in range(3):
+        con.execute(
+            """
+            insert into ml.replay_buffer values
+                (?, 'other', 's9', 'v1', 50.0, 'td_error', null, null, 0, ?, 'b20260301T000000',
+                 ?, ?, null)
+            """,
+            [f"o{i:03d}", 100 + i, NOW, NOW],
+        )
+    drawn = sampling.sample(con, n=2_000, policy=_policy(), seed=4, now=NOW, model_name="m")
+    assert drawn.eligible == len(PRIORITIES)
+    assert not drawn.rows.transition_id.str.startswith("o").any()
+    index = drawn.rows.transition_id.str[1:].astype(int).to_numpy()
+    alpha = drawn.alpha
+    np.testing.assert_allclose(drawn.rows.probability, _expected(alpha)[index], rtol=1e-12)
+    (recorded,) = con.execute(
+        "select model_name from ml.replay_samples where sample_id = ?", [drawn.sample_id]
+    ).fetchall()[0]
+    assert recorded == "m"
+    with pytest.raises(ReplayError, match="of model 'nobody'"):
+        sampling.sample(con, n=5, policy=_policy(), seed=4, now=NOW, model_name="nobody")
+
+
 def test_bad_arguments_are_refused_by_name(con) -> None:
     policy = _policy()
     for kwargs, message in [
