@@ -105,24 +105,23 @@ def replay_sample(
     from feedback_flywheel import replay as buffer
 
     settings = load_settings(db_path)
-    lock = run_lock(settings.db_path, wait_seconds=LOCK_WAIT_SECONDS)
-    with lock, connect(settings.db_path) as con:
-        try:
-            drawn = buffer.sample(
-                con,
-                n=n,
-                policy=settings.replay_policy,
-                seed=seed,
-                sampler=sampler,  # type: ignore[arg-type]
-                alpha=alpha,
-                beta=beta,
-                recent_window=window,
-                model_name=model_name,
-                now=utc_now(),
-            )
-        except buffer.ReplayError as error:
-            fail(str(error), EXIT_FAILED)
-            raise
+    try:
+        drawn = buffer.sample_when_allowed(
+            settings.db_path,
+            policy=settings.replay_policy,
+            lock_wait_seconds=LOCK_WAIT_SECONDS,
+            n=n,
+            seed=seed,
+            sampler=sampler,
+            alpha=alpha,
+            beta=beta,
+            recent_window=window,
+            model_name=model_name,
+            now=utc_now(),
+        )
+    except buffer.ReplayError as error:
+        fail(str(error), EXIT_FAILED)
+        raise
     click.echo(
         f"sample {drawn.sample_id}: {n:,} draws from {drawn.eligible:,} transitions of "
         f"rb-{drawn.buffer_batch_id} ({drawn.sampler}, alpha {drawn.alpha:g}, beta "

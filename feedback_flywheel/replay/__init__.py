@@ -11,7 +11,13 @@
 
 from feedback_flywheel.replay.priorities import TdErrorReportError, report_td_errors
 from feedback_flywheel.replay.refresh import RefreshOutcome, refresh
-from feedback_flywheel.replay.sampling import RateLimited, ReplayError, Sample, sample
+from feedback_flywheel.replay.sampling import (
+    RateLimited,
+    ReplayError,
+    Sample,
+    sample,
+    sample_when_allowed,
+)
 
 __all__ = [
     "RateLimited",
@@ -22,4 +28,5 @@ __all__ = [
     "refresh",
     "report_td_errors",
     "sample",
+    "sample_when_allowed",
 ]

@@ -16,8 +16,9 @@ smallest probability). A transition drawn ``max_times_sampled`` times is not eli
 
 Every sample is recorded (``ml.replay_samples``, its rows in ``ml.replay_sample_draws``) and
 counts the draws of each transition. The samples-per-insert limiter (Reverb's
-SampleToInsertRatio) refuses, or waits for the next batch, when the draws so far over the
-transitions inserted so far would pass ``max_samples_per_insert``.
+SampleToInsertRatio) refuses when the draws so far over the transitions inserted so far would
+pass ``max_samples_per_insert``; :func:`sample_when_allowed` (what the CLI runs) waits for the
+next batch instead when the policy says ``on_limit: wait``.
 """
 
 from __future__ import annotations
@@ -25,14 +26,17 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal
+from pathlib import Path
+from typing import Any, Literal
 
 import duckdb
 import numpy as np
 import pandas as pd
 
 from feedback_flywheel.audit import chain
+from feedback_flywheel.batches import run_lock
 from feedback_flywheel.config.replay_policy import ReplayPolicy
+from feedback_flywheel.warehouse import connect
 from feedback_flywheel.warehouse.catalogue import (
     FCT_REPLAY_TRANSITIONS,
     REPLAY_BUFFER,
@@ -45,7 +49,7 @@ Sampler = Literal["uniform", "prioritized", "recent"]
 SAMPLERS: tuple[str, ...] = ("uniform", "prioritized", "recent")
 #: the most rows one sample may draw
 MAX_DRAWS = 10_000_000
-WAIT_POLL_SECONDS = 1.0
+WAIT_POLL_SECONDS = 2.0
 
 #: the transition columns a sample returns beside its probability and weight
 TRANSITION_COLUMNS = (
@@ -133,25 +137,37 @@ def _ratio(con: duckdb.DuckDBPyConnection, more_draws: int) -> float:
 
 
 def _within_limit(con: duckdb.DuckDBPyConnection, n: int, policy: ReplayPolicy) -> None:
-    """Refuse (or wait, as configured) when n more draws pass max_samples_per_insert."""
+    """Refuse when n more draws pass max_samples_per_insert (waiting is
+    :func:`sample_when_allowed`'s: it must let go of the warehouse so a batch can insert)."""
     limit = policy.rate_limit.max_samples_per_insert
     if limit is None:
         return
-    deadline = time.monotonic() + (
-        policy.rate_limit.wait_seconds if policy.rate_limit.on_limit == "wait" else 0.0
-    )
+    ratio = _ratio(con, n)
+    if ratio > limit:
+        raise RateLimited(
+            f"samples per insert would reach {ratio:.2f} > max_samples_per_insert {limit:g} "
+            "(policies/replay.yml rate_limit): the buffer needs new transitions (the next "
+            "batch) before more draws, or a smaller --n"
+        )
+
+
+def sample_when_allowed(
+    db_path: Path, *, policy: ReplayPolicy, lock_wait_seconds: float = 120.0, **kwargs: Any
+) -> Sample:
+    """:func:`sample` on the warehouse at ``db_path`` under its run lock. When the
+    samples-per-insert limit refuses and the policy says ``on_limit: wait``, let go of the
+    warehouse (so a batch can run and insert), and try again every ``WAIT_POLL_SECONDS`` until
+    ``wait_seconds`` have passed; then refuse."""
+    rules = policy.rate_limit
+    deadline = time.monotonic() + (rules.wait_seconds if rules.on_limit == "wait" else 0.0)
     while True:
-        ratio = _ratio(con, n)
-        if ratio <= limit:
-            return
-        if time.monotonic() >= deadline:
-            break
+        with run_lock(db_path, wait_seconds=lock_wait_seconds), connect(db_path) as con:
+            try:
+                return sample(con, policy=policy, **kwargs)
+            except RateLimited:
+                if time.monotonic() >= deadline:
+                    raise
         time.sleep(WAIT_POLL_SECONDS)
-    raise RateLimited(
-        f"samples per insert would reach {ratio:.2f} > max_samples_per_insert {limit:g} "
-        "(policies/replay.yml rate_limit): the buffer needs new transitions (the next batch) "
-        "before more draws, or a smaller --n"
-    )
 
 
 def _eligible_sql(

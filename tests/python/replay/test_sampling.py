@@ -188,31 +188,37 @@ def test_samples_per_insert_limit_refuses_clearly(con) -> None:
     assert samples == 1  # the refused sample left nothing behind
 
 
-def test_samples_per_insert_limit_can_wait_for_the_next_batch(con, monkeypatch) -> None:
-    """on_limit: wait polls until wait_seconds pass (then refuses) or new inserts lift the
-    ratio (then draws)."""
+def test_samples_per_insert_limit_can_wait_for_the_next_batch(
+    con, tmp_path: Path, monkeypatch
+) -> None:
+    """on_limit: wait lets go of the warehouse and tries again until wait_seconds pass (then
+    refuses), or until a batch's inserts lift the ratio (then draws)."""
     monkeypatch.setattr(sampling, "WAIT_POLL_SECONDS", 0.05)
     policy = _policy(
         rate_limit={"max_samples_per_insert": 10.0, "on_limit": "wait", "wait_seconds": 0.3}
     )
     sampling.sample(con, n=100, policy=policy, seed=1, now=NOW)
+    con.close()  # the trainer's own connection is gone: it samples through the path now
+    db_path = tmp_path / "w.duckdb"
     started = time.monotonic()
     with pytest.raises(RateLimited):
-        sampling.sample(con, n=100, policy=policy, seed=2, now=NOW)
+        sampling.sample_when_allowed(db_path, policy=policy, n=100, seed=2, now=NOW)
     assert time.monotonic() - started >= 0.3
     polls = []
 
-    def next_batch(seconds: float) -> None:  # a batch inserts 12 more while the sampler waits
+    def next_batch(seconds: float) -> None:
+        """A batch runs while the sampler waits (it can: the sampler let go) and inserts 12."""
         polls.append(seconds)
-        con.execute(
-            "update ml.replay_versions set inserted = inserted + 12 where batch_id = ?",
-            ["b20260301T000000"],
-        )
+        with duckdb.connect(str(db_path)) as batch:
+            batch.execute(
+                "update ml.replay_versions set inserted = inserted + 12 where batch_id = ?",
+                ["b20260301T000000"],
+            )
 
     monkeypatch.setattr(
         sampling, "time", types.SimpleNamespace(monotonic=time.monotonic, sleep=next_batch)
     )
-    drawn = sampling.sample(con, n=100, policy=policy, seed=2, now=NOW)
+    drawn = sampling.sample_when_allowed(db_path, policy=policy, n=100, seed=2, now=NOW)
     assert polls and drawn.samples_per_insert == pytest.approx(200 / 24)
 
 
