@@ -137,15 +137,14 @@ def _duplicate_a_step(db_path: Path, directory: Path, window: batches.BatchWindo
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     root = tmp_path_factory.mktemp("replay")
-    truth = demo.generate(root / "demo", seed=3, days=9, inferences_per_day=300)
+    truth = demo.generate(root / "demo", seed=3, days=8, inferences_per_day=300)
     db_path = root / "flywheel.duckdb"
     ingest_demo(db_path, root / "demo")
     policy_path = _policy_file(root / "replay.yml")
     policy = load_replay_policy(policy_path)
     start = datetime.fromisoformat(truth["start_date"])
     end = datetime.fromisoformat(truth["end_date"])
-    boundaries = [start, end - timedelta(days=3)]
-    boundaries += [end - timedelta(days=days) for days in (2, 1, 0)]
+    boundaries = [start, end - timedelta(days=2), end - timedelta(days=1), end]
     windows = [batches.window(a, b) for a, b in itertools.pairwise(boundaries)]
     retracted = duplicate = None
     for number, window in enumerate(windows):
