@@ -244,7 +244,7 @@ def test_concurrent_appends_from_one_process_keep_one_gap_free_chain(tmp_path: P
         cursor = con.cursor()
         for item in range(15):
             audit.record(
-                cursor, key=KEY, kind="replay_buffer", subject_id=f"w{worker}-{item}", payload={}
+                cursor, key=KEY, kind="extension_event", subject_id=f"w{worker}-{item}", payload={}
             )
 
     threads = [threading.Thread(target=append, args=(worker,)) for worker in range(3)]
@@ -517,7 +517,7 @@ def test_audit_verify_command_exit_codes_and_output(
         "ok": True,
         "count": len(retrained.log_after_rerun),
         "head_hash": head,
-        "tables_checked": 5,
+        "tables_checked": 6,
         "broken": None,
     }
 
