@@ -7,6 +7,23 @@ import streamlit as st
 
 from feedback_flywheel.dashboard import common, queries
 
+
+def _lines(frame: pd.DataFrame, values: list[str], name: str, title: str, fmt: str) -> None:
+    """One line per column of ``values`` over the batches."""
+    long = frame.melt(id_vars=["batch_id"], value_vars=values, var_name="series", value_name=name)
+    st.altair_chart(
+        alt.Chart(long)
+        .mark_line(point=True)
+        .encode(
+            x=alt.X("batch_id:N", title="batch"),
+            y=alt.Y(f"{name}:Q", title=title),
+            color=alt.Color("series:N", title=None),
+            tooltip=["batch_id", "series", alt.Tooltip(f"{name}:Q", format=fmt)],
+        ),
+        width="stretch",
+    )
+
+
 common.page_header(
     "Replay buffer",
     "The experience replay buffer kept by every batch (`ml.replay_versions`, "
@@ -32,24 +49,7 @@ if newest.warnings:
         st.warning(common.md(warning))
 
 st.subheader("Size over time")
-size = versions.melt(
-    id_vars=["computed_at", "batch_id"],
-    value_vars=["size", "capacity"],
-    var_name="series",
-    value_name="transitions",
-)
-st.altair_chart(
-    alt.Chart(size)
-    .mark_line(point=True)
-    .encode(
-        x=alt.X("batch_id:N", title="batch"),
-        y=alt.Y("transitions:Q", title="transitions"),
-        color=alt.Color("series:N", title=None),
-        strokeDash=alt.StrokeDash("series:N", legend=None),
-        tooltip=["batch_id", "series", alt.Tooltip("transitions:Q", format=",")],
-    ),
-    width="stretch",
-)
+_lines(versions, ["size", "capacity"], "transitions", "transitions", ",")
 
 st.subheader("Evictions by reason")
 evictions = queries.replay_evictions(versions)
@@ -89,21 +89,11 @@ if not composition.empty:
     common.table(shown, "Composition")
 
 st.subheader("Priorities")
-priorities = versions.melt(
-    id_vars=["batch_id"],
-    value_vars=["priority_min", "priority_mean", "priority_max"],
-    var_name="statistic",
-    value_name="priority",
-)
-st.altair_chart(
-    alt.Chart(priorities)
-    .mark_line(point=True)
-    .encode(
-        x=alt.X("batch_id:N", title="batch"),
-        y=alt.Y("priority:Q", title="priority p (before alpha)"),
-        color=alt.Color("statistic:N", title=None),
-        tooltip=["batch_id", "statistic", alt.Tooltip("priority:Q", format=".3f")],
-    ),
-    width="stretch",
+_lines(
+    versions,
+    ["priority_min", "priority_mean", "priority_max"],
+    "priority",
+    "priority p (before alpha)",
+    ".3f",
 )
 common.table(versions.drop(columns=["evictions_json"]), "Buffer versions")
