@@ -9,6 +9,7 @@ import duckdb
 import pandas as pd
 
 from feedback_flywheel.dashboard.queries.common import has_table
+from feedback_flywheel.replay import report
 from feedback_flywheel.warehouse.catalogue import (
     REPLAY_COMPOSITION,
     REPLAY_SAMPLES,
@@ -18,28 +19,11 @@ from feedback_flywheel.warehouse.catalogue import (
 
 def replay_versions(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
     """One row per buffer version, oldest first, with the draws made on it and its samples per
-    insert (draws on the version / its inserts)."""
-    if not has_table(con, REPLAY_VERSIONS):
+    insert (:func:`feedback_flywheel.replay.report.versions_frame`, what `flywheel replay
+    status` prints)."""
+    if not (has_table(con, REPLAY_VERSIONS) and has_table(con, REPLAY_SAMPLES)):
         return pd.DataFrame()
-    samples = (
-        f"select buffer_batch_id, sum(draws) as draws from {REPLAY_SAMPLES} group by 1"
-        if has_table(con, REPLAY_SAMPLES)
-        else "select null as buffer_batch_id, 0 as draws where false"
-    )
-    return con.execute(
-        f"""
-        with drawn as ({samples})
-        select
-            v.batch_id, v.buffer_version, v.computed_at, v.size, v.capacity, v.inserted,
-            v.evicted, v.evictions_json, v.priority_min, v.priority_mean, v.priority_max,
-            v.reward_mean, v.membership_hash, v.warnings,
-            cast(coalesce(drawn.draws, 0) as bigint) as draws,
-            coalesce(drawn.draws, 0) / nullif(v.inserted, 0) as samples_per_insert
-        from {REPLAY_VERSIONS} as v
-        left join drawn on v.batch_id = drawn.buffer_batch_id
-        order by v.batch_id
-        """
-    ).df()
+    return report.versions_frame(con).sort_values("batch_id").reset_index(drop=True)
 
 
 def replay_evictions(versions: pd.DataFrame) -> pd.DataFrame:
