@@ -42,8 +42,11 @@ run: setup
 test: dev browser
 	$(MAKE) --no-print-directory pytest dbt-check lint
 
+# Two workers by default, a test file each at a time (module fixtures build once); PYTEST_WORKERS=0
+# runs the suite in one process.
+PYTEST_WORKERS ?= 2
 pytest: dev browser
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile
 
 # The dashboard's browser test (tests/python/test_dashboard.py) drives Debian's chromium; install
 # it when missing (CI runs as root on a fresh Debian 12). No chromium, no green test run.

@@ -36,7 +36,7 @@ def check(ctx: click.Context, full: bool, db_path: Path | None) -> None:
     files older than the lookback, anything a batch-scoped test cannot see. Exit 1 when a test
     fails."""
     from feedback_flywheel.batches import RunLockBusy
-    from feedback_flywheel.publish.checks import CHECK_TARGET, CheckError, run_checks
+    from feedback_flywheel.publish.checks import CheckError, check_results_path, run_checks
 
     settings = load_settings(db_path)
     verbose = ctx.obj.get("verbose", False)
@@ -65,8 +65,16 @@ def check(ctx: click.Context, full: bool, db_path: Path | None) -> None:
     else:  # dbt failed before any test could (a compilation error): its own words
         click.echo(result.failure, err=True)
     click.echo(
-        f"see {CHECK_TARGET / 'run_results.json'}; `dbt test --select TEST --store-failures` "
+        f"see {_shown(check_results_path(settings))}; `dbt test --select TEST --store-failures` "
         "keeps a failing test's rows in the warehouse for a look",
         err=True,
     )
     sys.exit(EXIT_FAILED)
+
+
+def _shown(path: Path) -> str:
+    """``path`` relative to the working directory when it is inside it (``target/check/...``)."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)

@@ -18,11 +18,18 @@ from pathlib import Path
 from feedback_flywheel import batches
 from feedback_flywheel.config import Settings
 from feedback_flywheel.warehouse import connect
-from feedback_flywheel.warehouse.dbt import DbtError, node_statuses, run_dbt
+from feedback_flywheel.warehouse.dbt import DbtError, node_statuses, run_dbt, target_dir
 
-#: where a check's dbt artefacts go (its run_results.json names every test and its status), apart
-#: from a build's target/
-CHECK_TARGET = Path("target") / "check"
+#: where a check's dbt artefacts go, inside dbt's target folder (``target/check``; its
+#: run_results.json names every test and its status), apart from a build's
+CHECK_TARGET = Path("check")
+
+
+def check_results_path(settings: Settings) -> Path:
+    """The run_results.json of the latest ``flywheel check``."""
+    return target_dir(settings.project_dir) / CHECK_TARGET / "run_results.json"
+
+
 #: the statuses dbt gives a data test that found rows breaking it
 FAILED = frozenset({"fail", "error", "runtime error"})
 
@@ -73,7 +80,7 @@ def run_checks(
                 f"no successful batch in {settings.db_path} yet: run one first (`flywheel run`)"
             )
         scope = "full" if full else "batch"
-        results = settings.project_dir / CHECK_TARGET
+        results = target_dir(settings.project_dir) / CHECK_TARGET
         dbt_vars = settings.dbt_vars() | {"data_tests_scope": scope}
         try:
             result = run_dbt(

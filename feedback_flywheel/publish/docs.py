@@ -8,7 +8,7 @@ import shutil
 from pathlib import Path
 
 from feedback_flywheel.config import Settings
-from feedback_flywheel.warehouse.dbt import run_dbt
+from feedback_flywheel.warehouse.dbt import run_dbt, target_dir
 
 #: what a docs site needs besides index.html (the static page embeds them too)
 SITE_FILES = ("index.html", "manifest.json", "catalog.json", "static_index.html")
@@ -17,7 +17,7 @@ SITE_FILES = ("index.html", "manifest.json", "catalog.json", "static_index.html"
 def generate(settings: Settings, out_dir: Path | None = None) -> Path:
     """Generate the site; returns the folder holding ``index.html`` (and a self-contained
     ``static_index.html`` that opens without a server)."""
-    target = settings.project_dir / "target" / "docs"
+    target = target_dir(settings.project_dir) / "docs"
     run_dbt(
         ["docs", "generate", "--static", "--quiet"],
         project_dir=settings.project_dir,

@@ -52,6 +52,17 @@ def dbt_executable() -> str:
     return str(candidate) if candidate.exists() else "dbt"
 
 
+def target_dir(project_dir: Path) -> Path:
+    """Where dbt writes its artefacts for this project: ``$DBT_TARGET_PATH`` when set (relative
+    to the project, as dbt reads it), else the project's ``target/``. Two runs from one project
+    that must not share artefacts (e.g. parallel test workers) each export their own."""
+    configured = os.environ.get("DBT_TARGET_PATH")
+    if not configured:
+        return project_dir / "target"
+    path = Path(configured)
+    return path if path.is_absolute() else project_dir / path
+
+
 def dbt_env(project_dir: Path, db_path: Path, target: str) -> dict[str, str]:
     """Environment for a dbt subprocess: absolute database path and target (the profile reads
     both), the project's profiles, no telemetry. This is how the run's settings reach another
@@ -110,7 +121,7 @@ def run_dbt(
             on_line(line)
     returncode = process.wait()
     seconds = time.perf_counter() - started
-    results_dir = Path(env.get("DBT_TARGET_PATH") or project / "target")
+    results_dir = Path(env["DBT_TARGET_PATH"]) if target_path is not None else target_dir(project)
     if not results_dir.is_absolute():
         results_dir = project / results_dir
     statuses = node_statuses(results_dir / "run_results.json")

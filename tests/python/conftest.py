@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 
@@ -13,15 +14,26 @@ import pytest
 
 import flows  # noqa: F401  (sets the project's Prefect defaults before prefect is imported)
 from feedback_flywheel import batches, demo
-from tests.python.helpers import DemoWarehouse, ingest_demo, project_vars, run_windows
+from tests.python.helpers import (
+    PROJECT_DIR,
+    DemoWarehouse,
+    ingest_demo,
+    project_vars,
+    run_windows,
+)
 
 
 @pytest.fixture(scope="session", autouse=True)
 def isolated_environment() -> Iterator[None]:
     """Every test passes its own warehouse path; the serving copy follows it (next to it) only
-    when no FLYWHEEL_SERVING_DUCKDB is exported, so one exported in the shell is set aside."""
+    when no FLYWHEEL_SERVING_DUCKDB is exported, so one exported in the shell is set aside.
+    Under pytest-xdist each worker gets its own dbt target and log folders."""
     with pytest.MonkeyPatch.context() as patch:
         patch.delenv("FLYWHEEL_SERVING_DUCKDB", raising=False)
+        worker = os.environ.get("PYTEST_XDIST_WORKER")
+        if worker:  # parallel workers: dbt's artefacts and logs apart (one project directory)
+            patch.setenv("DBT_TARGET_PATH", str(PROJECT_DIR / "target" / f"pytest-{worker}"))
+            patch.setenv("DBT_LOG_PATH", str(PROJECT_DIR / "logs" / f"pytest-{worker}"))
         yield
 
 
