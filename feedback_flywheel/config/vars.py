@@ -208,6 +208,29 @@ class FlywheelVars(BaseModel):
     replay_n_step: int = Field(ge=1, le=50, description="Steps summed in the n-step return.")
     replay_gamma: float = Field(ge=0, le=1, description="Discount of the n-step return.")
 
+    # Feedback-loop calibration: signal fidelity (models/reports/calibration).
+    fidelity_min_group_count: int = Field(
+        ge=1, description="Overlap below which a fidelity group is suppressed (counts only)."
+    )
+    fidelity_dwell_positive_seconds: float = Field(
+        ge=0, description="Dwell at or above this many seconds counts as a positive signal."
+    )
+    fidelity_rating_positive_at: float = Field(
+        ge=1, le=5, description="A rating at or above this counts as positive (1..5)."
+    )
+    fidelity_current_days: int = Field(
+        ge=1, le=365, description="Fidelity-drop flag: days of predictions tested."
+    )
+    fidelity_history_days: int = Field(
+        ge=1, le=3650, description="Fidelity-drop flag: the days before, its own history."
+    )
+    fidelity_drop_alpha: float = Field(
+        gt=0, lt=1, description="Fidelity-drop flag: one-sided p-value below which it fires."
+    )
+    fidelity_drop_min_effect: float = Field(
+        ge=0, le=1, description="Fidelity-drop flag: the least drop in agreement that counts."
+    )
+
     @model_validator(mode="after")
     def _reward_offsets_name_mapped_types(self) -> FlywheelVars:
         unmapped = sorted(set(self.replay_reward_offset) - set(self.replay_reward_scale))

@@ -33,6 +33,7 @@ navigation = st.navigation(
         st.Page(VIEWS / "quarantine.py", title="Quarantine", icon=":material/block:"),
         st.Page(VIEWS / "datasets.py", title="Dataset versions", icon=":material/dataset:"),
         st.Page(VIEWS / "replay.py", title="Replay buffer", icon=":material/replay:"),
+        st.Page(VIEWS / "feedback_loop.py", title="Feedback loop", icon=":material/sync:"),
     ]
 )
 navigation.run()

@@ -48,6 +48,20 @@ from feedback_flywheel.demo.events import Block, concat, event_block, keep_recei
 Window = tuple[float, float]  # (low, high) microseconds of a uniform delay
 
 
+#: the signals ``generate(broken_tracking=...)`` can break, by their event type code
+BREAKABLE_SIGNALS = {"click": T_CLICK, "conversion": T_CONVERSION, "dwell_seconds": T_DWELL}
+
+
+def _break_tracking(world: dict[str, Any], blocks: list[Block]) -> None:
+    """From the broken day on, the broken signal's events carry 0 (see ``generate``)."""
+    if not world.get("broken_tracking"):
+        return
+    signal, day = world["broken_tracking"]
+    for block in blocks:
+        broken = (block["type"] == BREAKABLE_SIGNALS[signal]) & (world["day"][block["row"]] >= day)
+        block["vnum"][broken] = 0.0
+
+
 def draw_feedback(
     rng: np.random.Generator, world: dict[str, Any], start_us: int, end_us: int
 ) -> dict[str, Any]:
@@ -63,6 +77,7 @@ def draw_feedback(
     dwells = _dwells(rng, world)
     conversions = _conversions(rng, world)
     rewards = _rewards(rng, world)
+    _break_tracking(world, [clicks, dwells, conversions])
     valid = concat(
         [
             keep_received(block, end_us)

@@ -98,6 +98,7 @@ def build_truth(
         "label_coverage_written": round(feedback["labelled_inferences"] / world["n"], 6),
         "label_delay_days": {"min": LABEL_DELAY_DAYS[0], "max": LABEL_DELAY_DAYS[1]},
         "implicit_agreement": _implicit_agreement(),
+        "broken_tracking": _broken_tracking(world, start_date),
         "accuracy": {
             "v1": ACCURACY["v1"],
             "v2": ACCURACY["v2"],
@@ -185,6 +186,19 @@ def _counts(
         "preference_contexts": world["n_pairs"],
         "preference_contexts_judged": len(np.unique(prefs["pair"])),
         "valid_events_by_type": feedback["valid_counts"],
+    }
+
+
+def _broken_tracking(world: dict[str, Any], start_date) -> dict[str, Any] | None:
+    """The signal whose tracking breaks, from which day, and what it records from then on."""
+    if not world.get("broken_tracking"):
+        return None
+    signal, day = world["broken_tracking"]
+    return {
+        "signal": signal,
+        "from_day": day,
+        "from_date": (start_date + timedelta(days=day)).isoformat(),
+        "recorded_value": 0,
     }
 
 

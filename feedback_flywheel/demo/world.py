@@ -47,7 +47,7 @@ import numpy as np
 
 from feedback_flywheel.demo.constants import BAD_FEEDBACK_RATES, LABELS, MODEL_NAME
 from feedback_flywheel.demo.deployments import write_deployments
-from feedback_flywheel.demo.feedback import draw_feedback
+from feedback_flywheel.demo.feedback import BREAKABLE_SIGNALS, draw_feedback
 from feedback_flywheel.demo.feedback_log import write_feedback
 from feedback_flywheel.demo.inference_log import write_inference_log
 from feedback_flywheel.demo.inferences import draw_inferences
@@ -74,6 +74,7 @@ def generate(
     inferences_per_day: int = 2000,
     start_date: date = date(2026, 1, 1),
     closed_loop: bool = False,
+    broken_tracking: tuple[str, int] | None = None,
     progress: Progress | None = None,
 ) -> dict[str, Any]:
     """Write the demo world under ``out_dir`` and return its truth (also in ``truth.json``).
@@ -91,6 +92,13 @@ def generate(
         raise ValueError(f"days must be at least 1, got {days}")
     if inferences_per_day < 20:
         raise ValueError(f"inferences_per_day must be at least 20, got {inferences_per_day}")
+    if broken_tracking is not None:
+        signal, day = broken_tracking
+        if signal not in BREAKABLE_SIGNALS or not 0 <= day < days:
+            raise ValueError(
+                f"broken_tracking must be (one of {', '.join(BREAKABLE_SIGNALS)}, a day in "
+                f"0..{days - 1}), got {broken_tracking!r}"
+            )
     say: Progress = progress or (lambda _message: None)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -99,6 +107,7 @@ def generate(
     timeline = Timeline.of(start_date, days, closed_loop=closed_loop)
 
     world = draw_inferences(rng, timeline, inferences_per_day)
+    world["broken_tracking"] = broken_tracking
     say(
         f"inferences: drew {world['n']:,} rows "
         f"({world['n_sessions']:,} sessions, {world['n_pairs']:,} preference contexts)"

@@ -5,11 +5,14 @@
 - a segment attribute (var ``segment_attributes``) absent from ``context``: the bias and
   concept-drift breakdowns by it say nothing;
 - a feedback file with more than var ``warn_quarantine_share`` of its rows quarantined for one
-  reason (logs written with an unsupported ``schema_version``, a dropped required field).
+  reason (logs written with an unsupported ``schema_version``, a dropped required field);
+- a feedback signal whose agreement with the rating or with ground truth dropped significantly
+  against its own history (``rpt_feedback_fidelity_alerts``: a broken tracking pixel looks like
+  this).
 
 The CLI prints them after each batch, the batch's Prefect artifact lists them, and the dashboard's
 overview shows them; all three read them here, from the reports the build wrote
-(``rpt_batch_coverage``, ``rpt_file_quarantine``).
+(``rpt_batch_coverage``, ``rpt_file_quarantine``, ``rpt_feedback_fidelity_alerts``).
 """
 
 from __future__ import annotations
@@ -17,7 +20,11 @@ from __future__ import annotations
 import duckdb
 
 from feedback_flywheel.publish.queries import relation_exists, rows
-from feedback_flywheel.warehouse.catalogue import RPT_BATCH_COVERAGE, RPT_FILE_QUARANTINE
+from feedback_flywheel.warehouse.catalogue import (
+    RPT_BATCH_COVERAGE,
+    RPT_FEEDBACK_FIDELITY_ALERTS,
+    RPT_FILE_QUARANTINE,
+)
 
 
 def _coverage_warnings(con: duckdb.DuckDBPyConnection, batch_id: str) -> list[str]:
@@ -75,4 +82,30 @@ def batch_warnings(
     con: duckdb.DuckDBPyConnection, batch_id: str, warn_share: float = 0.5
 ) -> list[str]:
     """The batch's warnings (see the module docstring), most important first."""
-    return _coverage_warnings(con, batch_id) + _file_warnings(con, batch_id, warn_share)
+    return (
+        _coverage_warnings(con, batch_id)
+        + _fidelity_warnings(con, batch_id)
+        + _file_warnings(con, batch_id, warn_share)
+    )
+
+
+def _fidelity_warnings(con: duckdb.DuckDBPyConnection, batch_id: str) -> list[str]:
+    if not relation_exists(con, RPT_FEEDBACK_FIDELITY_ALERTS):
+        return []
+    found = rows(
+        con,
+        f"""
+        select model_name, signal_name, reference_name, history_agreement_rate,
+            current_agreement_rate, current_count, p_value
+        from {RPT_FEEDBACK_FIDELITY_ALERTS}
+        where batch_id = ? and is_flagged
+        order by model_name, signal_name, reference_name
+        """,
+        [batch_id],
+    )
+    return [
+        f"signal {signal!r} of {model} agrees with {reference} on {current:.0%} of the "
+        f"{count:,} latest predictions against {history:.0%} before (p = {p:.1e}): is its "
+        "tracking broken? Until it is fixed, do not let it stand in for labels"
+        for model, signal, reference, history, current, count, p in found
+    ]

@@ -68,6 +68,9 @@ RPT_DEPLOYMENT_IMPACT = _mart("rpt_deployment_impact")
 RPT_SEGMENT_BIAS = _mart("rpt_segment_bias")
 RPT_SEGMENT_BIAS_SUMMARY = _mart("rpt_segment_bias_summary")
 RPT_FEEDBACK_SKEW = _mart("rpt_feedback_skew")
+# feedback-loop calibration
+RPT_FEEDBACK_FIDELITY = _mart("rpt_feedback_fidelity")
+RPT_FEEDBACK_FIDELITY_ALERTS = _mart("rpt_feedback_fidelity_alerts")
 # experience replay
 FCT_REPLAY_TRANSITIONS = _mart("fct_replay_transitions")
 # preferences and the reward model

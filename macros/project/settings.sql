@@ -56,6 +56,13 @@
         'replay_session_timeout_minutes': 'count',
         'replay_n_step': 'count',
         'replay_gamma': 'number',
+        'fidelity_min_group_count': 'count',
+        'fidelity_dwell_positive_seconds': 'number',
+        'fidelity_rating_positive_at': 'number',
+        'fidelity_current_days': 'count',
+        'fidelity_history_days': 'count',
+        'fidelity_drop_alpha': 'number',
+        'fidelity_drop_min_effect': 'number',
     }) }}
 {%- endmacro %}
 

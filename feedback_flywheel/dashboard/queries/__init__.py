@@ -16,6 +16,11 @@ from feedback_flywheel.dashboard.queries.bias import (
     bias_summary,
     feedback_skew,
 )
+from feedback_flywheel.dashboard.queries.calibration import (
+    fidelity_breakdowns,
+    fidelity_overall,
+    fidelity_weekly,
+)
 from feedback_flywheel.dashboard.queries.common import (
     KPI_METRICS,
     KpiMetric,
@@ -71,6 +76,9 @@ __all__ = [
     "drift_tests",
     "drift_timeline",
     "feedback_skew",
+    "fidelity_breakdowns",
+    "fidelity_overall",
+    "fidelity_weekly",
     "has_table",
     "kpi_daily",
     "kpi_latest",

@@ -44,7 +44,7 @@ from feedback_flywheel.publish import serving
 
 APP = Path(serving.__file__).resolve().parent.parent / "dashboard" / "app.py"
 CHROMIUM = Path("/usr/bin/chromium")
-PAGES = ["kpis", "drift", "decisions", "bias", "quarantine", "datasets", "replay"]
+PAGES = ["kpis", "drift", "decisions", "bias", "quarantine", "datasets", "replay", "feedback_loop"]
 
 
 @pytest.fixture(scope="module")
@@ -646,6 +646,23 @@ def test_replay_page_shows_the_latest_buffer_version(app_env: Path, source_db: P
     assert shown.evicted.sum() == evictions.n.sum()
 
 
+def test_feedback_loop_page_shows_each_signals_fidelity(app_env: Path, source_db: Path) -> None:
+    overall = _read(
+        source_db,
+        "select * from marts.rpt_feedback_fidelity where breakdown = '__overall__' "
+        "and reference_name = 'correctness' and not is_suppressed and model_name = "
+        "(select min(model_name) from marts.rpt_kpi_daily)",  # the page's first model
+    )
+    assert not overall.empty
+    app = _app("feedback_loop")
+    assert _charts(app)
+    metrics = {metric.label: metric for metric in app.metric}
+    assert set(metrics) == set(overall.signal_name)
+    for row in overall.itertuples(index=False):
+        assert metrics[row.signal_name].value == f"kappa {row.cohen_kappa:.2f}"
+        assert metrics[row.signal_name].delta == f"agreement {row.agreement_rate:.1%}"
+
+
 def test_without_a_snapshot_the_dashboard_says_what_to_run(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -776,6 +793,7 @@ BROWSER_PAGES = {
     "quarantine": "Quarantine",
     "datasets": "Dataset versions",
     "replay": "Replay buffer",
+    "feedback_loop": "Feedback loop",
 }
 
 

@@ -1,0 +1,60 @@
+"""The feedback loop's calibration: how far each signal agrees with the rating and with ground
+truth (``rpt_feedback_fidelity``), overall and week by week."""
+
+from __future__ import annotations
+
+import duckdb
+import pandas as pd
+
+from feedback_flywheel.dashboard.queries.common import has_table
+from feedback_flywheel.warehouse.catalogue import RPT_FEEDBACK_FIDELITY
+
+#: the columns a page shows of a fidelity row
+FIDELITY_COLUMNS = (
+    "signal_name, reference_name, breakdown, breakdown_value, week_start_date, overlap_count, "
+    "is_suppressed, agreement_rate, agreement_rate_lower, agreement_rate_upper, cohen_kappa, "
+    "cohen_kappa_lower, cohen_kappa_upper, precision_rate, precision_rate_lower, "
+    "precision_rate_upper, recall_rate, recall_rate_lower, recall_rate_upper, "
+    "false_positive_rate, false_positive_rate_lower, false_positive_rate_upper, "
+    "rank_correlation, rank_correlation_lower, rank_correlation_upper"
+)
+
+
+def fidelity_overall(con: duckdb.DuckDBPyConnection, model_name: str) -> pd.DataFrame:
+    """One row per (signal, reference) over all time, the model's."""
+    if not has_table(con, RPT_FEEDBACK_FIDELITY):
+        return pd.DataFrame()
+    return con.execute(
+        f"select {FIDELITY_COLUMNS} from {RPT_FEEDBACK_FIDELITY} "
+        "where model_name = ? and breakdown = '__overall__' "
+        "order by reference_name, signal_name",
+        [model_name],
+    ).df()
+
+
+def fidelity_weekly(
+    con: duckdb.DuckDBPyConnection, model_name: str, reference_name: str
+) -> pd.DataFrame:
+    """Week by week against one reference (rating or correctness), suppressed weeks left out."""
+    if not has_table(con, RPT_FEEDBACK_FIDELITY):
+        return pd.DataFrame()
+    return con.execute(
+        f"select {FIDELITY_COLUMNS} from {RPT_FEEDBACK_FIDELITY} "
+        "where model_name = ? and reference_name = ? and breakdown = 'week' "
+        "and not is_suppressed order by signal_name, week_start_date",
+        [model_name, reference_name],
+    ).df()
+
+
+def fidelity_breakdowns(
+    con: duckdb.DuckDBPyConnection, model_name: str, signal_name: str, reference_name: str
+) -> pd.DataFrame:
+    """One signal pair by model version and by segment group."""
+    if not has_table(con, RPT_FEEDBACK_FIDELITY):
+        return pd.DataFrame()
+    return con.execute(
+        f"select {FIDELITY_COLUMNS} from {RPT_FEEDBACK_FIDELITY} "
+        "where model_name = ? and signal_name = ? and reference_name = ? "
+        "and breakdown not in ('__overall__', 'week') order by breakdown, breakdown_value",
+        [model_name, signal_name, reference_name],
+    ).df()

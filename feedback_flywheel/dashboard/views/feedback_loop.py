@@ -1,0 +1,117 @@
+"""Feedback loop: how far each feedback signal can be trusted (rpt_feedback_fidelity), overall,
+week by week, and by model version and segment."""
+
+import altair as alt
+import pandas as pd
+import streamlit as st
+
+from feedback_flywheel.dashboard import charts, common, queries
+
+REFERENCES = {"correctness": "ground truth (label = prediction)", "rating": "the rating"}
+MEASURES = {
+    "agreement_rate": "agreement",
+    "cohen_kappa": "Cohen's kappa",
+    "recall_rate": "P(signal positive | reference positive)",
+    "false_positive_rate": "P(signal positive | reference negative)",
+    "precision_rate": "precision",
+    "rank_correlation": "Spearman's rho",
+}
+
+common.page_header(
+    "Feedback loop",
+    "How far each signal can be trusted as a stand-in for the label: every implicit signal "
+    "(click, conversion, thumbs, dwell) against the rating and against ground-truth "
+    "correctness, and the rating against correctness, on the predictions that received both. "
+    "Agreement, Cohen's kappa (agreement beyond chance), precision, recall and the "
+    "false-positive rate each carry a 95% interval; groups with too few predictions are "
+    "suppressed.",
+)
+
+model_name = common.model_picker("loop_model")
+overall: pd.DataFrame = (
+    common.load(queries.fidelity_overall, model_name) if model_name else pd.DataFrame()
+)
+if overall.empty:
+    st.info(
+        "`marts.rpt_feedback_fidelity` is not in this snapshot yet: it appears once a batch has "
+        "built it (`flywheel run`) and published the snapshot."
+    )
+    st.stop()
+
+reference = st.radio(
+    "Compared with",
+    list(REFERENCES),
+    format_func=REFERENCES.get,
+    horizontal=True,
+    key="loop_reference",
+)
+shown = overall[(overall.reference_name == reference) & ~overall.is_suppressed]
+columns = st.columns(max(len(shown), 1))
+for column, row in zip(columns, shown.itertuples(index=False), strict=False):
+    kappa = "-" if pd.isna(row.cohen_kappa) else f"{row.cohen_kappa:.2f}"
+    column.metric(
+        row.signal_name,
+        f"kappa {kappa}",
+        f"agreement {row.agreement_rate:.1%}",
+        delta_color="off",
+        help=f"{row.overlap_count:,} predictions with both signals",
+    )
+
+st.subheader("Over all time")
+measure = st.selectbox("Measure", list(MEASURES), format_func=MEASURES.get, key="loop_measure")
+ranked = shown.dropna(subset=[measure])
+if ranked.empty:
+    st.caption(f"No {MEASURES[measure]} for this reference (it needs a numeric side).")
+else:
+    st.altair_chart(
+        charts.interval_dots(
+            ranked,
+            group="signal_name",
+            value=measure,
+            lower=f"{measure}_lower",
+            upper=f"{measure}_upper",
+            title=MEASURES[measure],
+        ),
+        width="stretch",
+    )
+
+st.subheader("Week by week")
+weekly: pd.DataFrame = common.load(queries.fidelity_weekly, model_name, reference)
+weekly = weekly.dropna(subset=[measure])
+if weekly.empty:
+    st.caption("No week has enough predictions with both signals yet.")
+else:
+    base = alt.Chart(weekly).encode(
+        x=alt.X("week_start_date:T", title="week served"),
+        color=alt.Color("signal_name:N", title="signal"),
+    )
+    band = base.mark_area(opacity=0.15).encode(
+        y=alt.Y(f"{measure}_lower:Q", title=MEASURES[measure]), y2=f"{measure}_upper:Q"
+    )
+    line = base.mark_line(point=True).encode(
+        y=f"{measure}:Q",
+        tooltip=["signal_name", "week_start_date:T", alt.Tooltip(f"{measure}:Q", format=".3f")],
+    )
+    st.altair_chart(alt.layer(band, line), width="stretch")
+
+st.subheader("By model version and segment")
+signal = st.selectbox("Signal", shown.signal_name.tolist(), key="loop_signal")
+groups: pd.DataFrame = common.load(queries.fidelity_breakdowns, model_name, signal, reference)
+reported = groups[~groups.is_suppressed].dropna(subset=[measure])
+if not reported.empty:
+    reported = reported.assign(group=reported.breakdown + " = " + reported.breakdown_value)
+    st.altair_chart(
+        charts.interval_dots(
+            reported,
+            group="group",
+            value=measure,
+            lower=f"{measure}_lower",
+            upper=f"{measure}_upper",
+            title=MEASURES[measure],
+        ),
+        width="stretch",
+    )
+suppressed = int(groups.is_suppressed.sum())
+if suppressed:
+    st.caption(f"{suppressed} group(s) suppressed: too few predictions with both signals.")
+common.table(overall, "Fidelity over all time")
