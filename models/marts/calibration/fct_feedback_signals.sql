@@ -26,9 +26,7 @@ feedback as (
     from {{ ref('fct_feedback') }}
     where
         not is_retracted
-        and event_type in (
-            {%- for signal in signal_types %}'{{ signal }}'{% if not loop.last %}, {% endif %}{% endfor -%}
-        )
+        and event_type in ('click', 'conversion', 'thumbs', 'dwell_seconds', 'rating')
 
 ),
 

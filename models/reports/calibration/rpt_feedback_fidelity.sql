@@ -62,14 +62,14 @@ grouped as (
     from paired
     {%- for attribute in attributes %}
 
-    union all
+        union all
 
-    select
-        paired.*,
-        {{ feedback_flywheel.sql_string(attribute) }} as breakdown,
-        coalesce(segments.{{ attribute }}, '__missing__') as breakdown_value
-    from paired
-    left join segments on paired.inference_id = segments.inference_id
+        select
+            paired.*,
+            {{ feedback_flywheel.sql_string(attribute) }} as breakdown,
+            coalesce(segments.{{ attribute }}, '__missing__') as breakdown_value
+        from paired
+        left join segments on paired.inference_id = segments.inference_id
     {%- endfor %}
 
 ),
@@ -133,11 +133,10 @@ correlated as (
 
 ),
 
-rates as (
+proportions as (
 
     select
-        counted.*,
-        correlated.rank_correlation,
+        *,
         overlap_count < {{ min_count }} as is_suppressed,
         (both_positive_count + both_negative_count) * 1.0 / overlap_count as observed_agreement,
         (
@@ -148,13 +147,22 @@ rates as (
         signal_positive_count - both_positive_count as signal_only_count,
         overlap_count - reference_positive_count as reference_negative_count
     from counted
+
+),
+
+rates as (
+
+    select
+        proportions.*,
+        correlated.rank_correlation
+    from proportions
     left join correlated
         on
-            counted.model_name = correlated.model_name
-            and counted.signal_name = correlated.signal_name
-            and counted.reference_name = correlated.reference_name
-            and counted.breakdown = correlated.breakdown
-            and counted.breakdown_value = correlated.breakdown_value
+            proportions.model_name = correlated.model_name
+            and proportions.signal_name = correlated.signal_name
+            and proportions.reference_name = correlated.reference_name
+            and proportions.breakdown = correlated.breakdown
+            and proportions.breakdown_value = correlated.breakdown_value
 
 ),
 
@@ -163,16 +171,16 @@ statistics as (
     select
         *,
         case when chance_agreement < 1 then
-            (observed_agreement - chance_agreement) / (1 - chance_agreement)
+                (observed_agreement - chance_agreement) / (1 - chance_agreement)
         end as kappa,
         case when chance_agreement < 1 then
-            sqrt(
-                observed_agreement * (1 - observed_agreement)
-                / (overlap_count * (1 - chance_agreement) * (1 - chance_agreement))
-            )
+                sqrt(
+                    observed_agreement * (1 - observed_agreement)
+                    / (overlap_count * (1 - chance_agreement) * (1 - chance_agreement))
+                )
         end as kappa_standard_error,
         case when overlap_count > 3 and abs(rank_correlation) < 1 then
-            0.5 * ln((1 + rank_correlation) / (1 - rank_correlation))
+                0.5 * ln((1 + rank_correlation) / (1 - rank_correlation))
         end as rank_correlation_z
     from rates
 
@@ -203,13 +211,13 @@ final as (
         ] %}
         {%- for name, successes, trials in stats %}
             case when not is_suppressed and {{ trials }} > 0 then
-                ({{ successes }}) * 1.0 / {{ trials }}
+                    ({{ successes }}) * 1.0 / {{ trials }}
             end as {{ name }},
             case when not is_suppressed then
-                {{ feedback_flywheel.wilson_lower(successes, trials) }}
+                    {{ feedback_flywheel.wilson_lower(successes, trials) }}
             end as {{ name }}_lower,
             case when not is_suppressed then
-                {{ feedback_flywheel.wilson_upper(successes, trials) }}
+                    {{ feedback_flywheel.wilson_upper(successes, trials) }}
             end as {{ name }}_upper,
         {%- endfor %}
         case when not is_suppressed then kappa end as cohen_kappa,
@@ -220,10 +228,10 @@ final as (
         case when not is_suppressed and is_ranked then rank_correlation end
             as rank_correlation,
         case when not is_suppressed and is_ranked then
-            tanh(rank_correlation_z - {{ z }} / sqrt(overlap_count - 3))
+                tanh(rank_correlation_z - {{ z }} / sqrt(overlap_count - 3))
         end as rank_correlation_lower,
         case when not is_suppressed and is_ranked then
-            tanh(rank_correlation_z + {{ z }} / sqrt(overlap_count - 3))
+                tanh(rank_correlation_z + {{ z }} / sqrt(overlap_count - 3))
         end as rank_correlation_upper
     from statistics
 

@@ -35,7 +35,8 @@ windowed as (
         sum(
             case
                 when inference_logged_at >= {{ current_start }}
-                    and signal_positive = reference_positive then 1 else 0
+                    and signal_positive = reference_positive then 1
+                else 0
             end
         ) as current_agreeing,
         sum(case when inference_logged_at < {{ current_start }} then 1 else 0 end)
@@ -43,7 +44,8 @@ windowed as (
         sum(
             case
                 when inference_logged_at < {{ current_start }}
-                    and signal_positive = reference_positive then 1 else 0
+                    and signal_positive = reference_positive then 1
+                else 0
             end
         ) as history_agreeing
     from paired
@@ -93,7 +95,7 @@ final as (
             as history_agreement_upper,
         -- the drop, history minus current (positive when the signal agrees less than it did)
         case when current_count > 0 and history_count > 0 then
-            history_agreeing * 1.0 / history_count - current_agreeing * 1.0 / current_count
+                history_agreeing * 1.0 / history_count - current_agreeing * 1.0 / current_count
         end as agreement_drop,
         {{ feedback_flywheel.newcombe_lower(
             'history_agreeing', 'history_count', 'current_agreeing', 'current_count'
