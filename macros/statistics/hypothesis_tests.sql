@@ -91,3 +91,12 @@
         ) as bh_ranked
     ) as bh_stepped_rows
 {%- endmacro %}
+
+
+{#- The average rank of `value` inside `partition_by` (a list of columns), as
+    scipy.stats.rankdata's default: ties share the mean of the positions they occupy,
+    rank() + (ties - 1) / 2. Spearman's rho is the Pearson correlation of two such ranks. -#}
+{% macro average_rank(value, partition_by) -%}
+    rank() over (partition by {{ partition_by | join(', ') }} order by {{ value }})
+    + (count(*) over (partition by {{ (partition_by + [value]) | join(', ') }}) - 1) / 2.0
+{%- endmacro %}

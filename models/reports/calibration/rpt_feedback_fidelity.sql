@@ -16,6 +16,9 @@
 {%- set min_count = feedback_flywheel.setting('fidelity_min_group_count') %}
 {%- set attributes = feedback_flywheel.setting('segment_attributes') %}
 {%- set z = feedback_flywheel.z95() %}
+{%- set group_columns = [
+    'model_name', 'signal_name', 'reference_name', 'breakdown', 'breakdown_value'
+] %}
 
 with
 
@@ -79,21 +82,8 @@ ranked as (
     -- average ranks (ties share the mean of their positions), as scipy.stats.rankdata
     select
         *,
-        rank() over (
-            partition by model_name, signal_name, reference_name, breakdown, breakdown_value
-            order by signal_value
-        ) + (count(*) over (
-            partition by
-                model_name, signal_name, reference_name, breakdown, breakdown_value, signal_value
-        ) - 1) / 2.0 as signal_rank,
-        rank() over (
-            partition by model_name, signal_name, reference_name, breakdown, breakdown_value
-            order by reference_value
-        ) + (count(*) over (
-            partition by
-                model_name, signal_name, reference_name, breakdown, breakdown_value,
-                reference_value
-        ) - 1) / 2.0 as reference_rank
+        {{ feedback_flywheel.average_rank('signal_value', group_columns) }} as signal_rank,
+        {{ feedback_flywheel.average_rank('reference_value', group_columns) }} as reference_rank
     from grouped
     where is_ranked
 

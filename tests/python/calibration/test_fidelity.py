@@ -126,6 +126,7 @@ def _expected_rows(signals: pd.DataFrame) -> dict[tuple, dict]:
                 row = {"overlap_count": len(group), "suppressed": len(group) < min_count}
                 if not row["suppressed"]:
                     row["agreement_rate"] = accuracy_score(r, s)
+                    row["kappa_counts"] = (int(s.sum()), int(r.sum()))
                     row["cohen_kappa"] = (
                         cohen_kappa_score(r, s) if len(set(s) | set(r)) > 1 else None
                     )
@@ -209,7 +210,15 @@ def test_every_fidelity_statistic_equals_sklearn_and_scipy_on_the_same_rows(repo
         else:
             assert pd.isna(got["rank_correlation"]), key
         if not pd.isna(got["cohen_kappa"]):
-            assert got["cohen_kappa_lower"] < got["cohen_kappa"] < got["cohen_kappa_upper"], key
+            # Cohen's (1960) standard error, from the confusion counts recomputed here
+            po, n = row["agreement_rate"], row["overlap_count"]
+            pe = (
+                row["kappa_counts"][0] * row["kappa_counts"][1]
+                + (n - row["kappa_counts"][0]) * (n - row["kappa_counts"][1])
+            ) / n**2
+            se = math.sqrt(po * (1 - po) / (n * (1 - pe) ** 2))
+            assert _close(float(got["cohen_kappa_lower"]), row["cohen_kappa"] - Z95 * se), key
+            assert _close(float(got["cohen_kappa_upper"]), row["cohen_kappa"] + Z95 * se), key
         checked += 1
     assert checked >= 50  # most groups of the demo world are large enough to report
 
