@@ -22,6 +22,32 @@ from tests.python.helpers import (
     run_windows,
 )
 
+#: the test files whose module fixtures run many batches, slowest first (measured in CI): they
+#: start first, so under pytest-xdist no worker is left with one of them while the other idles
+SLOWEST_FIRST = (
+    "flows/test_crash_safety.py",
+    "flows/test_own_data.py",
+    "retraining/test_retraining_trigger.py",
+    "dashboard/test_dashboard.py",
+    "audit/test_audit.py",
+    "retraining/test_closed_loop.py",
+    "reliability/test_hostile_rows.py",
+    "flows/test_batch_cycle.py",
+    "replay/test_buffer.py",
+    "calibration/test_fidelity_drop.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Run the slowest files first (see SLOWEST_FIRST); every other file keeps its order."""
+    here = os.path.dirname(__file__)
+
+    def rank(item: pytest.Item) -> int:
+        relative = os.path.relpath(str(item.path), here)
+        return SLOWEST_FIRST.index(relative) if relative in SLOWEST_FIRST else len(SLOWEST_FIRST)
+
+    items.sort(key=rank)  # stable: tests keep their order inside a file
+
 
 @pytest.fixture(scope="session", autouse=True)
 def isolated_environment() -> Iterator[None]:

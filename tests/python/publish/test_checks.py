@@ -14,6 +14,7 @@ from tests.python.helpers import DemoWarehouse, project_vars
 
 UNIQUE_EVENT_ID = "test.feedback_flywheel.unique_fct_feedback_event_id"
 UNIQUE_SEGMENT = "test.feedback_flywheel.unique_combination_of_columns_fct_inference_segments_"
+NOT_NULL_SEGMENT = "test.feedback_flywheel.not_null_columns_fct_inference_segments_"
 
 
 def _check(db_path: Path, *args: str) -> tuple[int, str]:
@@ -58,13 +59,14 @@ def test_a_duplicate_in_an_old_batch_is_seen_only_by_the_full_check(
     assert UNIQUE_EVENT_ID in output, output
 
 
-def test_a_duplicate_in_the_latest_batch_fails_the_batch_check(
+def test_a_duplicate_or_a_null_in_the_latest_batch_fails_the_batch_check(
     demo_warehouse: DemoWarehouse, tmp_path
 ) -> None:
     """fct_inference_segments is scoped by the time a prediction was served: a duplicate served
     inside the latest batch's window plus its lookback is caught by that batch's own check (the
     latest batch here drains held feedback past the end of the data, so only its lookback days
-    served predictions)."""
+    served predictions). So is a null in a key column (a model's required columns share one
+    not_null_columns test)."""
     db_path = demo_warehouse.copy_to(tmp_path / "flywheel.duckdb")
     latest = demo_warehouse.windows[-1]
     scope_start = latest.window_start - timedelta(days=project_vars().lookback_days)
@@ -79,9 +81,21 @@ def test_a_duplicate_in_the_latest_batch_fails_the_batch_check(
             [scope_start, latest.window_end],
         ).fetchone()
     assert inserted == 1, "the latest batch's window served predictions"
+    with duckdb.connect(str(db_path)) as con:
+        (inserted,) = con.execute(
+            """
+            insert into marts.fct_inference_segments
+            select * replace ('new-' || inference_id as inference_id, null as segment_attribute)
+            from marts.fct_inference_segments
+            where logged_at >= ? and logged_at < ?
+            order by inference_id, segment_attribute limit 1
+            """,
+            [scope_start, latest.window_end],
+        ).fetchone()
     code, output = _check(db_path)
     assert code == 1, output
     assert UNIQUE_SEGMENT in output, output
+    assert NOT_NULL_SEGMENT in output, output
 
 
 def test_check_before_any_batch_says_what_to_do(tmp_path) -> None:
