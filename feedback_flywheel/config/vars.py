@@ -231,6 +231,21 @@ class FlywheelVars(BaseModel):
         ge=0, le=1, description="Fidelity-drop flag: the least drop in agreement that counts."
     )
 
+    # Feedback-loop calibration: label coverage and the maturation window.
+    label_coverage_days: int = Field(
+        ge=1, le=3650, description="Label coverage: days of predictions the curves are built from."
+    )
+    label_coverage_max_days: int = Field(
+        ge=1, le=365, description="Label coverage: the oldest age (days) a curve reaches."
+    )
+    label_maturation_days: Annotated[int, Field(ge=0, le=365)] | Literal["auto"] = Field(
+        description="Days the performance windows end before the watermark, or auto (derived "
+        "from label coverage)."
+    )
+    label_maturation_share: float = Field(
+        gt=0, le=1, description="Under auto: the share of the coverage plateau that is mature."
+    )
+
     @model_validator(mode="after")
     def _reward_offsets_name_mapped_types(self) -> FlywheelVars:
         unmapped = sorted(set(self.replay_reward_offset) - set(self.replay_reward_scale))

@@ -71,6 +71,8 @@ RPT_FEEDBACK_SKEW = _mart("rpt_feedback_skew")
 # feedback-loop calibration
 RPT_FEEDBACK_FIDELITY = _mart("rpt_feedback_fidelity")
 RPT_FEEDBACK_FIDELITY_ALERTS = _mart("rpt_feedback_fidelity_alerts")
+FCT_LABEL_COVERAGE = _mart("fct_label_coverage")
+FCT_LABEL_MATURATION = _mart("fct_label_maturation")
 # experience replay
 FCT_REPLAY_TRANSITIONS = _mart("fct_replay_transitions")
 # preferences and the reward model

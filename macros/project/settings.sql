@@ -63,6 +63,10 @@
         'fidelity_history_days': 'count',
         'fidelity_drop_alpha': 'number',
         'fidelity_drop_min_effect': 'number',
+        'label_coverage_days': 'count',
+        'label_coverage_max_days': 'count',
+        'label_maturation_share': 'number',
+        'label_maturation_days': 'count_or_auto',
     }) }}
 {%- endmacro %}
 
@@ -101,6 +105,10 @@
     {%- if kind == 'count' -%}
         {%- if not (value is integer and is_number(value) and value >= 0) -%}
             {{ return("a whole number >= 0") }}
+        {%- endif -%}
+    {%- elif kind == 'count_or_auto' -%}
+        {%- if value != 'auto' and not (value is integer and is_number(value) and value >= 0) -%}
+            {{ return("auto or a whole number >= 0") }}
         {%- endif -%}
     {%- elif kind == 'number' -%}
         {%- if not is_number(value) -%}{{ return("a number") }}{%- endif -%}

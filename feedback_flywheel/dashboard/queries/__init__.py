@@ -20,6 +20,8 @@ from feedback_flywheel.dashboard.queries.calibration import (
     fidelity_breakdowns,
     fidelity_overall,
     fidelity_weekly,
+    label_coverage,
+    label_maturation,
 )
 from feedback_flywheel.dashboard.queries.common import (
     KPI_METRICS,
@@ -83,6 +85,8 @@ __all__ = [
     "kpi_daily",
     "kpi_latest",
     "kpi_rolling",
+    "label_coverage",
+    "label_maturation",
     "latest_warnings",
     "model_names",
     "quarantine_daily",

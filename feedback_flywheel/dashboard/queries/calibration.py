@@ -1,5 +1,6 @@
 """The feedback loop's calibration: how far each signal agrees with the rating and with ground
-truth (``rpt_feedback_fidelity``), overall and week by week."""
+truth (``rpt_feedback_fidelity``), overall and week by week; label coverage by age
+(``fct_label_coverage``) and the label maturation window (``fct_label_maturation``)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,11 @@ import duckdb
 import pandas as pd
 
 from feedback_flywheel.dashboard.queries.common import has_table
-from feedback_flywheel.warehouse.catalogue import RPT_FEEDBACK_FIDELITY
+from feedback_flywheel.warehouse.catalogue import (
+    FCT_LABEL_COVERAGE,
+    FCT_LABEL_MATURATION,
+    RPT_FEEDBACK_FIDELITY,
+)
 
 #: the columns a page shows of a fidelity row
 FIDELITY_COLUMNS = (
@@ -57,4 +62,33 @@ def fidelity_breakdowns(
         "where model_name = ? and signal_name = ? and reference_name = ? "
         "and breakdown not in ('__overall__', 'week') order by breakdown, breakdown_value",
         [model_name, signal_name, reference_name],
+    ).df()
+
+
+def label_coverage(con: duckdb.DuckDBPyConnection, model_name: str) -> pd.DataFrame:
+    """The model's coverage curves of the latest batch: overall and per week served (the weeks
+    of the last twelve), ages with too few predictions left out."""
+    if not has_table(con, FCT_LABEL_COVERAGE):
+        return pd.DataFrame()
+    return con.execute(
+        "select breakdown, served_week_start_date, age_days, eligible_count, labelled_count, "
+        f"coverage, coverage_lower, coverage_upper from {FCT_LABEL_COVERAGE} "
+        "where model_name = ? and not is_suppressed and (breakdown = 'overall' "
+        "or served_week_start_date >= (select max(served_week_start_date) - 77 "
+        f"from {FCT_LABEL_COVERAGE} where model_name = ?)) "
+        "order by breakdown, served_week_start_date, age_days",
+        [model_name, model_name],
+    ).df()
+
+
+def label_maturation(con: duckdb.DuckDBPyConnection, model_name: str) -> pd.DataFrame:
+    """The model's label maturation window, batch by batch (the latest last)."""
+    if not has_table(con, FCT_LABEL_MATURATION):
+        return pd.DataFrame()
+    return con.execute(
+        "select batch_id, watermark_at, maturation_setting, maturation_share, plateau_age_days, "
+        "plateau_eligible_count, plateau_coverage, derived_maturation_days, maturation_days, "
+        f"maturation_source from {FCT_LABEL_MATURATION} where model_name = ? "
+        "order by watermark_at, batch_id",
+        [model_name],
     ).df()

@@ -1,5 +1,7 @@
 """Feedback loop: how far each feedback signal can be trusted (rpt_feedback_fidelity), overall,
-week by week, and by model version and segment."""
+week by week, and by model version and segment; how long labels take to arrive (label coverage
+by age, fct_label_coverage) and the maturation window the performance checks use
+(fct_label_maturation)."""
 
 import altair as alt
 import pandas as pd
@@ -115,3 +117,71 @@ suppressed = int(groups.is_suppressed.sum())
 if suppressed:
     st.caption(f"{suppressed} group(s) suppressed: too few predictions with both signals.")
 common.table(overall, "Fidelity over all time")
+
+st.subheader("How long labels take")
+maturation: pd.DataFrame = common.load(queries.label_maturation, model_name)
+coverage: pd.DataFrame = common.load(queries.label_coverage, model_name)
+if maturation.empty or coverage.empty:
+    st.caption("No label coverage yet: it needs predictions at least a day old.")
+else:
+    latest = maturation.iloc[-1]
+    how = {
+        "derived": f"derived: the first age with {latest.maturation_share:.0%} of the plateau",
+        "configured": "configured (var label_maturation_days)",
+        "too_few_labels": "auto, but too few labels to derive it yet",
+    }[latest.maturation_source]
+    left, right = st.columns(2)
+    left.metric(
+        "Maturation window",
+        f"{int(latest.maturation_days)} days",
+        how,
+        delta_color="off",
+        help="The performance check and concept drift compare days at least this old.",
+    )
+    if pd.notna(latest.plateau_coverage):
+        right.metric(
+            "Label coverage plateau",
+            f"{latest.plateau_coverage:.1%}",
+            f"at {int(latest.plateau_age_days)} days",
+            delta_color="off",
+            help=f"{int(latest.plateau_eligible_count):,} predictions that old",
+        )
+    overall_curve = coverage[coverage.breakdown == "overall"]
+    band = (
+        alt.Chart(overall_curve)
+        .mark_area(opacity=0.2)
+        .encode(
+            x=alt.X("age_days:Q", title="days since serving"),
+            y=alt.Y("coverage_lower:Q", title="share with a label", axis=alt.Axis(format="%")),
+            y2="coverage_upper:Q",
+        )
+    )
+    line = (
+        alt.Chart(overall_curve)
+        .mark_line(point=True)
+        .encode(
+            x="age_days:Q",
+            y="coverage:Q",
+            tooltip=["age_days", alt.Tooltip("coverage:Q", format=".1%"), "eligible_count"],
+        )
+    )
+    window = (
+        alt.Chart(pd.DataFrame({"age_days": [latest.maturation_days]}))
+        .mark_rule(strokeDash=[4, 4])
+        .encode(x="age_days:Q")
+    )
+    st.altair_chart(alt.layer(band, line, window), width="stretch")
+    weekly_curves = coverage[coverage.breakdown == "week"]
+    if not weekly_curves.empty:
+        st.caption("By week served (the last twelve weeks):")
+        st.altair_chart(
+            alt.Chart(weekly_curves)
+            .mark_line()
+            .encode(
+                x=alt.X("age_days:Q", title="days since serving"),
+                y=alt.Y("coverage:Q", title="share with a label", axis=alt.Axis(format="%")),
+                color=alt.Color("served_week_start_date:O", title="week served"),
+            ),
+            width="stretch",
+        )
+    common.table(maturation, "Maturation window, batch by batch")

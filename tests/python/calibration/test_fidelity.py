@@ -64,7 +64,7 @@ def signals(demo_warehouse) -> pd.DataFrame:
     frame = meta.join(wide).join(labels.set_index("inference_id"))
     logged = pd.to_datetime(frame["inference_logged_at"])
     frame["week"] = (
-        logged.dt.normalize() - pd.to_timedelta(logged.dt.weekday, unit="D")
+        logged.dt.normalize() - pd.to_timedelta(logged.dt.day_of_week, unit="D")
     ).dt.strftime("%Y-%m-%d")
     attributes = project_vars().segment_attributes
     pivoted = segments[segments.segment_attribute.isin(attributes)].pivot(

@@ -646,7 +646,9 @@ def test_replay_page_shows_the_latest_buffer_version(app_env: Path, source_db: P
     assert shown.evicted.sum() == evictions.n.sum()
 
 
-def test_feedback_loop_page_shows_each_signals_fidelity(app_env: Path, source_db: Path) -> None:
+def test_feedback_loop_page_shows_each_signals_fidelity_and_the_label_maturation(
+    app_env: Path, source_db: Path
+) -> None:
     overall = _read(
         source_db,
         "select * from marts.rpt_feedback_fidelity where breakdown = '__overall__' "
@@ -657,10 +659,20 @@ def test_feedback_loop_page_shows_each_signals_fidelity(app_env: Path, source_db
     app = _app("feedback_loop")
     assert _charts(app)
     metrics = {metric.label: metric for metric in app.metric}
-    assert set(metrics) == set(overall.signal_name)
+    assert set(metrics) == set(overall.signal_name) | {
+        "Maturation window",
+        "Label coverage plateau",
+    }
     for row in overall.itertuples(index=False):
         assert metrics[row.signal_name].value == f"kappa {row.cohen_kappa:.2f}"
         assert metrics[row.signal_name].delta == f"agreement {row.agreement_rate:.1%}"
+    (latest,) = _read(
+        source_db,
+        "select * from marts.fct_label_maturation where model_name = "
+        "(select min(model_name) from marts.rpt_kpi_daily) order by watermark_at desc limit 1",
+    ).itertuples(index=False)
+    assert metrics["Maturation window"].value == f"{latest.maturation_days} days"
+    assert metrics["Label coverage plateau"].value == f"{latest.plateau_coverage:.1%}"
 
 
 def test_without_a_snapshot_the_dashboard_says_what_to_run(

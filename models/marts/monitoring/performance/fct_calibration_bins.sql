@@ -11,7 +11,9 @@
 -- each predicted_score bin, how often the reference window's labelled predictions were right,
 -- and how many predictions the current drift window made in that bin. The estimate is
 -- sum(current predictions x reference accuracy) / current predictions (done by the Python stage).
--- Reference = the performance reference window (matured labels); current = the drift window.
+-- Reference = the performance reference window (matured labels; it ends the model's label
+-- maturation window plus var performance_current_days before the watermark, as in
+-- fct_performance_windows); current = the drift window.
 -- "New" for this model: the current batch's rows.
 
 {%- set batch_id = feedback_flywheel.batch_param('batch_id') %}
@@ -19,26 +21,32 @@
 {%- set bins = feedback_flywheel.setting('calibration_bins') %}
 {%- set drift_current_days = feedback_flywheel.setting('drift_current_days') %}
 {%- set drift_current_start = dbt.dateadd('day', -drift_current_days, batch_end) %}
-{%- set performance_current_days = feedback_flywheel.setting('performance_current_days') %}
-{%- set reference_end = dbt.dateadd('day', -performance_current_days, batch_end) %}
-{%- set reference_start = dbt.dateadd(
-    'day', -(feedback_flywheel.setting('performance_current_days') + feedback_flywheel.setting('performance_reference_days')), batch_end
+{%- set bounds = feedback_flywheel.performance_window_bounds(
+    feedback_flywheel.maturation_days_or_default('maturation.maturation_days')
 ) %}
 
 with
 
+maturation as (
+
+    {{ feedback_flywheel.label_maturation_of_batch() }}
+
+),
+
 labelled_examples as (
 
     select
-        model_name,
-        model_version,
-        predicted_score,
-        is_correct
-    from {{ ref('fct_training_examples') }}
+        training_examples.model_name,
+        training_examples.model_version,
+        training_examples.predicted_score,
+        training_examples.is_correct
+    from {{ ref('fct_training_examples') }} as training_examples
+    left join maturation on training_examples.model_name = maturation.model_name
     where
-        is_current
-        and inference_logged_at >= {{ reference_start }}
-        and inference_logged_at < {{ reference_end }}
+        training_examples.is_current
+        and training_examples.inference_logged_at >= {{ bounds.earliest_at }}
+        and training_examples.inference_logged_at >= {{ bounds.reference_start_at }}
+        and training_examples.inference_logged_at < {{ bounds.current_start_at }}
 
 ),
 

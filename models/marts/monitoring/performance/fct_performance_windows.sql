@@ -11,30 +11,62 @@
 -- per segment value: the summary the concept-drift check reads (it re-weights reference accuracy
 -- by the current segment mix to split an accuracy change into its covariate and concept parts).
 -- Windows are over the day the prediction was served; labels are matured ones (current rows of
--- fct_training_examples). "New" for this model: the current batch's rows.
+-- fct_training_examples). The current window is the var performance_current_days days that end
+-- the model's label maturation window before the watermark (fct_label_maturation: 0 days unless
+-- var label_maturation_days says otherwise, derived from label coverage under `auto`), the
+-- reference the var performance_reference_days before it. "New" for this model: the current
+-- batch's rows.
 
 {%- set batch_id = feedback_flywheel.batch_param('batch_id') %}
 {%- set batch_end = feedback_flywheel.var_timestamp('batch_end') %}
-{%- set current_start = dbt.dateadd('day', -feedback_flywheel.setting('performance_current_days'), batch_end) %}
-{%- set reference_start = dbt.dateadd(
-    'day', -(feedback_flywheel.setting('performance_current_days') + feedback_flywheel.setting('performance_reference_days')), batch_end
-) %}
+{%- set bounds = feedback_flywheel.performance_window_bounds('maturation_days') %}
 
 with
+
+maturation as (
+
+    {{ feedback_flywheel.label_maturation_of_batch() }}
+
+),
+
+recent_examples as (
+
+    select
+        training_examples.*,
+        {{ feedback_flywheel.maturation_days_or_default('maturation.maturation_days') }}
+            as maturation_days
+    from {{ ref('fct_training_examples') }} as training_examples
+    left join maturation on training_examples.model_name = maturation.model_name
+    where
+        training_examples.is_current
+        and training_examples.inference_logged_at >= {{ bounds.earliest_at }}
+        and training_examples.inference_logged_at < {{ batch_end }}
+
+),
+
+bounded_examples as (
+
+    select
+        *,
+        {{ bounds.reference_start_at }} as reference_start_at,
+        {{ bounds.current_start_at }} as current_start_at,
+        {{ bounds.current_end_at }} as current_end_at
+    from recent_examples
+
+),
 
 examples as (
 
     select
         *,
         case
-            when inference_logged_at >= {{ current_start }} then 'current'
+            when inference_logged_at >= current_start_at then 'current'
             else 'reference'
         end as window_side
-    from {{ ref('fct_training_examples') }}
+    from bounded_examples
     where
-        is_current
-        and inference_logged_at >= {{ reference_start }}
-        and inference_logged_at < {{ batch_end }}
+        inference_logged_at >= reference_start_at
+        and inference_logged_at < current_end_at
 
 ),
 
@@ -47,7 +79,7 @@ segments as (
     from {{ ref('fct_inference_segments') }}
     where
         segment_attribute in {{ feedback_flywheel.string_list(feedback_flywheel.setting('segment_attributes')) }}
-        and logged_at >= {{ reference_start }}
+        and logged_at >= {{ bounds.earliest_at }}
         and logged_at < {{ batch_end }}
 
 ),
@@ -110,25 +142,37 @@ aggregated as (
 
 ),
 
+model_bounds as (
+
+    select distinct
+        model_name,
+        reference_start_at,
+        current_start_at,
+        current_end_at
+    from bounded_examples
+
+),
+
 final as (
 
     select
         {{ feedback_flywheel.surrogate_key([
-            "'" ~ batch_id ~ "'", 'model_name', 'model_version',
-            'segment_attribute', 'segment_value', 'window_side'
+            "'" ~ batch_id ~ "'", 'aggregated.model_name', 'aggregated.model_version',
+            'aggregated.segment_attribute', 'aggregated.segment_value', 'aggregated.window_side'
         ]) }} as performance_window_id,
         '{{ batch_id }}' as batch_id,
-        model_name,
-        model_version,
-        segment_attribute,
-        segment_value,
-        window_side,
-        cast(labelled_count as {{ dbt.type_bigint() }}) as labelled_count,
-        cast(correct_count as {{ dbt.type_bigint() }}) as correct_count,
-        {{ reference_start }} as reference_start_at,
-        {{ current_start }} as current_start_at,
-        {{ batch_end }} as current_end_at
+        aggregated.model_name,
+        aggregated.model_version,
+        aggregated.segment_attribute,
+        aggregated.segment_value,
+        aggregated.window_side,
+        cast(aggregated.labelled_count as {{ dbt.type_bigint() }}) as labelled_count,
+        cast(aggregated.correct_count as {{ dbt.type_bigint() }}) as correct_count,
+        cast(model_bounds.reference_start_at as {{ dbt.type_timestamp() }}) as reference_start_at,
+        cast(model_bounds.current_start_at as {{ dbt.type_timestamp() }}) as current_start_at,
+        cast(model_bounds.current_end_at as {{ dbt.type_timestamp() }}) as current_end_at
     from aggregated
+    inner join model_bounds on aggregated.model_name = model_bounds.model_name
 
 )
 
