@@ -93,8 +93,19 @@ def contract(fmt: str) -> None:
     default="2026-01-01",
     show_default=True,
 )
+@click.option(
+    "--broken-tracking",
+    metavar="SIGNAL:DAY",
+    help="Break one signal's tracking from a day on (0-based): it is recorded as 0 from then "
+    "(click, conversion or dwell_seconds; truth.json says so), e.g. click:40.",
+)
 def demo_data(
-    out: Path | None, seed: int, days: int, inferences_per_day: int, start_date: datetime
+    out: Path | None,
+    seed: int,
+    days: int,
+    inferences_per_day: int,
+    start_date: datetime,
+    broken_tracking: str | None,
 ) -> None:
     """Write a deterministic demo world (raw files + truth.json of what was injected)."""
     import os
@@ -103,19 +114,36 @@ def demo_data(
 
     out = out or paths.project_dir(os.environ) / "data" / "demo"
     started = time.perf_counter()
-    truth = demo.generate(
-        out,
-        seed=seed,
-        days=days,
-        inferences_per_day=inferences_per_day,
-        start_date=start_date.date(),
-        progress=echo_progress,
-    )
+    try:
+        truth = demo.generate(
+            out,
+            seed=seed,
+            days=days,
+            inferences_per_day=inferences_per_day,
+            start_date=start_date.date(),
+            progress=echo_progress,
+            broken_tracking=_broken_tracking(broken_tracking),
+        )
+    except ValueError as error:
+        raise click.BadParameter(str(error), param_hint="--broken-tracking") from error
     counts = truth.get("counts", {})
     click.echo(
         f"demo world written to {out} in {time.perf_counter() - started:.1f} s: "
         + ", ".join(f"{table} {n:,}" for table, n in counts.items() if isinstance(n, int))
     )
+
+
+def _broken_tracking(value: str | None) -> tuple[str, int] | None:
+    """``SIGNAL:DAY`` as (signal, day); the generator checks both."""
+    if value is None:
+        return None
+    signal, _, day = value.partition(":")
+    if not day.strip().isdigit():
+        raise click.BadParameter(
+            f"{value!r} is not SIGNAL:DAY (e.g. click:40: clicks recorded as 0 from day 40 on)",
+            param_hint="--broken-tracking",
+        )
+    return signal.strip(), int(day)
 
 
 @main.command()

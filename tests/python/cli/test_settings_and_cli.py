@@ -158,3 +158,20 @@ def test_reading_commands_explain_a_missing_or_locked_warehouse_without_a_traceb
         writer.wait(10)
     assert locked.exit_code == EXIT_USAGE, locked.output
     assert "open in another process" in locked.output and "published copy" in locked.output
+
+
+def test_demo_data_breaks_a_signal_from_a_day_and_refuses_a_bad_one(tmp_path: Path) -> None:
+    """`flywheel demo-data --broken-tracking SIGNAL:DAY` writes the broken world with its truth;
+    a value that is not SIGNAL:DAY, or names a signal that cannot break, is a usage error."""
+    import json
+
+    out = tmp_path / "broken"
+    args = ["demo-data", "--out", str(out), "--days", "6", "--inferences-per-day", "40"]
+    result = CliRunner().invoke(main, [*args, "--broken-tracking", "conversion:4"])
+    assert result.exit_code == 0, result.output
+    broken = json.loads((out / "truth.json").read_text())["broken_tracking"]
+    assert (broken["signal"], broken["from_day"]) == ("conversion", 4)
+    for bad, says in (("click", "SIGNAL:DAY"), ("thumbs:2", "dwell_seconds"), ("click:9", "0..5")):
+        result = CliRunner().invoke(main, [*args, "--broken-tracking", bad])
+        assert result.exit_code == 2, (bad, result.output)
+        assert "--broken-tracking" in result.output and says in result.output, result.output
