@@ -53,6 +53,7 @@ REFUSED: dict[str, Any] = {
     "reward_text_keywords": {INJECTION: "%thanks%"},
     "lookback_days": "3; drop table raw.inference_log",
     "bias_alpha": "0.05 or 1=1",
+    "label_maturation_days": "auto; drop table raw.inference_log",
 }
 
 
