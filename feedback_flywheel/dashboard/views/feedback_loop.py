@@ -127,7 +127,12 @@ else:
     latest = maturation.iloc[-1]
     how = {
         "derived": f"derived: the first age with {latest.maturation_share:.0%} of the plateau",
-        "configured": "configured (var label_maturation_days)",
+        "configured": "configured (var label_maturation_days)"
+        + (
+            f"; the coverage curve says {int(latest.derived_maturation_days)}"
+            if pd.notna(latest.derived_maturation_days)
+            else ""
+        ),
         "too_few_labels": "auto, but too few labels to derive it yet",
     }[latest.maturation_source]
     left, right = st.columns(2)
