@@ -109,6 +109,35 @@ counted as (
 
 ),
 
+rank_sums as (
+
+    -- Pearson's r of the ranks is Spearman's rho. Average ranks are whole or half numbers, so
+    -- twice a rank is a whole number and these sums are exact (decimal(38, 0)): a re-run gives
+    -- the same bits, whatever order the rows are added in (corr() would not).
+    select
+        model_name,
+        signal_name,
+        reference_name,
+        breakdown,
+        breakdown_value,
+        cast(count(*) as decimal(38, 0)) as n,
+        sum(cast(2 * signal_rank as decimal(38, 0))) as sum_x,
+        sum(cast(2 * reference_rank as decimal(38, 0))) as sum_y,
+        sum(
+            cast(2 * signal_rank as decimal(38, 0)) * cast(2 * reference_rank as decimal(38, 0))
+        ) as sum_xy,
+        sum(
+            cast(2 * signal_rank as decimal(38, 0)) * cast(2 * signal_rank as decimal(38, 0))
+        ) as sum_xx,
+        sum(
+            cast(2 * reference_rank as decimal(38, 0))
+            * cast(2 * reference_rank as decimal(38, 0))
+        ) as sum_yy
+    from ranked
+    group by model_name, signal_name, reference_name, breakdown, breakdown_value
+
+),
+
 correlated as (
 
     select
@@ -117,9 +146,14 @@ correlated as (
         reference_name,
         breakdown,
         breakdown_value,
-        corr(signal_rank, reference_rank) as rank_correlation
-    from ranked
-    group by model_name, signal_name, reference_name, breakdown, breakdown_value
+        case
+            when n * sum_xx - sum_x * sum_x > 0 and n * sum_yy - sum_y * sum_y > 0
+                then cast(n * sum_xy - sum_x * sum_y as double) / sqrt(
+                        cast(n * sum_xx - sum_x * sum_x as double)
+                        * cast(n * sum_yy - sum_y * sum_y as double)
+                    )
+        end as rank_correlation
+    from rank_sums
 
 ),
 
