@@ -87,7 +87,9 @@ def _curves(world: dict[str, Any], watermark: datetime) -> pd.DataFrame:
     age = (watermark - frame.logged_at).dt.total_seconds() / 86400
     delay = (frame.label_received_at - frame.logged_at).dt.total_seconds() / 86400
     frame = frame.assign(
-        week=(frame.logged_at.dt.normalize() - pd.to_timedelta(frame.logged_at.dt.day_of_week, "D")),
+        week=(
+            frame.logged_at.dt.normalize() - pd.to_timedelta(frame.logged_at.dt.day_of_week, "D")
+        ),
         age=age,
         delay=delay,
     )
