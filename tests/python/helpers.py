@@ -90,7 +90,10 @@ def ingest_demo(db_path: Path, demo_dir: Path) -> None:
             assert not refused, refused
 
 
-def run_windows(db_path: Path, windows: list[batches.BatchWindow]) -> None:
+def run_windows(
+    db_path: Path, windows: list[batches.BatchWindow], overrides: dict[str, Any] | None = None
+) -> None:
+    """Run the batch cycle over each window in turn (``overrides``: vars, as ``--var``)."""
     from flows.batch_cycle import batch_cycle
 
     for window in windows:
@@ -101,6 +104,7 @@ def run_windows(db_path: Path, windows: list[batches.BatchWindow]) -> None:
             window_end=window.window_end,
             db_path=str(db_path),
             dry_run=True,
+            overrides=overrides,
         )
 
 

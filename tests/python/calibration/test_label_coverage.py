@@ -19,7 +19,7 @@ import pytest
 from scipy import stats
 
 from feedback_flywheel import batches, demo, warehouse
-from tests.python.helpers import ingest_demo
+from tests.python.helpers import ingest_demo, run_windows
 
 DAYS = 22
 #: the test's settings: ages up to 14 days (the oldest still has 8 days of predictions) and a
@@ -34,8 +34,6 @@ OVERRIDES = {
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """The history as one batch, then one daily batch, both under ``auto``."""
-    from flows.batch_cycle import batch_cycle
-
     root = tmp_path_factory.mktemp("coverage")
     truth = demo.generate(root / "demo", seed=17, days=DAYS, inferences_per_day=800)
     db_path = root / "flywheel.duckdb"
@@ -46,14 +44,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         batches.window(start, end - timedelta(days=1)),
         batches.window(end - timedelta(days=1), end),
     ]
-    for window in windows:
-        batch_cycle(
-            window_start=window.window_start,
-            window_end=window.window_end,
-            db_path=str(db_path),
-            dry_run=True,
-            overrides=OVERRIDES,
-        )
+    run_windows(db_path, windows, OVERRIDES)
     with warehouse.connect(db_path, read_only=True) as con:
         tables = {
             "coverage": con.execute("select * from marts.fct_label_coverage").df(),
