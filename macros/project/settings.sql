@@ -64,8 +64,8 @@
         'fidelity_drop_alpha': 'number',
         'fidelity_drop_min_effect': 'number',
         'label_coverage_days': 'count',
-        'label_coverage_max_days': 'count',
-        'label_maturation_share': 'number',
+        'label_coverage_max_days': 'positive_count',
+        'label_maturation_share': 'share',
         'label_maturation_days': 'count_or_auto',
     }) }}
 {%- endmacro %}
@@ -105,6 +105,14 @@
     {%- if kind == 'count' -%}
         {%- if not (value is integer and is_number(value) and value >= 0) -%}
             {{ return("a whole number >= 0") }}
+        {%- endif -%}
+    {%- elif kind == 'positive_count' -%}
+        {%- if not (value is integer and is_number(value) and value >= 1) -%}
+            {{ return("a whole number >= 1") }}
+        {%- endif -%}
+    {%- elif kind == 'share' -%}
+        {%- if not (is_number(value) and value > 0 and value <= 1) -%}
+            {{ return("a number in (0, 1]") }}
         {%- endif -%}
     {%- elif kind == 'count_or_auto' -%}
         {%- if value != 'auto' and not (value is integer and is_number(value) and value >= 0) -%}

@@ -49,13 +49,17 @@ first_labels as (
 aged as (
 
     -- whole days since serving (capped: older than max_age counts at every age) and the label's
-    -- delay rounded up to whole days (labelled within N days <=> delay_days <= N)
+    -- delay rounded up to whole days (labelled within N days <=> delay_days <= N), both from
+    -- the elapsed microseconds (a count of second boundaries would be off at a day's edge)
     select
         predictions.model_name,
         cast({{ dbt.date_trunc('week', 'predictions.logged_at') }} as date)
             as served_week_start_date,
         least(
-            floor({{ dbt.datediff('predictions.logged_at', batch_end, 'second') }} / 86400.0),
+            floor(
+                {{ dbt.datediff('predictions.logged_at', batch_end, 'microsecond') }}
+                / 86400000000.0
+            ),
             {{ max_age }}
         ) as age_days,
         case
@@ -63,8 +67,8 @@ aged as (
             when first_labels.label_received_at is not null
                 then greatest(
                     ceil({{ dbt.datediff(
-                        'predictions.logged_at', 'first_labels.label_received_at', 'second'
-                    ) }} / 86400.0),
+                        'predictions.logged_at', 'first_labels.label_received_at', 'microsecond'
+                    ) }} / 86400000000.0),
                     0
                 )
         end as delay_days

@@ -131,3 +131,20 @@ def test_no_model_or_macro_reads_a_var_except_through_the_validated_accessors() 
             if re.search(r"(?<![a-z_])var\(", text):
                 offenders.append(str(path.relative_to(PROJECT_DIR)))
     assert not offenders
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "says"),
+    [
+        ("label_maturation_share", 1.5, "a number in (0, 1]"),
+        ("label_coverage_max_days", 0, "a whole number >= 1"),
+    ],
+)
+def test_dbt_refuses_a_var_out_of_its_range_as_python_does(
+    tmp_path: Path, name: str, value: Any, says: str
+) -> None:
+    with pytest.raises(SettingsError, match=re.escape(name)):
+        load_vars(PROJECT_DIR, {name: value})
+    ok, output = dbt(["parse"], tmp_path, {name: value})
+    assert not ok
+    assert f"var {name} must be {says}" in output
