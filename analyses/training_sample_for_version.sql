@@ -18,6 +18,8 @@ inference_segments as (
 
 ),
 
-{{ feedback_flywheel.training_sample('training_examples', 'inference_segments', dataset_batch_id) }}
+{{ feedback_flywheel.training_sample(
+    'training_examples', 'inference_segments', dataset_batch_id, ref('fct_sampling_policy_scores')
+) }}
 
 select * from final

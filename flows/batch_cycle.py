@@ -27,6 +27,7 @@ from feedback_flywheel.warehouse.dbt import BATCH_BUILD_ARGS, run_dbt
 from flows.python_stage import (
     check_performance,
     decide_retraining,
+    evaluate_sampling_policies,
     refresh_replay_buffer,
     test_drift,
     train_reward_model,
@@ -303,6 +304,9 @@ def _run_batch(
         trigger_pending(settings, dry_run)
         train_reward_model(settings, batch)
         fault_point("after:train-reward-model")
+        # no fault point of its own: a kill after the reward model comes before it, a kill
+        # after the replay refresh after it (then the re-run finds the batch evaluated)
+        evaluate_sampling_policies(settings, batch)
         refresh_replay_buffer(settings, batch)
         fault_point("after:refresh-replay-buffer")
         counts = record_batch(settings, batch, attempt, dbt_seconds)

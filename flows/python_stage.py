@@ -14,7 +14,7 @@ import duckdb
 from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 
-from feedback_flywheel import batches, replay
+from feedback_flywheel import batches, calibration, replay
 from feedback_flywheel.config import Settings
 from feedback_flywheel.config.faults import fault_point
 from feedback_flywheel.config.policies import Policy
@@ -343,3 +343,17 @@ def refresh_replay_buffer(settings: Settings, batch: batches.BatchWindow) -> str
     for warning in outcome.warnings:
         logger.warning("replay buffer: %s", warning)
     return outcome.summary()
+
+
+@task(name="evaluate-sampling-policies", **IO_RETRIES)
+def evaluate_sampling_policies(settings: Settings, batch: batches.BatchWindow) -> str:
+    """The sampling-policy evaluation: per model, train the built-in model on each query
+    policy's picks from the last labelled batches and score it on the next one's labels
+    (ml.sampling_policy_curves and _scores; the next batch's fct_sampling_policy_scores chooses
+    from them). A batch already evaluated is left as it is. Returns the line it logs."""
+    logger = get_run_logger()
+    with connect(settings.db_path) as con:
+        outcome = calibration.evaluate_batch(con, batch.batch_id, settings.vars)
+    summary = outcome.summary()
+    logger.info(summary)
+    return summary

@@ -89,6 +89,22 @@ class FlywheelVars(BaseModel):
     stratified_quota_per_cell: int = Field(ge=0)
     uncertainty_method: Literal["least_confidence", "margin", "entropy"]
     uncertainty_budget: int = Field(ge=0)
+    sampling_policy: Literal["fixed", "auto"] = Field(
+        description="fixed: the sample above; auto: the policy and budget the last batch's "
+        "offline evaluation chose (marts.fct_sampling_policy_scores)."
+    )
+    sampling_policy_budgets: list[Annotated[int, Field(ge=1, le=1_000_000)]] = Field(
+        min_length=1, max_length=12, description="Policy evaluation: the budgets of the curves."
+    )
+    sampling_policy_seeds: int = Field(
+        ge=2, le=50, description="Policy evaluation: seeds the intervals are across."
+    )
+    sampling_policy_pairs: int = Field(
+        ge=0, le=60, description="Policy evaluation: the last (t, t+1) batch pairs used (0: off)."
+    )
+    sampling_budget_tolerance: float = Field(
+        ge=0, le=1, description="Policy choice: the smallest budget within this of the best."
+    )
 
     drift_current_days: int = Field(ge=1, le=365, description="Drift: current window length.")
     drift_reference_days: int = Field(ge=1, le=3650, description="Drift: reference window.")

@@ -45,7 +45,7 @@ def _version_settings(db_path: Path, dataset_version: str) -> dict[str, object]:
         row = con.execute(
             f"""
             select batch_id, stratify_by, uncertainty_method, sampling_seed,
-                stratified_quota_per_cell, uncertainty_budget
+                stratified_quota_per_cell, uncertainty_budget, sampling_policy
             from {FCT_DATASET_VERSIONS} where dataset_version = ?
             """,
             [dataset_version],
@@ -61,7 +61,7 @@ def _version_settings(db_path: Path, dataset_version: str) -> dict[str, object]:
             raise DatasetVersionError(
                 f"no dataset version {dataset_version!r}; latest: {', '.join(latest) or 'none'}"
             )
-    batch_id, stratify_by, method, seed, quota, budget = row
+    batch_id, stratify_by, method, seed, quota, budget, policy = row
     return {
         "dataset_batch_id": batch_id,
         "stratify_by": stratify_by,
@@ -69,6 +69,7 @@ def _version_settings(db_path: Path, dataset_version: str) -> dict[str, object]:
         "sampling_seed": seed,
         "stratified_quota_per_cell": quota,
         "uncertainty_budget": budget,
+        "sampling_policy": policy,
     }
 
 

@@ -46,8 +46,22 @@ def batch_markdown(con: duckdb.DuckDBPyConnection, batch_id: str, *, audit_key: 
     lines.append("## KPIs per day (last 7 days with matured labels)")
     lines += ["```", *kpi_lines(con, batch_id), "```", ""]
     lines += monitoring_markdown(con, batch_id)
+    lines += _sampling_policy_lines(con)
     lines += audit_lines(con, batch_id, audit_key)
     return "\n".join(lines)
+
+
+def _sampling_policy_lines(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """The query policy each model's latest evaluation chose, and why."""
+    chosen = queries.sampling_policies_in_force(con)
+    if not chosen:
+        return []
+    lines = ["## Sampling policy (the next training sample under sampling_policy: auto)"]
+    lines += [
+        f"- **{model}**: `{policy}`, {budget:,} labels, evaluated in {evaluated}. {why}"
+        for model, evaluated, policy, budget, why in chosen
+    ]
+    return [*lines, ""]
 
 
 def audit_lines(con: duckdb.DuckDBPyConnection, batch_id: str, key: bytes) -> list[str]:

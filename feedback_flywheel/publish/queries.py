@@ -18,6 +18,7 @@ from feedback_flywheel.warehouse.catalogue import (
     DRIFT_RESULTS,
     FCT_DATASET_VERSIONS,
     FCT_FEEDBACK_QUARANTINE,
+    FCT_SAMPLING_POLICY_SCORES,
     PERFORMANCE_CHECKS,
     RETRAINING_DECISIONS,
     REWARD_MODELS,
@@ -83,12 +84,13 @@ def quarantine_reasons(
 
 
 def dataset_version_of_batch(con: duckdb.DuckDBPyConnection, batch_id: str) -> list[tuple]:
-    """(version, examples, added, sample, stratified, uncertainty) of the batch's version."""
+    """(version, examples, added, sample, stratified, uncertainty, by policy) of the batch's
+    version."""
     return rows(
         con,
         f"""
         select dataset_version, example_count, examples_added, sample_count, stratified_count,
-            uncertainty_count
+            uncertainty_count, policy_count
         from {FCT_DATASET_VERSIONS} where batch_id = ?
         """,
         [batch_id],
@@ -300,5 +302,24 @@ def preference_quality(con: duckdb.DuckDBPyConnection) -> list[tuple]:
             first_shown_win_rate_lower, first_shown_win_rate_upper,
             annotator_agreement_rate, cycle_rate, quarantined_rows, held_rows
         from {RPT_PREFERENCE_QUALITY} order by pair_source = 'all', pair_source
+        """,
+    )
+
+
+def sampling_policies_in_force(con: duckdb.DuckDBPyConnection) -> list[tuple]:
+    """Per model, the query policy the latest evaluation chose (in force from the next batch
+    under var sampling_policy: auto): (model, evaluation batch, policy, budget, why)."""
+    if not relation_exists(con, FCT_SAMPLING_POLICY_SCORES):
+        return []
+    return rows(
+        con,
+        f"""
+        select model_name, batch_id, policy, chosen_budget, choice_reason
+        from {FCT_SAMPLING_POLICY_SCORES} as scores
+        where is_chosen and batch_id = (
+            select max(batch_id) from {FCT_SAMPLING_POLICY_SCORES} as latest
+            where latest.model_name = scores.model_name
+        )
+        order by model_name
         """,
     )

@@ -132,10 +132,16 @@ def run_summary(con: duckdb.DuckDBPyConnection, db_path: Path, serving_path: Pat
     ]
     examples = queries.dataset_version_of_batch(con, last_batch)
     if examples:
-        version, total, added, sample, stratified, uncertain = examples[0]
+        version, total, added, sample, stratified, uncertain, by_policy = examples[0]
         lines.append(
             f"  dataset {version}: {total:,} training examples ({added:,} new), training sample "
-            f"{sample:,} ({stratified:,} stratified, {uncertain:,} uncertainty)"
+            f"{sample:,} ({stratified:,} stratified, {uncertain:,} uncertainty"
+            + (f", {by_policy:,} by the evaluated policy)" if by_policy else ")")
+        )
+    for model, evaluated, policy, budget, _ in queries.sampling_policies_in_force(con):
+        lines.append(
+            f"  sampling policy for {model}: {policy}, {budget:,} labels (evaluated in "
+            f"{evaluated}; the dashboard's Feedback loop page says why)"
         )
     lines.append("  KPIs per day (last 7 days with matured labels; recent days are still filling):")
     lines += kpi_lines(con, last_batch)

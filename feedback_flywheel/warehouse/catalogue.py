@@ -73,6 +73,8 @@ RPT_FEEDBACK_FIDELITY = _mart("rpt_feedback_fidelity")
 RPT_FEEDBACK_FIDELITY_ALERTS = _mart("rpt_feedback_fidelity_alerts")
 FCT_LABEL_COVERAGE = _mart("fct_label_coverage")
 FCT_LABEL_MATURATION = _mart("fct_label_maturation")
+FCT_SAMPLING_POLICY_CURVES = _mart("fct_sampling_policy_curves")
+FCT_SAMPLING_POLICY_SCORES = _mart("fct_sampling_policy_scores")
 # experience replay
 FCT_REPLAY_TRANSITIONS = _mart("fct_replay_transitions")
 # preferences and the reward model
@@ -108,6 +110,8 @@ REPLAY_TD_ERRORS = _ml("replay_td_errors")
 REPLAY_SAMPLES = _ml("replay_samples")
 REPLAY_SAMPLE_DRAWS = _ml("replay_sample_draws")
 REPLAY_VERSIONS = _ml("replay_versions")
+SAMPLING_POLICY_CURVES = _ml("sampling_policy_curves")
+SAMPLING_POLICY_SCORES = _ml("sampling_policy_scores")
 REPLAY_COMPOSITION = _ml("replay_composition")
 
 #: every mart and report the package reads

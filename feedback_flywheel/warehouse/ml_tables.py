@@ -4,6 +4,7 @@ copy publishes it. :mod:`.schema` turns them into DDL and into the dbt source YA
 
 from __future__ import annotations
 
+from feedback_flywheel.warehouse.calibration_tables import CALIBRATION_TABLES
 from feedback_flywheel.warehouse.ml_table import ML_SCHEMA, MlColumn, MlTable
 from feedback_flywheel.warehouse.ml_table import col as _c
 from feedback_flywheel.warehouse.replay_tables import REPLAY_TABLES
@@ -394,5 +395,6 @@ ML_TABLES: dict[str, MlTable] = {
         REWARD_LEADERBOARD,
         AUDIT_LOG,
         *REPLAY_TABLES,
+        *CALIBRATION_TABLES,
     )
 }

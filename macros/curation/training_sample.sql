@@ -12,8 +12,14 @@
       when its context lacks the attribute); with stratify_by unset the cells are the labels.
     - uncertainty: from the rows not chosen above, the var uncertainty_budget most uncertain by
       var uncertainty_method (least_confidence | margin | entropy), ties broken by the same hash.
+
+    Under var sampling_policy: auto, a model with a chosen policy (policy_scores: the
+    fct_sampling_policy_scores row with is_chosen of the latest evaluation batch before this one)
+    takes instead the chosen budget of its examples by that policy, strategy 'policy_<policy>'
+    (the order feedback_flywheel/calibration/policies.py documents and the offline evaluation
+    uses, per model); models without a choice yet keep the two strategies above among themselves.
 -#}
-{% macro training_sample(training_examples, inference_segments, dataset_batch_id) -%}
+{% macro training_sample(training_examples, inference_segments, dataset_batch_id, policy_scores=none) -%}
 
 {%- set seed = feedback_flywheel.setting('sampling_seed') %}
 {%- set stratify_by = feedback_flywheel.setting('stratify_by') %}
@@ -22,6 +28,12 @@
     {{ exceptions.raise_compiler_error(
         "var uncertainty_method must be one of least_confidence, margin, entropy; got '"
         ~ method ~ "'"
+    ) }}
+{%- endif %}
+{%- set auto_policy = feedback_flywheel.setting('sampling_policy') == 'auto' %}
+{%- if auto_policy and policy_scores is none %}
+    {{ exceptions.raise_compiler_error(
+        "training_sample under var sampling_policy: auto needs the policy_scores relation"
     ) }}
 {%- endif %}
 {%- if stratify_by and stratify_by not in feedback_flywheel.setting('segment_attributes') %}
@@ -75,6 +87,124 @@ keyed as (
 
 ),
 
+{%- if auto_policy %}
+
+    policy_in_force as (
+
+        select
+            model_name,
+            policy,
+            chosen_budget
+        from (
+            select
+                model_name,
+                policy,
+                chosen_budget,
+                row_number() over (partition by model_name order by batch_id desc) as recency
+            from {{ policy_scores }}
+            where
+                is_chosen
+                and batch_id < {{ feedback_flywheel.sql_string(dataset_batch_id) }}
+        ) as chosen
+        where recency = 1
+
+    ),
+
+    policy_keyed as (
+
+        select
+            keyed.*,
+            policy_in_force.policy,
+            policy_in_force.chosen_budget,
+            cast(ceil(policy_in_force.chosen_budget / 2.0) as {{ dbt.type_bigint() }}) as half_budget,
+            row_number() over (
+                partition by keyed.model_name order by keyed.sample_key, keyed.inference_id
+            ) as random_rank,
+            row_number() over (
+                partition by keyed.model_name, keyed.label
+                order by keyed.sample_key, keyed.inference_id
+            ) as label_rank
+        from keyed
+        inner join policy_in_force on keyed.model_name = policy_in_force.model_name
+
+    ),
+
+    policy_ranked as (
+
+        select
+            *,
+            row_number() over (
+                partition by model_name order by label_rank, sample_key, inference_id
+            ) as stratified_rank,
+            {%- for method in ['least_confidence', 'margin', 'entropy'] %}
+                row_number() over (
+                    partition by model_name
+                    order by
+                        {{ method }}_score is null asc, {{ method }}_score desc,
+                        sample_key asc, inference_id asc
+                ) as {{ method }}_rank{{ "," if not loop.last }}
+            {%- endfor %}
+        from policy_keyed
+
+    ),
+
+    mix_rest as (
+
+        -- mix: after its stratified half, the least confident of the rows that half left.
+        select
+            training_example_id,
+            row_number() over (
+                partition by model_name
+                order by
+                    least_confidence_score is null asc, least_confidence_score desc,
+                    sample_key asc, inference_id asc
+            ) as rest_rank
+        from policy_ranked
+        where policy = 'mix' and stratified_rank > half_budget
+
+    ),
+
+    by_policy as (
+
+        select
+            policy_ranked.*,
+            case policy_ranked.policy
+                when 'random' then policy_ranked.random_rank
+                when 'stratified' then policy_ranked.stratified_rank
+                when 'least_confidence' then policy_ranked.least_confidence_rank
+                when 'margin' then policy_ranked.margin_rank
+                when 'entropy' then policy_ranked.entropy_rank
+                when 'mix' then coalesce(
+                    policy_ranked.half_budget + mix_rest.rest_rank, policy_ranked.stratified_rank
+                )
+            end as policy_rank
+        from policy_ranked
+        left join mix_rest on policy_ranked.training_example_id = mix_rest.training_example_id
+
+    ),
+
+    by_policy_sampled as (
+
+        select
+            *,
+            'policy_' || policy as sampling_strategy,
+            policy_rank as strategy_rank
+        from by_policy
+        where policy_rank <= chosen_budget
+
+    ),
+
+{%- endif %}
+
+fixed_pool as (
+
+    select * from keyed
+    {%- if auto_policy %}
+        where model_name not in (select policy_in_force.model_name from policy_in_force)
+    {%- endif %}
+
+),
+
 stratified_ranked as (
 
     select
@@ -82,7 +212,7 @@ stratified_ranked as (
         row_number() over (
             partition by stratum order by sample_key, inference_id
         ) as stratum_rank
-    from keyed
+    from fixed_pool
 
 ),
 
@@ -135,6 +265,15 @@ sampled as (
         training_example_id, inference_id, stratum, sampling_strategy, strategy_rank, sample_key,
         least_confidence_score, margin_score, entropy_score
     from uncertainty
+    {%- if auto_policy %}
+
+        union all
+
+        select
+            training_example_id, inference_id, stratum, sampling_strategy, strategy_rank,
+            sample_key, least_confidence_score, margin_score, entropy_score
+        from by_policy_sampled
+    {%- endif %}
 
 ),
 

@@ -25,6 +25,8 @@
         'stratified_quota_per_cell': 'count',
         'uncertainty_method': 'uncertainty_method',
         'uncertainty_budget': 'count',
+        'sampling_policy': 'sampling_policy',
+        'sampling_budget_tolerance': 'share_or_zero',
         'drift_current_days': 'count',
         'drift_reference_days': 'count',
         'drift_timeline_days': 'count',
@@ -129,6 +131,14 @@
             '^[0-9]{4}-[0-9]{2}-[0-9]{2}([ T][0-9]{2}:[0-9]{2}:[0-9]{2})?$', value
         )) -%}
             {{ return("a UTC date or timestamp, YYYY-MM-DD[ HH:MM:SS]") }}
+        {%- endif -%}
+    {%- elif kind == 'share_or_zero' -%}
+        {%- if not (is_number(value) and value >= 0 and value <= 1) -%}
+            {{ return("a number in [0, 1]") }}
+        {%- endif -%}
+    {%- elif kind == 'sampling_policy' -%}
+        {%- if value not in ['fixed', 'auto'] -%}
+            {{ return("fixed (the configured sample) or auto (the evaluated policy)") }}
         {%- endif -%}
     {%- elif kind == 'uncertainty_method' -%}
         {%- if value not in ['least_confidence', 'margin', 'entropy'] -%}

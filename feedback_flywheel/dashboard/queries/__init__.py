@@ -22,6 +22,8 @@ from feedback_flywheel.dashboard.queries.calibration import (
     fidelity_weekly,
     label_coverage,
     label_maturation,
+    sampling_policy_curves,
+    sampling_policy_scores,
 )
 from feedback_flywheel.dashboard.queries.common import (
     KPI_METRICS,
@@ -94,6 +96,8 @@ __all__ = [
     "replay_composition",
     "replay_evictions",
     "replay_versions",
+    "sampling_policy_curves",
+    "sampling_policy_scores",
     "snapshot_info",
     "training_runs",
     "weekday_profile",

@@ -1,6 +1,8 @@
 """The feedback loop's calibration: how far each signal agrees with the rating and with ground
 truth (``rpt_feedback_fidelity``), overall and week by week; label coverage by age
-(``fct_label_coverage``) and the label maturation window (``fct_label_maturation``)."""
+(``fct_label_coverage``) and the label maturation window (``fct_label_maturation``); the
+sampling policy chosen for the next training sample and its evidence
+(``fct_sampling_policy_scores``, ``fct_sampling_policy_curves``)."""
 
 from __future__ import annotations
 
@@ -9,8 +11,11 @@ import pandas as pd
 
 from feedback_flywheel.dashboard.queries.common import has_table
 from feedback_flywheel.warehouse.catalogue import (
+    FCT_DATASET_VERSIONS,
     FCT_LABEL_COVERAGE,
     FCT_LABEL_MATURATION,
+    FCT_SAMPLING_POLICY_CURVES,
+    FCT_SAMPLING_POLICY_SCORES,
     RPT_FEEDBACK_FIDELITY,
 )
 
@@ -91,4 +96,40 @@ def label_maturation(con: duckdb.DuckDBPyConnection, model_name: str) -> pd.Data
         f"maturation_source from {FCT_LABEL_MATURATION} where model_name = ? "
         "order by watermark_at, batch_id",
         [model_name],
+    ).df()
+
+
+def sampling_policy_scores(con: duckdb.DuckDBPyConnection, model_name: str) -> pd.DataFrame:
+    """The model's latest evaluation of the query policies: one row per policy (the chosen one
+    first), with its AULC, gain over random, budget and why it was or was not chosen; and the
+    sampling mode of the latest dataset version (``sampling_policy``)."""
+    if not has_table(con, FCT_SAMPLING_POLICY_SCORES):
+        return pd.DataFrame()
+    mode = "fixed"
+    if has_table(con, FCT_DATASET_VERSIONS):
+        row = con.execute(
+            f"select sampling_policy from {FCT_DATASET_VERSIONS} order by batch_id desc limit 1"
+        ).fetchone()
+        mode = row[0] if row else mode
+    return con.execute(
+        "select batch_id, policy, is_chosen, aulc_mean, aulc_lower, aulc_upper, gain_mean, "
+        "gain_lower, gain_upper, chosen_budget, beats_random, choice_reason, "
+        "first_train_batch_id, last_test_batch_id, pairs, seeds, ? as sampling_policy "
+        f"from {FCT_SAMPLING_POLICY_SCORES} where model_name = ? and batch_id = "
+        f"(select max(batch_id) from {FCT_SAMPLING_POLICY_SCORES} where model_name = ?) "
+        "order by is_chosen desc, aulc_mean desc, policy",
+        [mode, model_name, model_name],
+    ).df()
+
+
+def sampling_policy_curves(con: duckdb.DuckDBPyConnection, model_name: str) -> pd.DataFrame:
+    """The label-efficiency curves of the model's latest evaluation (policy x budget)."""
+    if not has_table(con, FCT_SAMPLING_POLICY_CURVES):
+        return pd.DataFrame()
+    return con.execute(
+        "select policy, budget, accuracy_mean, accuracy_lower, accuracy_upper, picked_rows "
+        f"from {FCT_SAMPLING_POLICY_CURVES} where model_name = ? and batch_id = "
+        f"(select max(batch_id) from {FCT_SAMPLING_POLICY_CURVES} where model_name = ?) "
+        "order by policy, budget",
+        [model_name, model_name],
     ).df()

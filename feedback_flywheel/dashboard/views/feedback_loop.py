@@ -1,7 +1,8 @@
 """Feedback loop: how far each feedback signal can be trusted (rpt_feedback_fidelity), overall,
 week by week, and by model version and segment; how long labels take to arrive (label coverage
 by age, fct_label_coverage) and the maturation window the performance checks use
-(fct_label_maturation)."""
+(fct_label_maturation); which labels the next training sample takes: the query policy chosen
+from the offline label-efficiency curves, and why (fct_sampling_policy_scores, _curves)."""
 
 import altair as alt
 import pandas as pd
@@ -190,3 +191,63 @@ else:
             width="stretch",
         )
     common.table(maturation, "Maturation window, batch by batch")
+
+st.subheader("Which labels the next training sample takes")
+policy_scores: pd.DataFrame = common.load(queries.sampling_policy_scores, model_name)
+curves: pd.DataFrame = common.load(queries.sampling_policy_curves, model_name)
+if policy_scores.empty or curves.empty:
+    st.caption("No sampling-policy evaluation yet: it needs two batches in which labels entered.")
+else:
+    chosen = policy_scores[policy_scores.is_chosen].iloc[0]
+    mode = chosen.sampling_policy
+    left, right = st.columns(2)
+    left.metric(
+        "Chosen query policy",
+        f"{chosen.policy}, {int(chosen.chosen_budget):,} labels",
+        "in use (sampling_policy: auto)"
+        if mode == "auto"
+        else "advice only (sampling_policy: fixed keeps the configured sample)",
+        delta_color="off",
+        help="The largest area under the label-efficiency curve among random and the policies "
+        "whose gain over random has a 95% interval above 0.",
+    )
+    if pd.notna(chosen.gain_lower):
+        right.metric(
+            "Gain over random (AULC)",
+            f"{chosen.gain_mean:+.3f}",
+            f"95% CI {chosen.gain_lower:+.3f} to {chosen.gain_upper:+.3f}",
+            delta_color="off",
+            help=f"Seed by seed over {int(chosen.seeds)} seeds and {int(chosen.pairs)} pair(s) "
+            f"of batches, {chosen.first_train_batch_id} to {chosen.last_test_batch_id}.",
+        )
+    st.caption(chosen.choice_reason)
+    band = (
+        alt.Chart(curves)
+        .mark_area(opacity=0.15)
+        .encode(
+            x=alt.X("budget:Q", title="labels picked", scale=alt.Scale(type="log")),
+            y=alt.Y("accuracy_lower:Q", title="accuracy on the next batch"),
+            y2="accuracy_upper:Q",
+            color=alt.Color("policy:N", title="policy"),
+        )
+    )
+    lines = (
+        alt.Chart(curves)
+        .mark_line(point=True)
+        .encode(
+            x="budget:Q",
+            y=alt.Y("accuracy_mean:Q", scale=alt.Scale(zero=False)),
+            color="policy:N",
+            tooltip=[
+                "policy",
+                "budget",
+                alt.Tooltip("accuracy_mean:Q", format=".3f"),
+                alt.Tooltip("accuracy_lower:Q", format=".3f"),
+                alt.Tooltip("accuracy_upper:Q", format=".3f"),
+            ],
+        )
+    )
+    st.altair_chart(alt.layer(band, lines), width="stretch")
+    common.table(
+        policy_scores.drop(columns=["sampling_policy"]), "Every policy of the latest evaluation"
+    )

@@ -60,6 +60,7 @@ sampled as (
         coalesce(max(sample_count), 0) as sample_count,
         max(stratified_count) as stratified_count,
         max(uncertainty_count) as uncertainty_count,
+        max(policy_count) as policy_count,
         max(sample_fingerprint) as sample_fingerprint
     from sample_versions
 
@@ -86,6 +87,9 @@ final as (
         cast(coalesce(sampled.stratified_count, 0) as {{ dbt.type_bigint() }}) as stratified_count,
         cast(coalesce(sampled.uncertainty_count, 0) as {{ dbt.type_bigint() }})
             as uncertainty_count,
+        cast(coalesce(sampled.policy_count, 0) as {{ dbt.type_bigint() }}) as policy_count,
+        {{ feedback_flywheel.sql_string(feedback_flywheel.setting('sampling_policy')) }}
+            as sampling_policy,
         cast(
             {{ feedback_flywheel.setting('sampling_seed') }} as {{ dbt.type_bigint() }}
         ) as sampling_seed,

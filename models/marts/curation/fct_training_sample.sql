@@ -27,6 +27,9 @@ inference_segments as (
 
 ),
 
-{{ feedback_flywheel.training_sample('training_examples', 'inference_segments', batch_id) }}
+{#- the evaluated policy (var sampling_policy: auto) is read from the relation itself -#}
+{{ feedback_flywheel.training_sample(
+    'training_examples', 'inference_segments', batch_id, ref('fct_sampling_policy_scores')
+) }}
 
 select * from final

@@ -29,6 +29,8 @@ MART_TABLES = (
     "marts.fct_training_examples",
     "marts.fct_training_sample",
     "marts.fct_dataset_versions",
+    "marts.fct_sampling_policy_curves",
+    "marts.fct_sampling_policy_scores",
     "marts.rpt_kpi_daily",
     "marts.fct_drift_numeric",
     "marts.fct_drift_categorical",

@@ -1,0 +1,34 @@
+-- One row per (batch, model, query policy) the policy evaluation scored
+-- (ml.sampling_policy_scores: its AULC and its gain over random), as written.
+with
+
+source as (
+
+    select * from {{ source('ml', 'sampling_policy_scores') }}
+
+),
+
+renamed as (
+
+    select
+        {{ feedback_flywheel.surrogate_key(['batch_id', 'model_name', 'policy']) }}
+            as sampling_policy_score_id,
+        batch_id,
+        model_name,
+        policy,
+        aulc_mean,
+        aulc_lower,
+        aulc_upper,
+        gain_mean,
+        gain_lower,
+        gain_upper,
+        first_train_batch_id,
+        last_test_batch_id,
+        pairs,
+        seeds,
+        computed_at
+    from source
+
+)
+
+select * from renamed
