@@ -19,12 +19,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
-from feedback_flywheel.calibration.policies import BASELINE_POLICY, POLICIES, pick
+from feedback_flywheel.calibration.policies import BASELINE_POLICY, POLICIES, pick, sample_keys
 from feedback_flywheel.retraining.features import (
     DEFAULT_MAX_CATEGORIES,
     learn_features,
@@ -52,21 +53,34 @@ def seeds_of(base_seed: int, count: int) -> list[int]:
     return [base_seed + offset for offset in range(count)]
 
 
-def fitted_accuracy(pool: pd.DataFrame, picks: np.ndarray, test: pd.DataFrame) -> float:
-    """Accuracy on ``test`` of the built-in model fitted on ``pool``'s rows at ``picks``."""
+def fitted_accuracy(
+    pool: pd.DataFrame,
+    picks: np.ndarray,
+    test: pd.DataFrame,
+    parsed: tuple[list[dict[str, Any]], list[dict[str, Any]]] | None = None,
+) -> float:
+    """Accuracy on ``test`` of the built-in model fitted on ``pool``'s rows at ``picks``.
+
+    ``parsed``: the pool's and the test rows' ``features_json`` already parsed (one dict per
+    row, :func:`parse_features`), when the caller fits many picks of the same pair.
+    """
+    pool_records, test_records = parsed or (
+        parse_features(pool["features_json"]),
+        parse_features(test["features_json"]),
+    )
     train = pool.iloc[picks]
     labels = train["label"].astype(str).to_numpy()
     truth = test["label"].astype(str).to_numpy()
     classes = np.unique(labels)
     if len(classes) == 1:
         return float(np.mean(truth == classes[0]))
-    records = parse_features(train["features_json"])
+    records = [pool_records[position] for position in picks]
     spec = learn_features(records, max_categories=DEFAULT_MAX_CATEGORIES)
     weights = train["sample_weight"].astype(float).fillna(1.0).to_numpy()
     model = fit_multinomial_logistic(
         spec.transform(records), labels, weights, l2=DEFAULT_L2, gtol=EVALUATION_GTOL
     )
-    probabilities = model.predict_proba(spec.transform(parse_features(test["features_json"])))
+    probabilities = model.predict_proba(spec.transform(test_records))
     predicted = np.asarray(model.classes, dtype=object)[probabilities.argmax(axis=1)]
     return float(np.mean(predicted == truth))
 
@@ -82,13 +96,18 @@ def trials(
     rows: list[dict[str, object]] = []
     for pair in pairs:
         fitted: dict[bytes, float] = {}
+        parsed = (
+            parse_features(pair.pool["features_json"]),
+            parse_features(pair.test["features_json"]),
+        )
+        keys = {seed: sample_keys(pair.pool["inference_id"], seed) for seed in seeds}
         for policy in POLICIES:
             for seed in seeds:
                 for budget in budgets:
-                    picks = pick(pair.pool, policy, budget, seed)
+                    picks = pick(pair.pool, policy, budget, seed, keys[seed])
                     key = np.sort(picks).tobytes()
                     if key not in fitted:
-                        fitted[key] = fitted_accuracy(pair.pool, picks, pair.test)
+                        fitted[key] = fitted_accuracy(pair.pool, picks, pair.test, parsed)
                     rows.append(
                         {
                             "train_batch_id": pair.train_batch_id,

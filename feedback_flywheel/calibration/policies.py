@@ -66,13 +66,19 @@ def _uncertain(pool: pd.DataFrame, keys: np.ndarray, policy: str) -> np.ndarray:
     return _order(pool, keys, missing, -np.nan_to_num(score, nan=0.0))
 
 
-def pick(pool: pd.DataFrame, policy: str, budget: int, seed: int) -> np.ndarray:
-    """Positions (into ``pool``, in pick order) of the ``budget`` rows ``policy`` takes."""
+def pick(
+    pool: pd.DataFrame, policy: str, budget: int, seed: int, keys: np.ndarray | None = None
+) -> np.ndarray:
+    """Positions (into ``pool``, in pick order) of the ``budget`` rows ``policy`` takes.
+
+    ``keys``: the pool's :func:`sample_keys` for ``seed``, when the caller has them already.
+    """
     if policy not in POLICIES:
         raise ValueError(f"policy must be one of {', '.join(POLICIES)}; got {policy!r}")
     if budget < 0:
         raise ValueError(f"budget must be >= 0; got {budget}")
-    keys = sample_keys(pool["inference_id"], seed)
+    if keys is None:
+        keys = sample_keys(pool["inference_id"], seed)
     if policy == "random":
         order = _order(pool, keys)
     elif policy == "stratified":

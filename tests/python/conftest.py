@@ -35,6 +35,7 @@ SLOWEST_FIRST = (
     "flows/test_batch_cycle.py",
     "replay/test_buffer.py",
     "calibration/test_fidelity_drop.py",
+    "calibration/test_calibration_world.py",
 )
 
 

@@ -203,7 +203,7 @@ else:
     left, right = st.columns(2)
     left.metric(
         "Chosen query policy",
-        f"{chosen.policy}, {int(chosen.chosen_budget):,} labels",
+        common.md(f"{chosen.policy}, {int(chosen.chosen_budget):,} labels"),
         "in use (sampling_policy: auto)"
         if mode == "auto"
         else "advice only (sampling_policy: fixed keeps the configured sample)",
@@ -220,7 +220,7 @@ else:
             help=f"Seed by seed over {int(chosen.seeds)} seeds and {int(chosen.pairs)} pair(s) "
             f"of batches, {chosen.first_train_batch_id} to {chosen.last_test_batch_id}.",
         )
-    st.caption(chosen.choice_reason)
+    st.caption(common.md(chosen.choice_reason))
     band = (
         alt.Chart(curves)
         .mark_area(opacity=0.15)

@@ -138,6 +138,8 @@ def test_no_model_or_macro_reads_a_var_except_through_the_validated_accessors() 
     [
         ("label_maturation_share", 1.5, "a number in (0, 1]"),
         ("label_coverage_max_days", 0, "a whole number >= 1"),
+        ("sampling_budget_tolerance", -0.1, "a number in [0, 1]"),
+        ("sampling_policy", "sometimes", "fixed (the configured sample) or auto"),
     ],
 )
 def test_dbt_refuses_a_var_out_of_its_range_as_python_does(

@@ -646,7 +646,7 @@ def test_replay_page_shows_the_latest_buffer_version(app_env: Path, source_db: P
     assert shown.evicted.sum() == evictions.n.sum()
 
 
-def test_feedback_loop_page_shows_each_signals_fidelity_and_the_label_maturation(
+def test_feedback_loop_page_shows_fidelity_maturation_and_the_sampling_policy(
     app_env: Path, source_db: Path
 ) -> None:
     overall = _read(
@@ -662,6 +662,8 @@ def test_feedback_loop_page_shows_each_signals_fidelity_and_the_label_maturation
     assert set(metrics) == set(overall.signal_name) | {
         "Maturation window",
         "Label coverage plateau",
+        "Chosen query policy",
+        "Gain over random (AULC)",
     }
     for row in overall.itertuples(index=False):
         assert metrics[row.signal_name].value == f"kappa {row.cohen_kappa:.2f}"
@@ -673,6 +675,18 @@ def test_feedback_loop_page_shows_each_signals_fidelity_and_the_label_maturation
     ).itertuples(index=False)
     assert metrics["Maturation window"].value == f"{latest.maturation_days} days"
     assert metrics["Label coverage plateau"].value == f"{latest.plateau_coverage:.1%}"
+    (chosen,) = _read(
+        source_db,
+        "select * from marts.fct_sampling_policy_scores where is_chosen and model_name = "
+        "(select min(model_name) from marts.rpt_kpi_daily) order by batch_id desc limit 1",
+    ).itertuples(index=False)
+    from feedback_flywheel.dashboard import common
+
+    shown = f"{chosen.policy}, {chosen.chosen_budget:,} labels"
+    assert metrics["Chosen query policy"].value == common.md(shown)
+    assert "advice only" in metrics["Chosen query policy"].delta  # the shipped sampling: fixed
+    assert metrics["Gain over random (AULC)"].value == f"{chosen.gain_mean:+.3f}"
+    assert common.md(chosen.choice_reason) in [caption.value for caption in app.caption]
 
 
 def test_without_a_snapshot_the_dashboard_says_what_to_run(
