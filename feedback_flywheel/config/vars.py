@@ -261,6 +261,9 @@ class FlywheelVars(BaseModel):
     label_maturation_share: float = Field(
         gt=0, le=1, description="Under auto: the share of the coverage plateau that is mature."
     )
+    latency_days: int = Field(
+        ge=1, le=3650, description="Loop latency: days of stage starts the quantiles are over."
+    )
 
     @model_validator(mode="after")
     def _reward_offsets_name_mapped_types(self) -> FlywheelVars:

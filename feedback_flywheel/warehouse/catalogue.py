@@ -75,6 +75,7 @@ FCT_LABEL_COVERAGE = _mart("fct_label_coverage")
 FCT_LABEL_MATURATION = _mart("fct_label_maturation")
 FCT_SAMPLING_POLICY_CURVES = _mart("fct_sampling_policy_curves")
 FCT_SAMPLING_POLICY_SCORES = _mart("fct_sampling_policy_scores")
+FCT_FEEDBACK_LATENCY = _mart("fct_feedback_latency")
 # experience replay
 FCT_REPLAY_TRANSITIONS = _mart("fct_replay_transitions")
 # preferences and the reward model

@@ -48,3 +48,22 @@
 {% macro duckdb__array_element(array_expression, index) -%}
     list_extract({{ array_expression }}, {{ index }})
 {%- endmacro %}
+
+
+{#- The discrete p-quantile of an expression (an aggregate): the smallest value whose empirical
+    CDF reaches p, numpy.quantile(values, p, method='inverted_cdf'); nulls are skipped. On Spark,
+    percentile_approx with a high accuracy (the same definition up to its relative error). -#}
+{% macro percentile(expression, p) -%}
+    {%- if p is not number or p <= 0 or p >= 1 -%}
+        {{ exceptions.raise_compiler_error("percentile: p must be a number in (0, 1); got " ~ p) }}
+    {%- endif -%}
+    {{ return(adapter.dispatch('percentile', 'feedback_flywheel')(expression, p)) }}
+{%- endmacro %}
+
+{% macro default__percentile(expression, p) -%}
+    percentile_approx({{ expression }}, cast({{ p }} as double), 1000000)
+{%- endmacro %}
+
+{% macro duckdb__percentile(expression, p) -%}
+    quantile_disc({{ expression }}, cast({{ p }} as double))
+{%- endmacro %}

@@ -69,6 +69,7 @@
         'label_coverage_max_days': 'positive_count',
         'label_maturation_share': 'share',
         'label_maturation_days': 'count_or_auto',
+        'latency_days': 'positive_count',
     }) }}
 {%- endmacro %}
 

@@ -17,6 +17,7 @@ from feedback_flywheel.dashboard.queries.bias import (
     feedback_skew,
 )
 from feedback_flywheel.dashboard.queries.calibration import (
+    feedback_latency,
     fidelity_breakdowns,
     fidelity_overall,
     fidelity_weekly,
@@ -79,6 +80,7 @@ __all__ = [
     "drift_overview",
     "drift_tests",
     "drift_timeline",
+    "feedback_latency",
     "feedback_skew",
     "fidelity_breakdowns",
     "fidelity_overall",

@@ -2,7 +2,8 @@
 truth (``rpt_feedback_fidelity``), overall and week by week; label coverage by age
 (``fct_label_coverage``) and the label maturation window (``fct_label_maturation``); the
 sampling policy chosen for the next training sample and its evidence
-(``fct_sampling_policy_scores``, ``fct_sampling_policy_curves``)."""
+(``fct_sampling_policy_scores``, ``fct_sampling_policy_curves``); the loop's latency per stage
+(``fct_feedback_latency``)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import pandas as pd
 from feedback_flywheel.dashboard.queries.common import has_table
 from feedback_flywheel.warehouse.catalogue import (
     FCT_DATASET_VERSIONS,
+    FCT_FEEDBACK_LATENCY,
     FCT_LABEL_COVERAGE,
     FCT_LABEL_MATURATION,
     FCT_SAMPLING_POLICY_CURVES,
@@ -132,4 +134,19 @@ def sampling_policy_curves(con: duckdb.DuckDBPyConnection, model_name: str) -> p
         f"(select max(batch_id) from {FCT_SAMPLING_POLICY_CURVES} where model_name = ?) "
         "order by policy, budget",
         [model_name, model_name],
+    ).df()
+
+
+def feedback_latency(con: duckdb.DuckDBPyConnection, model_name: str) -> pd.DataFrame:
+    """The model's loop latency of the latest batch, overall: one row per stage and event type
+    (``__labels__`` first), in hours."""
+    if not has_table(con, FCT_FEEDBACK_LATENCY):
+        return pd.DataFrame()
+    return con.execute(
+        "select stage_order, stage, event_type, clock, completed_count, pending_count, "
+        "pending_share, p50_seconds / 3600 as p50_hours, p90_seconds / 3600 as p90_hours, "
+        f"p99_seconds / 3600 as p99_hours, is_bottleneck from {FCT_FEEDBACK_LATENCY} "
+        "where model_name = ? and breakdown = 'overall' "
+        "order by event_type <> '__labels__', event_type, stage_order",
+        [model_name],
     ).df()

@@ -1,7 +1,8 @@
 """Feedback loop: how far each feedback signal can be trusted (rpt_feedback_fidelity), overall,
 week by week, and by model version and segment; how long labels take to arrive (label coverage
 by age, fct_label_coverage) and the maturation window the performance checks use
-(fct_label_maturation); which labels the next training sample takes: the query policy chosen
+(fct_label_maturation); how long each stage of the loop takes, from serving to deployment
+(fct_feedback_latency); which labels the next training sample takes: the query policy chosen
 from the offline label-efficiency curves, and why (fct_sampling_policy_scores, _curves)."""
 
 import altair as alt
@@ -191,6 +192,54 @@ else:
             width="stretch",
         )
     common.table(maturation, "Maturation window, batch by batch")
+
+st.subheader("How long the loop takes")
+latency: pd.DataFrame = common.load(queries.feedback_latency, model_name)
+path = latency[latency.event_type == "__labels__"] if not latency.empty else latency
+if path.empty:
+    st.caption("No latency yet: it needs feedback received in a batch.")
+else:
+    slowest = path[path.is_bottleneck]
+    left, right = st.columns(2)
+    if not slowest.empty:
+        bottleneck = slowest.iloc[0]
+        left.metric(
+            "Bottleneck",
+            common.md(str(bottleneck.stage).replace("_", " ")),
+            f"median {bottleneck.p50_hours:,.1f} h",
+            delta_color="off",
+            help="The stage from serving to deployment with the largest median latency "
+            "(labels and corrections).",
+        )
+    pending = path[path.stage == "dataset_to_training"]
+    if not pending.empty:
+        right.metric(
+            "Examples no training run used yet",
+            f"{pending.iloc[0].pending_share:.0%}",
+            f"{int(pending.iloc[0].pending_count):,} examples",
+            delta_color="off",
+        )
+    completed = path.dropna(subset=["p50_hours"])
+    st.altair_chart(
+        alt.Chart(completed)
+        .mark_bar()
+        .encode(
+            x=alt.X("p50_hours:Q", title="median hours (p90 in the tooltip)"),
+            y=alt.Y("stage:N", sort=alt.SortField("stage_order"), title=None),
+            color=alt.Color("is_bottleneck:N", title="bottleneck"),
+            tooltip=[
+                "stage",
+                "clock",
+                alt.Tooltip("p50_hours:Q", format=",.1f"),
+                alt.Tooltip("p90_hours:Q", format=",.1f"),
+                alt.Tooltip("p99_hours:Q", format=",.1f"),
+                "completed_count",
+                "pending_count",
+            ],
+        ),
+        width="stretch",
+    )
+    common.table(latency, "Latency per stage and event type (hours)")
 
 st.subheader("Which labels the next training sample takes")
 policy_scores: pd.DataFrame = common.load(queries.sampling_policy_scores, model_name)

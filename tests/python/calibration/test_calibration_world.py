@@ -30,6 +30,7 @@ from scipy import stats
 from feedback_flywheel import batches, demo, warehouse
 from feedback_flywheel.calibration import evaluation, policies
 from feedback_flywheel.curation import datasets
+from tests.python.calibration import latency_reference
 from tests.python.helpers import (
     copy_warehouse,
     ingest_demo,
@@ -431,3 +432,22 @@ def test_a_re_run_of_the_last_batch_changes_nothing(world) -> None:
                 assert diff == 0, f"{table} changed on re-run ({left} minus {right}: {diff})"
     finally:
         con.close()
+
+
+# --- the loop's latency -------------------------------------------------------------------------
+
+
+def test_the_latency_of_each_stage_is_a_recount_of_its_rows(world) -> None:
+    """Stages 1-3 on the data clock, with what is still pending (a dry run: no training run, so
+    every example is pending at stage 4; the closed-loop test covers stages 4 and 5)."""
+    latest = world["windows"][-1]
+    days = project_vars(OVERRIDES).latency_days
+    with warehouse.connect(world["db_path"], read_only=True) as con:
+        compared = latency_reference.compare(con, latest.batch_id, latest.window_end, days)
+        latency = con.execute("select * from marts.fct_feedback_latency").df()
+    assert compared == len(latency) > 0
+    overall = latency[(latency.breakdown == "overall") & (latency.event_type == "__labels__")]
+    stages = overall.groupby("stage")
+    assert stages.pending_count.sum()["received_to_dataset"] > 0  # labels still settling
+    assert (stages.pending_share.min()["dataset_to_training"]) == 1.0
+    assert overall.is_bottleneck.sum() == overall.model_name.nunique()

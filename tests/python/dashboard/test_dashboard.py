@@ -664,6 +664,8 @@ def test_feedback_loop_page_shows_fidelity_maturation_and_the_sampling_policy(
         "Label coverage plateau",
         "Chosen query policy",
         "Gain over random (AULC)",
+        "Bottleneck",
+        "Examples no training run used yet",
     }
     for row in overall.itertuples(index=False):
         assert metrics[row.signal_name].value == f"kappa {row.cohen_kappa:.2f}"
@@ -687,6 +689,13 @@ def test_feedback_loop_page_shows_fidelity_maturation_and_the_sampling_policy(
     assert "advice only" in metrics["Chosen query policy"].delta  # the shipped sampling: fixed
     assert metrics["Gain over random (AULC)"].value == f"{chosen.gain_mean:+.3f}"
     assert common.md(chosen.choice_reason) in [caption.value for caption in app.caption]
+    (slowest,) = _read(
+        source_db,
+        "select * from marts.fct_feedback_latency where is_bottleneck and breakdown = 'overall' "
+        "and model_name = (select min(model_name) from marts.rpt_kpi_daily)",
+    ).itertuples(index=False)
+    assert metrics["Bottleneck"].value == common.md(slowest.stage.replace("_", " "))
+    assert metrics["Bottleneck"].delta == f"median {slowest.p50_seconds / 3600:,.1f} h"
 
 
 def test_without_a_snapshot_the_dashboard_says_what_to_run(

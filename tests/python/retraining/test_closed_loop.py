@@ -53,6 +53,7 @@ def loop(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         ).df()
     return {
         "out": out,
+        "db_path": db_path,
         "truth": truth,
         "runs": runs,
         "decisions": decisions,
@@ -164,3 +165,31 @@ def test_the_deployed_model_recovers_the_changed_segment(loop: dict[str, Any]) -
     assert len(new_days) >= 2 and len(v1_days) >= 5
     assert new_days.min() > v1_days.max()
     assert "the loop, day by day" in loop["output"]
+
+
+def test_the_loops_latency_counts_the_training_runs_and_their_deployments(
+    loop: dict[str, Any],
+) -> None:
+    """marts.fct_feedback_latency after the last batch, recounted in pandas: examples reach a
+    training run (stage 4, on the batch watermarks), deployed runs reach the registry (stage 5,
+    on the wall clock)."""
+    from feedback_flywheel.config.vars import load_vars
+    from tests.python.calibration import latency_reference
+    from tests.python.helpers import PROJECT_DIR
+
+    db_path = loop["db_path"]
+    with duckdb.connect(str(db_path), read_only=True) as con:
+        batch_id, batch_end = con.execute(
+            "select batch_id, window_end from ml.batch_runs where status = 'success' "
+            "order by window_end desc limit 1"
+        ).fetchone()
+        days = load_vars(PROJECT_DIR).latency_days
+        assert latency_reference.compare(con, batch_id, batch_end, days) > 0
+        stages = con.execute(
+            "select stage, sum(completed_count), sum(pending_count) "
+            "from marts.fct_feedback_latency "
+            "where breakdown = 'overall' and event_type = '__labels__' group by stage"
+        ).fetchall()
+    done = {stage: completed for stage, completed, _ in stages}
+    assert done["dataset_to_training"] > 0
+    assert done["training_to_deployment"] > 0
