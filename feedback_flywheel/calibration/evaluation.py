@@ -59,7 +59,8 @@ def fitted_accuracy(
     test: pd.DataFrame,
     parsed: tuple[list[dict[str, Any]], list[dict[str, Any]]] | None = None,
 ) -> float:
-    """Accuracy on ``test`` of the built-in model fitted on ``pool``'s rows at ``picks``.
+    """Accuracy on ``test`` of the built-in model fitted on ``pool``'s rows at ``picks`` (the
+    rows in pool order, so two policies that pick the same rows get the same fit).
 
     ``parsed``: the pool's and the test rows' ``features_json`` already parsed (one dict per
     row, :func:`parse_features`), when the caller fits many picks of the same pair.
@@ -68,6 +69,7 @@ def fitted_accuracy(
         parse_features(pool["features_json"]),
         parse_features(test["features_json"]),
     )
+    picks = np.sort(picks)  # the fit is the same whatever order a policy picked the rows in
     train = pool.iloc[picks]
     labels = train["label"].astype(str).to_numpy()
     truth = test["label"].astype(str).to_numpy()

@@ -69,7 +69,7 @@ def _version_settings(db_path: Path, dataset_version: str) -> dict[str, object]:
         "sampling_seed": seed,
         "stratified_quota_per_cell": quota,
         "uncertainty_budget": budget,
-        "sampling_policy": policy,
+        "sampling_policy": policy or "fixed",  # versions built before the setting existed
     }
 
 

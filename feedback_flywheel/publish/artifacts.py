@@ -56,9 +56,10 @@ def _sampling_policy_lines(con: duckdb.DuckDBPyConnection) -> list[str]:
     chosen = queries.sampling_policies_in_force(con)
     if not chosen:
         return []
-    lines = ["## Sampling policy (the next training sample under sampling_policy: auto)"]
+    lines = ["## Sampling policy (this batch's training sample under sampling_policy: auto)"]
     lines += [
-        f"- **{model}**: `{policy}`, {budget:,} labels, evaluated in {evaluated}. {why}"
+        f"- **{model}**: `{policy}`, {budget:,} labels, chosen from the evaluation of batch "
+        f"{evaluated}. {why}"
         for model, evaluated, policy, budget, why in chosen
     ]
     return [*lines, ""]

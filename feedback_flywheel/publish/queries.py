@@ -307,8 +307,9 @@ def preference_quality(con: duckdb.DuckDBPyConnection) -> list[tuple]:
 
 
 def sampling_policies_in_force(con: duckdb.DuckDBPyConnection) -> list[tuple]:
-    """Per model, the query policy the latest evaluation chose (in force from the next batch
-    under var sampling_policy: auto): (model, evaluation batch, policy, budget, why)."""
+    """Per model, the query policy chosen from the latest evaluation the marts hold (one before
+    the latest batch: the policy the latest batch's sample used under var sampling_policy:
+    auto): (model, evaluation batch, policy, budget, why)."""
     if not relation_exists(con, FCT_SAMPLING_POLICY_SCORES):
         return []
     return rows(

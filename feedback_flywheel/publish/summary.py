@@ -140,8 +140,8 @@ def run_summary(con: duckdb.DuckDBPyConnection, db_path: Path, serving_path: Pat
         )
     for model, evaluated, policy, budget, _ in queries.sampling_policies_in_force(con):
         lines.append(
-            f"  sampling policy for {model}: {policy}, {budget:,} labels (evaluated in "
-            f"{evaluated}; the dashboard's Feedback loop page says why)"
+            f"  sampling policy for {model}: {policy}, {budget:,} labels (chosen from the "
+            f"evaluation of {evaluated}; the dashboard's Feedback loop page says why)"
         )
     lines.append("  KPIs per day (last 7 days with matured labels; recent days are still filling):")
     lines += kpi_lines(con, last_batch)

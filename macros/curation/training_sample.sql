@@ -126,6 +126,7 @@ keyed as (
             ) as label_rank
         from keyed
         inner join policy_in_force on keyed.model_name = policy_in_force.model_name
+        where keyed.label is not null
 
     ),
 

@@ -241,7 +241,7 @@ else:
     )
     common.table(latency, "Latency per stage and event type (hours)")
 
-st.subheader("Which labels the next training sample takes")
+st.subheader("Which labels the training sample takes")
 policy_scores: pd.DataFrame = common.load(queries.sampling_policy_scores, model_name)
 curves: pd.DataFrame = common.load(queries.sampling_policy_curves, model_name)
 if policy_scores.empty or curves.empty:
@@ -270,6 +270,13 @@ else:
             f"of batches, {chosen.first_train_batch_id} to {chosen.last_test_batch_id}.",
         )
     st.caption(common.md(chosen.choice_reason))
+    st.caption(
+        common.md(
+            f"Chosen from the evaluation of batch {chosen.batch_id} (batch pairs from "
+            f"{chosen.first_train_batch_id} to {chosen.last_test_batch_id}); under "
+            "sampling_policy: auto the training samples of the batches after it use it."
+        )
+    )
     band = (
         alt.Chart(curves)
         .mark_area(opacity=0.15)

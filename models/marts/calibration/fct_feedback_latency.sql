@@ -5,11 +5,13 @@
 --   1 served_to_occurred      the prediction was served -> the feedback event occurred
 --   2 occurred_to_received    the event occurred -> the warehouse received it
 --   3 received_to_dataset     a label was received -> it entered a dataset version (that batch's
---                             watermark; pending: accepted, in no version yet)
+--                             watermark; pending: accepted, in no version yet, and no newer
+--                             label of its prediction entered instead)
 --   4 dataset_to_training     it entered a version -> the first training run of the model on
 --                             that version or a later one (the run's version's watermark;
 --                             pending: no run yet)
---   5 training_to_deployment  a run that deployed finished -> its deployment was recorded
+--   5 training_to_deployment  a run that deployed finished -> its deployment was recorded (its
+--                             week and window: the watermark of the version it trained on)
 -- Stages 1-4 are on the data clock (event times, batch watermarks); stage 5 is on the wall clock
 -- (both times are when the trainer ran). Stages 1-2 have a row per event type, and all stages a
 -- row for '__labels__' (ground truth: labels and corrections, the path to a model update). Per
@@ -133,25 +135,39 @@ included as (
 
 ),
 
-with_example as (
+replaced as (
 
-    select distinct inference_id from examples
+    -- labels whose prediction has an example from a newer label (the order the dataset takes
+    -- the current label by): replaced before they entered, so never pending
+    select distinct older.event_id
+    from feedback as older
+    inner join examples on older.inference_id = examples.inference_id
+    inner join feedback as newer on examples.label_event_id = newer.event_id
+    where
+        older.is_ground_truth
+        and (
+            newer.occurred_at > older.occurred_at
+            or (newer.occurred_at = older.occurred_at and newer.received_at > older.received_at)
+            or (
+                newer.occurred_at = older.occurred_at
+                and newer.received_at = older.received_at
+                and newer.event_id > older.event_id
+            )
+        )
 
 ),
 
 label_events as (
 
-    -- a label in no dataset version is pending, unless its prediction has an example from
-    -- another label (it was replaced before it entered)
+    -- a label in no dataset version is pending, unless a newer label of its prediction entered
     select
         feedback.model_name,
         feedback.received_at,
         included.dataset_version,
-        included.dataset_version is null and with_example.inference_id is not null
-            as was_replaced
+        included.dataset_version is null and replaced.event_id is not null as was_replaced
     from feedback
     left join included on feedback.event_id = included.label_event_id
-    left join with_example on feedback.inference_id = with_example.inference_id
+    left join replaced on feedback.event_id = replaced.event_id
     where feedback.is_ground_truth
 
 ),

@@ -1,4 +1,11 @@
-{{ config(materialized='table') }}
+{{
+    config(
+        materialized='incremental',
+        unique_key='sampling_policy_score_id',
+        incremental_strategy=feedback_flywheel.flywheel_incremental_strategy(),
+        on_schema_change='fail',
+    )
+}}
 
 -- The sampling policy of the next training sample, chosen from the offline evaluations of the
 -- batches before this one (ml.sampling_policy_scores, with the curves of
@@ -10,6 +17,8 @@
 --     sampling_budget_tolerance of the policy's best.
 -- One row per (evaluation batch, model, policy), the chosen one flagged, each with why.
 -- fct_training_sample (var sampling_policy: auto) uses the latest chosen row before its batch.
+-- Incremental: an evaluation's choice is made once, by the first build after it, and kept (a
+-- later change of the tolerance does not rewrite which policy an earlier sample used).
 
 {%- set batch_id = feedback_flywheel.batch_param('batch_id') %}
 {%- set tolerance = feedback_flywheel.setting('sampling_budget_tolerance') %}
@@ -23,6 +32,9 @@ scores as (
 
     select * from {{ ref('stg_ml__sampling_policy_scores') }}
     where batch_id < {{ feedback_flywheel.sql_string(batch_id) }}
+    {%- if is_incremental() %}
+        and batch_id not in (select chosen_before.batch_id from {{ this }} as chosen_before)
+    {%- endif %}
 
 ),
 

@@ -81,8 +81,27 @@ def stage_rows(con: duckdb.DuckDBPyConnection, batch_id: str, batch_end: datetim
     labels = feedback[feedback.is_ground_truth].copy()
     entered = examples.groupby("label_event_id").dataset_version.min()
     labels["dataset_version"] = labels.event_id.map(entered)
-    replaced = labels.dataset_version.isna() & labels.inference_id.isin(examples.inference_id)
-    labels = labels[~replaced]
+    # replaced: a newer label (occurred, received, event id) of the prediction has an example
+    order = labels.set_index("event_id")[["occurred_at", "received_at"]]
+    newest_used = {}
+    for event_id, inference_id in zip(examples.label_event_id, examples.inference_id, strict=True):
+        if event_id in order.index:
+            key = (*order.loc[event_id], event_id)
+            newest_used[inference_id] = max(newest_used.get(inference_id, key), key)
+    replaced = [
+        pd.isna(version)
+        and inference_id in newest_used
+        and newest_used[inference_id] > (occurred, received, event_id)
+        for version, inference_id, occurred, received, event_id in zip(
+            labels.dataset_version,
+            labels.inference_id,
+            labels.occurred_at,
+            labels.received_at,
+            labels.event_id,
+            strict=True,
+        )
+    ]
+    labels = labels[~pd.Series(replaced, index=labels.index)]
     included_at = labels.dataset_version.map(versions)
     parts.append(
         _stage(
