@@ -123,8 +123,14 @@ def _fingerprint(db_path: Path) -> dict[str, dict]:
 
 #: what differs between two runs of the same batches by design: the attempts (a crashed run has
 #: abandoned ones) and what holds them or the wall-clock moment of a deployment the retraining
-#: made (the registry rows it appended carry deployed_at = now, and the audit rows hash it)
-RUN_SPECIFIC = {"ml.batch_runs", "ml.audit_log", "marts.dim_model_versions"}
+#: made (the registry rows it appended carry deployed_at = now, and the audit rows hash it; the
+#: loop latency's training_to_deployment stage is measured on that wall clock)
+RUN_SPECIFIC = {
+    "ml.batch_runs",
+    "ml.audit_log",
+    "marts.dim_model_versions",
+    "marts.fct_feedback_latency",
+}
 
 
 def test_the_crashed_warehouse_equals_an_uninterrupted_run(crashed: dict[str, Any]) -> None:
@@ -142,6 +148,20 @@ def test_the_crashed_warehouse_equals_an_uninterrupted_run(crashed: dict[str, An
     for name in RUN_SPECIFIC:
         if name != "ml.batch_runs":
             assert crashed_print[name]["rows"] == reference_print[name]["rows"], name
+    # the loop latency is the same but for the wall-clock stage (and which stage is slowest)
+    with duckdb.connect(str(crashed["db_path"]), read_only=True) as con:
+        crashed_catalog = con.execute("select current_database()").fetchone()[0]
+        con.execute(f"attach '{crashed['reference']}' as reference (read_only)")
+        data_clock = (
+            'select * exclude (is_bottleneck) from "{}".marts.fct_feedback_latency '
+            "where stage <> 'training_to_deployment'"
+        )
+        for left, right in ((crashed_catalog, "reference"), ("reference", crashed_catalog)):
+            only = con.execute(
+                f"select count(*) from ({data_clock.format(left)} except all "
+                f"{data_clock.format(right)})"
+            ).fetchone()[0]
+            assert only == 0, (left, right, only)
 
 
 def _locked_elsewhere(db_path: Path) -> bool:
