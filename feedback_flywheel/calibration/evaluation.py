@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from feedback_flywheel.calibration.policies import BASELINE_POLICY, POLICIES, pick, sample_keys
+from feedback_flywheel.calibration.policies import BASELINE_POLICY, POLICIES, full_orders, pick
 from feedback_flywheel.retraining.features import (
     DEFAULT_MAX_CATEGORIES,
     learn_features,
@@ -53,11 +53,25 @@ def seeds_of(base_seed: int, count: int) -> list[int]:
     return [base_seed + offset for offset in range(count)]
 
 
+class _LazyRecords:
+    """``parse_features`` of a pool's ``features_json``, row by row as the fits ask for them
+    (a pool holds every labelled example of the model; a fit reads a few hundred)."""
+
+    def __init__(self, features_json: pd.Series) -> None:
+        self._texts = features_json.to_numpy(dtype=object)
+        self._parsed: dict[int, dict[str, Any]] = {}
+
+    def __getitem__(self, position: int) -> dict[str, Any]:
+        if position not in self._parsed:
+            self._parsed[position] = parse_features([self._texts[position]])[0]
+        return self._parsed[position]
+
+
 def fitted_accuracy(
     pool: pd.DataFrame,
     picks: np.ndarray,
     test: pd.DataFrame,
-    parsed: tuple[list[dict[str, Any]], list[dict[str, Any]]] | None = None,
+    parsed: tuple[Any, list[dict[str, Any]]] | None = None,
 ) -> float:
     """Accuracy on ``test`` of the built-in model fitted on ``pool``'s rows at ``picks`` (the
     rows in pool order, so two policies that pick the same rows get the same fit).
@@ -99,14 +113,14 @@ def trials(
     for pair in pairs:
         fitted: dict[bytes, float] = {}
         parsed = (
-            parse_features(pair.pool["features_json"]),
+            _LazyRecords(pair.pool["features_json"]),
             parse_features(pair.test["features_json"]),
         )
-        keys = {seed: sample_keys(pair.pool["inference_id"], seed) for seed in seeds}
+        orders = {seed: full_orders(pair.pool, seed) for seed in seeds}
         for policy in POLICIES:
             for seed in seeds:
                 for budget in budgets:
-                    picks = pick(pair.pool, policy, budget, seed, keys[seed])
+                    picks = pick(pair.pool, policy, budget, seed, orders[seed])
                     key = np.sort(picks).tobytes()
                     if key not in fitted:
                         fitted[key] = fitted_accuracy(pair.pool, picks, pair.test, parsed)

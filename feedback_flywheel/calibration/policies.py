@@ -66,29 +66,39 @@ def _uncertain(pool: pd.DataFrame, keys: np.ndarray, policy: str) -> np.ndarray:
     return _order(pool, keys, missing, -np.nan_to_num(score, nan=0.0))
 
 
+def full_orders(pool: pd.DataFrame, seed: int, keys: np.ndarray | None = None) -> dict:
+    """Every row position in pick order, per policy other than mix (a budget takes a prefix)."""
+    if keys is None:
+        keys = sample_keys(pool["inference_id"], seed)
+    orders = {"random": _order(pool, keys), "stratified": _stratified(pool, keys)}
+    for policy in UNCERTAINTY_POLICIES:
+        orders[policy] = _uncertain(pool, keys, policy)
+    return orders
+
+
+def mix_of(orders: dict, budget: int) -> np.ndarray:
+    """mix's ``budget`` picks from the full orders: the stratified ``ceil(budget / 2)``, then
+    the least confident of the rows not taken."""
+    first = orders["stratified"][: math.ceil(budget / 2)]
+    rest = orders["least_confidence"]
+    taken = np.zeros(len(rest), dtype=bool)
+    taken[first] = True
+    return np.concatenate([first, rest[~taken[rest]]])[:budget]
+
+
 def pick(
-    pool: pd.DataFrame, policy: str, budget: int, seed: int, keys: np.ndarray | None = None
+    pool: pd.DataFrame, policy: str, budget: int, seed: int, orders: dict | None = None
 ) -> np.ndarray:
     """Positions (into ``pool``, in pick order) of the ``budget`` rows ``policy`` takes.
 
-    ``keys``: the pool's :func:`sample_keys` for ``seed``, when the caller has them already.
+    ``orders``: the pool's :func:`full_orders` for ``seed``, when the caller has them already.
     """
     if policy not in POLICIES:
         raise ValueError(f"policy must be one of {', '.join(POLICIES)}; got {policy!r}")
     if budget < 0:
         raise ValueError(f"budget must be >= 0; got {budget}")
-    if keys is None:
-        keys = sample_keys(pool["inference_id"], seed)
-    if policy == "random":
-        order = _order(pool, keys)
-    elif policy == "stratified":
-        order = _stratified(pool, keys)
-    elif policy in UNCERTAINTY_POLICIES:
-        order = _uncertain(pool, keys, policy)
-    else:
-        first = _stratified(pool, keys)[: math.ceil(budget / 2)]
-        taken = np.zeros(len(pool), dtype=bool)
-        taken[first] = True
-        rest = _uncertain(pool, keys, "least_confidence")
-        order = np.concatenate([first, rest[~taken[rest]]])
-    return order[:budget]
+    if orders is None:
+        orders = full_orders(pool, seed)
+    if policy == "mix":
+        return mix_of(orders, budget)
+    return orders[policy][:budget]

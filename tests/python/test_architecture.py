@@ -177,3 +177,13 @@ def test_payload_json_is_parsed_only_where_it_is_parsed_once() -> None:
     assert parsers == set(JSON_PARSERS), (
         f"models that parse JSON: {sorted(parsers)}; allowed: {sorted(JSON_PARSERS)}"
     )
+
+
+def test_the_slowest_first_list_names_test_files_that_exist() -> None:
+    """tests/python/conftest.py starts these first; a renamed file would silently drop out."""
+    from tests.python.conftest import SLOWEST_FIRST
+
+    missing = [
+        name for name in SLOWEST_FIRST if not (PROJECT_DIR / "tests" / "python" / name).is_file()
+    ]
+    assert not missing, missing

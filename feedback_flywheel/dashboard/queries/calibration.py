@@ -72,16 +72,21 @@ def fidelity_breakdowns(
     ).df()
 
 
+#: the weekly coverage curves shown: the weeks served of the last this many
+COVERAGE_WEEKS_SHOWN = 12
+
+
 def label_coverage(con: duckdb.DuckDBPyConnection, model_name: str) -> pd.DataFrame:
     """The model's coverage curves of the latest batch: overall and per week served (the weeks
-    of the last twelve), ages with too few predictions left out."""
+    of the last COVERAGE_WEEKS_SHOWN), ages with too few predictions left out."""
     if not has_table(con, FCT_LABEL_COVERAGE):
         return pd.DataFrame()
     return con.execute(
         "select breakdown, served_week_start_date, age_days, eligible_count, labelled_count, "
         f"coverage, coverage_lower, coverage_upper from {FCT_LABEL_COVERAGE} "
         "where model_name = ? and not is_suppressed and (breakdown = 'overall' "
-        "or served_week_start_date >= (select max(served_week_start_date) - 77 "
+        "or served_week_start_date >= (select max(served_week_start_date) - "
+        f"{7 * (COVERAGE_WEEKS_SHOWN - 1)} "
         f"from {FCT_LABEL_COVERAGE} where model_name = ?)) "
         "order by breakdown, served_week_start_date, age_days",
         [model_name, model_name],
