@@ -18,7 +18,6 @@ from feedback_flywheel.warehouse.catalogue import (
     FCT_TRAINING_EXAMPLES,
     SAMPLING_POLICY_CURVES,
     SAMPLING_POLICY_SCORES,
-    Relation,
 )
 
 CURVES_TABLE = schema.ML_TABLES["sampling_policy_curves"]
@@ -91,18 +90,6 @@ def pairs_of_model(
     return pairs
 
 
-def _insert(
-    con: duckdb.DuckDBPyConnection, relation: Relation, table: schema.MlTable, frame: pd.DataFrame
-) -> None:
-    columns = list(table.column_names)
-    con.register("incoming_policy_rows", frame.reindex(columns=columns))
-    try:
-        names = ", ".join(columns)
-        con.execute(f"insert into {relation} ({names}) select {names} from incoming_policy_rows")
-    finally:
-        con.unregister("incoming_policy_rows")
-
-
 def evaluate_batch(
     con: duckdb.DuckDBPyConnection, batch_id: str, settings: FlywheelVars
 ) -> EvaluationOutcome:
@@ -147,8 +134,8 @@ def evaluate_batch(
         con.execute("begin transaction")
         try:
             con.execute(f"delete from {SAMPLING_POLICY_CURVES} where batch_id = ?", [batch_id])
-            _insert(con, SAMPLING_POLICY_CURVES, CURVES_TABLE, pd.concat(curves))
-            _insert(con, SAMPLING_POLICY_SCORES, SCORES_TABLE, pd.concat(scores))
+            schema.insert_frame(con, CURVES_TABLE, pd.concat(curves))
+            schema.insert_frame(con, SCORES_TABLE, pd.concat(scores))
             con.execute("commit")
         except BaseException:
             con.execute("rollback")

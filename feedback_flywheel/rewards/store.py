@@ -22,7 +22,6 @@ from feedback_flywheel.warehouse.catalogue import (
     REWARD_LEADERBOARD,
     REWARD_MODELS,
     REWARD_SCORES,
-    Relation,
 )
 
 #: Columns of fct_output_features that are not features.
@@ -168,34 +167,19 @@ def mean_rewards(con: duckdb.DuckDBPyConnection, version: str) -> pd.DataFrame:
 # --- the outputs of a batch ---------------------------------------------------------------------
 
 
-def _insert(
-    con: duckdb.DuckDBPyConnection, relation: Relation, table: schema.MlTable, frame: pd.DataFrame
-) -> None:
-    """Append ``frame`` to ``relation`` in the declared column order (a column the frame lacks is
-    written null; a column the table lacks is dropped)."""
-    columns = table.column_names
-    data = frame.reindex(columns=list(columns))
-    con.register("incoming_reward_rows", data)
-    try:
-        names = ", ".join(columns)
-        con.execute(f"insert into {relation} ({names}) select {names} from incoming_reward_rows")
-    finally:
-        con.unregister("incoming_reward_rows")
-
-
 def insert_model_row(con: duckdb.DuckDBPyConnection, record: dict[str, Any]) -> None:
     """The batch's one ml.reward_models row."""
-    _insert(con, REWARD_MODELS, schema.REWARD_MODELS, pd.DataFrame([record]))
+    schema.insert_frame(con, schema.REWARD_MODELS, pd.DataFrame([record]))
 
 
 def insert_scores(con: duckdb.DuckDBPyConnection, frame: pd.DataFrame) -> None:
     """Scores of outputs by one version (ml.reward_scores rows)."""
-    _insert(con, REWARD_SCORES, schema.REWARD_SCORES, frame)
+    schema.insert_frame(con, schema.REWARD_SCORES, frame)
 
 
 def insert_leaderboard(con: duckdb.DuckDBPyConnection, frame: pd.DataFrame) -> None:
     """The batch's leaderboard (ml.reward_leaderboard rows)."""
-    _insert(con, REWARD_LEADERBOARD, schema.REWARD_LEADERBOARD, frame)
+    schema.insert_frame(con, schema.REWARD_LEADERBOARD, frame)
 
 
 # --- reading for people -------------------------------------------------------------------------

@@ -13,6 +13,7 @@ and the list of tables the serving copy publishes (:data:`PUBLISHED_ML_TABLES`).
 from __future__ import annotations
 
 import duckdb
+import pandas as pd
 
 from feedback_flywheel.warehouse.contract import BOOKKEEPING_COLUMNS, RAW_TABLES, RawTable
 from feedback_flywheel.warehouse.ml_tables import (
@@ -54,6 +55,7 @@ __all__ = [
     "MlColumn",
     "MlTable",
     "init_warehouse",
+    "insert_frame",
     "ml_sources_yaml",
     "raw_table_ddl",
 ]
@@ -164,3 +166,15 @@ def ml_sources_yaml() -> str:
         "#   flywheel contract --format ml-sources > models/staging/ml/_ml__sources.yml\n"
     )
     return header + yaml.safe_dump(document, sort_keys=False, width=100, allow_unicode=True)
+
+
+def insert_frame(con: duckdb.DuckDBPyConnection, table: MlTable, frame: pd.DataFrame) -> None:
+    """Append ``frame`` to the ml table in its declared column order (a column the frame lacks
+    is written null; a column the table lacks is dropped)."""
+    columns = list(table.column_names)
+    con.register("incoming_ml_rows", frame.reindex(columns=columns))
+    try:
+        names = ", ".join(columns)
+        con.execute(f"insert into {table.qualified} ({names}) select {names} from incoming_ml_rows")
+    finally:
+        con.unregister("incoming_ml_rows")

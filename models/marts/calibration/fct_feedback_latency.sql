@@ -270,51 +270,23 @@ stage_rows as (
         started_at,
         latency_seconds
     from event_stages
+    {#- every stage again as the path to a model update: labels and corrections #}
+    {%- for stage_cte in ['event_stages', 'dataset_stage', 'training_stage', 'deployment_stage'] %}
 
-    union all
+        union all
 
-    select
-        model_name,
-        '__labels__' as event_type,
-        stage_order,
-        stage,
-        started_at,
-        latency_seconds
-    from event_stages
-    where is_ground_truth
-
-    union all
-
-    select
-        model_name,
-        '__labels__' as event_type,
-        stage_order,
-        stage,
-        started_at,
-        latency_seconds
-    from dataset_stage
-
-    union all
-
-    select
-        model_name,
-        '__labels__' as event_type,
-        stage_order,
-        stage,
-        started_at,
-        latency_seconds
-    from training_stage
-
-    union all
-
-    select
-        model_name,
-        '__labels__' as event_type,
-        stage_order,
-        stage,
-        started_at,
-        latency_seconds
-    from deployment_stage
+        select
+            model_name,
+            '__labels__' as event_type,
+            stage_order,
+            stage,
+            started_at,
+            latency_seconds
+        from {{ stage_cte }}
+        {%- if stage_cte == 'event_stages' %}
+            where is_ground_truth
+        {%- endif %}
+    {%- endfor %}
 
 ),
 
