@@ -19,7 +19,8 @@ inference_segments as (
 ),
 
 {{ feedback_flywheel.training_sample(
-    'training_examples', 'inference_segments', dataset_batch_id, ref('fct_sampling_policy_scores')
+    'training_examples', 'inference_segments', dataset_batch_id, ref('fct_sampling_policy_scores'),
+    ref('fct_weak_label_examples')
 ) }}
 
 select * from final

@@ -105,6 +105,20 @@ class FlywheelVars(BaseModel):
     sampling_budget_tolerance: float = Field(
         ge=0, le=1, description="Policy choice: the smallest budget within this of the best."
     )
+    weak_label_signals: list[Literal["click", "conversion", "thumbs", "dwell_seconds"]] = Field(
+        max_length=4,
+        description="Implicit signals that stand in for a missing label, weighted by their "
+        "measured fidelity (marts.fct_weak_label_examples); [] (the default): none.",
+    )
+    weak_label_min_fidelity: float = Field(
+        gt=0, le=1, description="Weak labels: the least 95% lower bound of a signal's fidelity."
+    )
+    weak_label_fidelity_days: int = Field(
+        ge=1, le=3650, description="Weak labels: days of served predictions fidelity is over."
+    )
+    weak_label_budget: int = Field(
+        ge=0, le=1_000_000, description="Weak labels a model's training sample takes at most."
+    )
 
     drift_current_days: int = Field(ge=1, le=365, description="Drift: current window length.")
     drift_reference_days: int = Field(ge=1, le=3650, description="Drift: reference window.")

@@ -45,7 +45,8 @@ def _version_settings(db_path: Path, dataset_version: str) -> dict[str, object]:
         row = con.execute(
             f"""
             select batch_id, stratify_by, uncertainty_method, sampling_seed,
-                stratified_quota_per_cell, uncertainty_budget, sampling_policy
+                stratified_quota_per_cell, uncertainty_budget, sampling_policy,
+                weak_label_signals, weak_label_budget
             from {FCT_DATASET_VERSIONS} where dataset_version = ?
             """,
             [dataset_version],
@@ -61,7 +62,7 @@ def _version_settings(db_path: Path, dataset_version: str) -> dict[str, object]:
             raise DatasetVersionError(
                 f"no dataset version {dataset_version!r}; latest: {', '.join(latest) or 'none'}"
             )
-    batch_id, stratify_by, method, seed, quota, budget, policy = row
+    batch_id, stratify_by, method, seed, quota, budget, policy, weak_signals, weak_budget = row
     return {
         "dataset_batch_id": batch_id,
         "stratify_by": stratify_by,
@@ -70,6 +71,8 @@ def _version_settings(db_path: Path, dataset_version: str) -> dict[str, object]:
         "stratified_quota_per_cell": quota,
         "uncertainty_budget": budget,
         "sampling_policy": policy or "fixed",  # versions built before the setting existed
+        "weak_label_signals": weak_signals.split(",") if weak_signals else [],
+        "weak_label_budget": weak_budget,
     }
 
 

@@ -14,22 +14,31 @@
 {%- endmacro %}
 
 
-{#- A select over `signals` (shaped like fct_feedback_signals): one row per prediction and pair
-    whose two signals it received, with both values (correctness as 0 / 1), whether each is
-    positive (click / conversion 1, thumbs up, dwell >= var fidelity_dwell_positive_seconds,
-    rating >= var fidelity_rating_positive_at, correctness: label = prediction) and is_ranked:
-    whether a side is numeric (dwell, rating), so a rank correlation means something. -#}
-{% macro fidelity_pairs(signals) -%}
+{#- When each signal of fct_feedback_signals counts as positive, as SQL conditions on its column:
+    click / conversion 1, thumbs up, dwell >= var fidelity_dwell_positive_seconds, rating >= var
+    fidelity_rating_positive_at, correctness: the current label equals the prediction. The
+    fidelity report and the weak labels (fct_weak_label_fidelity) read the same rules. -#}
+{% macro signal_positive_conditions() -%}
     {%- set dwell_at = feedback_flywheel.setting('fidelity_dwell_positive_seconds') -%}
     {%- set rating_at = feedback_flywheel.setting('fidelity_rating_positive_at') -%}
-    {%- set positive = {
+    {{ return({
         'click': 'click = 1',
         'conversion': 'conversion = 1',
         'thumbs': 'thumbs > 0',
         'dwell_seconds': 'dwell_seconds >= ' ~ dwell_at,
         'rating': 'rating >= ' ~ rating_at,
         'correctness': 'is_correct',
-    } -%}
+    }) }}
+{%- endmacro %}
+
+
+{#- A select over `signals` (shaped like fct_feedback_signals): one row per prediction and pair
+    whose two signals it received, with both values (correctness as 0 / 1), whether each is
+    positive (click / conversion 1, thumbs up, dwell >= var fidelity_dwell_positive_seconds,
+    rating >= var fidelity_rating_positive_at, correctness: label = prediction) and is_ranked:
+    whether a side is numeric (dwell, rating), so a rank correlation means something. -#}
+{% macro fidelity_pairs(signals) -%}
+    {%- set positive = feedback_flywheel.signal_positive_conditions() -%}
     {%- set column = {'correctness': 'is_correct'} -%}
     {%- set value = {'correctness': 'case when is_correct then 1.0 else 0.0 end'} -%}
     {%- set ranked = ['dwell_seconds', 'rating'] -%}

@@ -18,8 +18,15 @@
     takes instead the chosen budget of its examples by that policy, strategy 'policy_<policy>'
     (the order feedback_flywheel/calibration/policies.py documents and the offline evaluation
     uses, per model); models without a choice yet keep the two strategies above among themselves.
+
+    With var weak_label_signals set, the sample adds, per model, up to var weak_label_budget weak
+    labels (weak_examples: fct_weak_label_examples as of the version, smallest hash first),
+    strategy 'weak_label', each weighted by its measured fidelity. They stand in for missing
+    labels and never displace a ground-truth example.
 -#}
-{% macro training_sample(training_examples, inference_segments, dataset_batch_id, policy_scores=none) -%}
+{% macro training_sample(
+    training_examples, inference_segments, dataset_batch_id, policy_scores=none, weak_examples=none
+) -%}
 
 {%- set seed = feedback_flywheel.setting('sampling_seed') %}
 {%- set stratify_by = feedback_flywheel.setting('stratify_by') %}
@@ -34,6 +41,12 @@
 {%- if auto_policy and policy_scores is none %}
     {{ exceptions.raise_compiler_error(
         "training_sample under var sampling_policy: auto needs the policy_scores relation"
+    ) }}
+{%- endif %}
+{%- set weak_labels = feedback_flywheel.setting('weak_label_signals') | length > 0 %}
+{%- if weak_labels and weak_examples is none %}
+    {{ exceptions.raise_compiler_error(
+        "training_sample under var weak_label_signals needs the weak_examples relation"
     ) }}
 {%- endif %}
 {%- if stratify_by and stratify_by not in feedback_flywheel.setting('segment_attributes') %}
@@ -278,7 +291,66 @@ sampled as (
 
 ),
 
-final as (
+{%- if weak_labels %}
+
+    weak_ranked as (
+
+        select
+            weak.*,
+            strata.stratify_value,
+            {{ feedback_flywheel.hash_fraction('weak.inference_id', seed) }} as sample_key,
+            row_number() over (
+                partition by weak.model_name
+                order by {{ feedback_flywheel.hash_fraction('weak.inference_id', seed) }},
+                    weak.inference_id
+            ) as strategy_rank
+        from {{ weak_examples }} as weak
+        left join strata on weak.inference_id = strata.inference_id
+        where
+            weak.batch_id <= {{ feedback_flywheel.sql_string(dataset_batch_id) }}
+            and (
+                weak.superseded_in_batch_id is null
+                or weak.superseded_in_batch_id > {{ feedback_flywheel.sql_string(dataset_batch_id) }}
+            )
+
+    ),
+
+    weak_sampled as (
+
+        select
+            {{ feedback_flywheel.surrogate_key(["'" ~ dataset_batch_id ~ "'", 'weak_label_id']) }}
+                as training_sample_id,
+            weak_label_id as training_example_id,
+            inference_id,
+            model_name,
+            model_version,
+            'ds-{{ dataset_batch_id }}' as dataset_version,
+            '{{ dataset_batch_id }}' as batch_id,
+            'weak_label' as sampling_strategy,
+            'weak|' || label as stratum,
+            stratify_value,
+            label,
+            label_source,
+            predicted_label,
+            features_json,
+            probabilities_json,
+            strategy_rank,
+            cast({{ seed }} as {{ dbt.type_bigint() }}) as sampling_seed,
+            sample_key,
+            predicted_score,
+            1 - coalesce(probability_top1, predicted_score) as least_confidence_score,
+            1 - (probability_top1 - probability_top2) as margin_score,
+            probability_entropy as entropy_score,
+            sample_weight,
+            inference_logged_at
+        from weak_ranked
+        where strategy_rank <= {{ feedback_flywheel.setting('weak_label_budget') }}
+
+    ),
+
+{%- endif %}
+
+strong_sampled as (
 
     select
         {{ feedback_flywheel.surrogate_key(["'" ~ dataset_batch_id ~ "'", 'sampled.training_example_id']) }}
@@ -309,6 +381,18 @@ final as (
     from sampled
     inner join examples_as_of
         on sampled.training_example_id = examples_as_of.training_example_id
+
+),
+
+final as (
+
+    select * from strong_sampled
+    {%- if weak_labels %}
+
+        union all
+
+        select * from weak_sampled
+    {%- endif %}
 
 )
 

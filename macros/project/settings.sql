@@ -27,6 +27,10 @@
         'uncertainty_budget': 'count',
         'sampling_policy': 'sampling_policy',
         'sampling_budget_tolerance': 'share_or_zero',
+        'weak_label_signals': 'weak_label_signals',
+        'weak_label_min_fidelity': 'share',
+        'weak_label_fidelity_days': 'positive_count',
+        'weak_label_budget': 'count',
         'drift_current_days': 'count',
         'drift_reference_days': 'count',
         'drift_timeline_days': 'count',
@@ -140,6 +144,12 @@
     {%- elif kind == 'sampling_policy' -%}
         {%- if value not in ['fixed', 'auto'] -%}
             {{ return("fixed (the configured sample) or auto (the evaluated policy)") }}
+        {%- endif -%}
+    {%- elif kind == 'weak_label_signals' -%}
+        {%- set implicit = ['click', 'conversion', 'thumbs', 'dwell_seconds'] -%}
+        {%- if value is string or value is mapping or value is not iterable
+            or value | reject('in', implicit) | list -%}
+            {{ return("a list of implicit signals (" ~ implicit | join(', ') ~ "); [] for none") }}
         {%- endif -%}
     {%- elif kind == 'uncertainty_method' -%}
         {%- if value not in ['least_confidence', 'margin', 'entropy'] -%}

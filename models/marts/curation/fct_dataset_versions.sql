@@ -61,6 +61,7 @@ sampled as (
         max(stratified_count) as stratified_count,
         max(uncertainty_count) as uncertainty_count,
         max(policy_count) as policy_count,
+        max(weak_label_count) as weak_label_count,
         max(sample_fingerprint) as sample_fingerprint
     from sample_versions
 
@@ -88,6 +89,8 @@ final as (
         cast(coalesce(sampled.uncertainty_count, 0) as {{ dbt.type_bigint() }})
             as uncertainty_count,
         cast(coalesce(sampled.policy_count, 0) as {{ dbt.type_bigint() }}) as policy_count,
+        cast(coalesce(sampled.weak_label_count, 0) as {{ dbt.type_bigint() }})
+            as weak_label_count,
         {{ feedback_flywheel.sql_string(feedback_flywheel.setting('sampling_policy')) }}
             as sampling_policy,
         cast(
@@ -101,6 +104,16 @@ final as (
         cast(
             {{ feedback_flywheel.setting('uncertainty_budget') }} as {{ dbt.type_bigint() }}
         ) as uncertainty_budget,
+        {%- if feedback_flywheel.setting('weak_label_signals') %}
+            {{ feedback_flywheel.sql_string(
+                feedback_flywheel.setting('weak_label_signals') | join(',')
+            ) }}
+        {%- else %}
+            cast(null as {{ dbt.type_string() }})
+        {%- endif %} as weak_label_signals,
+        cast(
+            {{ feedback_flywheel.setting('weak_label_budget') }} as {{ dbt.type_bigint() }}
+        ) as weak_label_budget,
         cast(coalesce(version_rows.example_fingerprint, 0) as {{ dbt.type_string() }})
             as example_fingerprint,
         cast(coalesce(sampled.sample_fingerprint, 0) as {{ dbt.type_string() }})

@@ -27,9 +27,11 @@ inference_segments as (
 
 ),
 
-{#- the evaluated policy (var sampling_policy: auto) is read from the relation itself -#}
+{#- the evaluated policy (var sampling_policy: auto) and the weak labels (var weak_label_signals)
+    are read from the relations themselves -#}
 {{ feedback_flywheel.training_sample(
-    'training_examples', 'inference_segments', batch_id, ref('fct_sampling_policy_scores')
+    'training_examples', 'inference_segments', batch_id, ref('fct_sampling_policy_scores'),
+    ref('fct_weak_label_examples')
 ) }}
 
 select * from final

@@ -28,6 +28,7 @@ final as (
             case when sampling_strategy like 'uncertainty%' then 1 else 0 end
         ) as uncertainty_count,
         sum(case when sampling_strategy like 'policy%' then 1 else 0 end) as policy_count,
+        sum(case when sampling_strategy = 'weak_label' then 1 else 0 end) as weak_label_count,
         sum({{ feedback_flywheel.hex8_to_bigint(
             'substr(' ~ dbt.hash('training_sample_id') ~ ', 1, 8)'
         ) }}) as sample_fingerprint

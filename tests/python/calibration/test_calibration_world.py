@@ -23,6 +23,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import duckdb
+import numpy as np
 import pandas as pd
 import pytest
 from scipy import stats
@@ -30,7 +31,7 @@ from scipy import stats
 from feedback_flywheel import batches, demo, warehouse
 from feedback_flywheel.calibration import evaluation, policies
 from feedback_flywheel.curation import datasets
-from tests.python.calibration import latency_reference
+from tests.python.calibration import latency_reference, weak_label_reference
 from tests.python.helpers import (
     copy_warehouse,
     ingest_demo,
@@ -47,6 +48,7 @@ OVERRIDES = {
     "label_maturation_days": "auto",
     "label_maturation_share": 0.85,
     "label_coverage_max_days": 14,
+    "weak_label_signals": ["thumbs", "click"],
 }
 
 
@@ -249,6 +251,26 @@ def test_by_default_the_window_is_the_configured_zero_days(demo_warehouse) -> No
         assert current_end == by_batch[batch_id]
 
 
+def test_by_default_no_signal_stands_in_for_a_label(demo_warehouse) -> None:
+    """The shipped weak_label_signals: [] measures every signal and uses none."""
+    with demo_warehouse.connect() as con:
+        usability = con.execute(
+            "select distinct usability from marts.fct_weak_label_fidelity"
+        ).fetchall()
+        weak = con.execute("select count(*) from marts.fct_weak_label_examples").fetchone()[0]
+        strategies = con.execute(
+            "select distinct sampling_strategy from marts.fct_training_sample"
+        ).fetchall()
+        counts = con.execute(
+            "select sum(weak_label_count), count(weak_label_signals) "
+            "from marts.fct_dataset_versions"
+        ).fetchone()
+    assert usability == [("not_configured",)]
+    assert weak == 0
+    assert strategies and ("weak_label",) not in strategies
+    assert counts == (0, 0)
+
+
 # --- the sampling policy ------------------------------------------------------------------------
 
 SAMPLE_SCORES = """
@@ -363,7 +385,11 @@ def test_the_chosen_policy_makes_the_next_training_sample(world) -> None:
     assert not sample[sample.batch_id == middle].sampling_strategy.str.startswith("policy_").any()
     seed = project_vars(OVERRIDES).sampling_seed
     for row in chosen.itertuples():
-        rows = sample[(sample.batch_id == last) & (sample.model_name == row.model_name)]
+        rows = sample[
+            (sample.batch_id == last)
+            & (sample.model_name == row.model_name)
+            & (sample.sampling_strategy != "weak_label")
+        ]
         assert set(rows.sampling_strategy) == {f"policy_{row.policy}"}
         pool = _pool_as_of(examples, row.model_name, last)
         picks = policies.pick(pool, row.policy, row.chosen_budget, seed)
@@ -371,7 +397,7 @@ def test_the_chosen_policy_makes_the_next_training_sample(world) -> None:
         assert sorted(rows.strategy_rank) == list(range(1, len(picks) + 1))
     version = marts["versions"].set_index("batch_id").loc[last]
     assert version.sampling_policy == "auto"
-    assert version.policy_count == version.sample_count > 0
+    assert version.policy_count == version.sample_count - version.weak_label_count > 0
 
 
 def test_under_every_policy_the_sql_picks_what_the_evaluation_picks(world) -> None:
@@ -393,7 +419,9 @@ def test_under_every_policy_the_sql_picks_what_the_evaluation_picks(world) -> No
                     "? as policy, ? as chosen_budget, true as is_chosen",
                     [models, policy, budget],
                 )
-                rebuilt = con.execute(f"select * from ({sql})").df()
+                rebuilt = con.execute(
+                    f"select * from ({sql}) where sampling_strategy <> 'weak_label'"
+                ).df()
                 for model_name in models:
                     pool = _pool_as_of(examples, model_name, last)
                     picks = policies.pick(pool, policy, budget, seed)
@@ -417,6 +445,8 @@ def test_a_re_run_of_the_last_batch_changes_nothing(world) -> None:
         for table in (
             "marts.fct_training_sample",
             "marts.fct_dataset_versions",
+            "marts.fct_weak_label_fidelity",
+            "marts.fct_weak_label_examples",
             "marts.fct_sampling_policy_scores",
             "marts.fct_sampling_policy_curves",
             "ml.sampling_policy_curves",
@@ -432,6 +462,132 @@ def test_a_re_run_of_the_last_batch_changes_nothing(world) -> None:
                 assert diff == 0, f"{table} changed on re-run ({left} minus {right}: {diff})"
     finally:
         con.close()
+
+
+# --- weak labels --------------------------------------------------------------------------------
+
+
+def _weak_tables(db_path) -> dict[str, pd.DataFrame]:
+    with warehouse.connect(db_path, read_only=True) as con:
+        return {
+            name: con.execute(f"select * from {relation}").df()
+            for name, relation in (
+                ("fidelity", "marts.fct_weak_label_fidelity"),
+                ("weak", "marts.fct_weak_label_examples"),
+                ("signals", "marts.fct_feedback_signals"),
+                ("examples", "marts.fct_training_examples where is_current"),
+                ("sample", "marts.fct_training_sample"),
+                ("versions", "marts.fct_dataset_versions"),
+            )
+        }
+
+
+def test_the_weak_label_fidelity_is_a_recount_of_the_signals(world) -> None:
+    last = world["windows"][-1]
+    tables = _weak_tables(world["db_path"])
+    settings = project_vars(OVERRIDES)
+    expected = weak_label_reference.fidelity(
+        tables["signals"],
+        tables["examples"],
+        batch_end=last.window_end,
+        days=settings.weak_label_fidelity_days,
+        dwell_at=settings.fidelity_dwell_positive_seconds,
+        configured=settings.weak_label_signals,
+        min_count=settings.fidelity_min_group_count,
+        min_fidelity=settings.weak_label_min_fidelity,
+    )
+    measured = tables["fidelity"][tables["fidelity"].batch_id == last.batch_id]
+    merged = expected.merge(
+        measured,
+        on=["model_name", "signal_name", "signal_polarity"],
+        suffixes=("_expected", ""),
+        validate="one_to_one",
+    )
+    assert len(merged) == len(expected) == len(measured) > 0
+    assert merged.usability.tolist() == merged.usability_expected.tolist()
+    assert {"usable", "not_configured", "not_two_class"} <= set(merged.usability)
+    for column in ("overlap_count", "right_count"):
+        assert merged[column].tolist() == merged[f"{column}_expected"].tolist(), column
+    for column in ("fidelity_rate", "fidelity_rate_lower", "fidelity_rate_upper"):
+        assert np.allclose(
+            merged[column].astype(float),
+            merged[f"{column}_expected"].astype(float),
+            rtol=0,
+            atol=1e-9,
+            equal_nan=True,
+        ), column
+
+
+def _holds(frame: pd.DataFrame, signals: pd.DataFrame, dwell_at: float) -> pd.Series:
+    """Whether each weak-label row's prediction holds its signal with its polarity now, and
+    still has no current label."""
+    joined = frame.merge(signals, on="inference_id", how="left", suffixes=("", "_signal"))
+    holds = pd.Series(False, index=joined.index)
+    for signal, rows in joined.groupby("signal_name"):
+        is_positive = weak_label_reference.positive(rows, signal, dwell_at)
+        polarity_now = np.where(is_positive, "positive", "negative")
+        holds[rows.index] = (
+            rows[signal].notna() & (polarity_now == rows.signal_polarity) & rows.is_correct.isna()
+        )
+    return holds.set_axis(frame.index)
+
+
+def test_weak_labels_stand_in_for_missing_labels_weighted_by_their_fidelity(world) -> None:
+    last = world["windows"][-1]
+    tables = _weak_tables(world["db_path"])
+    settings = project_vars(OVERRIDES)
+    dwell_at = settings.fidelity_dwell_positive_seconds
+    weak, fidelity, signals = tables["weak"], tables["fidelity"], tables["signals"]
+    current = weak[weak.is_current]
+    assert len(current) > 0 and (~weak.is_current).any()
+    assert not set(current.inference_id) & set(tables["examples"].inference_id)
+    assert set(weak.label_source) == {f"weak_{name}" for name in settings.weak_label_signals}
+    # each weighs the fidelity its (signal, polarity) measured in the batch it formed in
+    merged = weak.merge(
+        fidelity, on="weak_label_fidelity_id", suffixes=("", "_measured"), validate="many_to_one"
+    )
+    assert len(merged) == len(weak)
+    for column in ("batch_id", "model_name", "signal_name", "signal_polarity"):
+        assert (merged[column] == merged[f"{column}_measured"]).all(), column
+    assert merged.is_usable.all()
+    assert np.allclose(merged.sample_weight, merged.fidelity_rate_measured, rtol=0, atol=1e-12)
+    positive = merged.signal_polarity == "positive"
+    assert (merged[positive].label == merged[positive].predicted_label).all()
+    # every unlabelled prediction with a usable signal has one, and each still holds its signal
+    usable = fidelity[(fidelity.batch_id == last.batch_id) & fidelity.is_usable]
+    expected = weak_label_reference.unlabelled_usable(
+        signals, usable, batch_end=last.window_end, dwell_at=dwell_at
+    )
+    assert expected and expected <= set(current.inference_id)
+    assert _holds(current, signals, dwell_at).all()
+    # what the last batch superseded no longer holds: a label arrived or the signal turned
+    superseded = weak[weak.superseded_in_batch_id == last.batch_id]
+    assert len(superseded) > 0
+    assert not _holds(superseded, signals, dwell_at).any()
+
+
+def test_each_sample_takes_the_weak_labels_by_hash_up_to_the_budget(world) -> None:
+    tables = _weak_tables(world["db_path"])
+    settings = project_vars(OVERRIDES)
+    weak, sample = tables["weak"], tables["sample"]
+    versions = tables["versions"].set_index("batch_id")
+    for window in world["windows"]:
+        batch_id = window.batch_id
+        as_of = weak[
+            (weak.batch_id <= batch_id)
+            & (weak.superseded_in_batch_id.isna() | (weak.superseded_in_batch_id > batch_id))
+        ]
+        taken = sample[(sample.batch_id == batch_id) & (sample.sampling_strategy == "weak_label")]
+        for model_name, rows in as_of.groupby("model_name"):
+            keys = policies.sample_keys(rows.inference_id, settings.sampling_seed)
+            order = rows.assign(key=keys).sort_values(["key", "inference_id"])
+            expected = order.head(settings.weak_label_budget)
+            got = taken[taken.model_name == model_name].sort_values("strategy_rank")
+            assert got.training_example_id.tolist() == expected.weak_label_id.tolist()
+            assert got.label.tolist() == expected.label.tolist()
+            assert np.allclose(got.sample_weight, expected.sample_weight, rtol=0, atol=1e-12)
+        assert versions.loc[batch_id].weak_label_count == len(taken) > 0
+        assert versions.loc[batch_id].weak_label_signals == "thumbs,click"
 
 
 # --- the loop's latency -------------------------------------------------------------------------
