@@ -76,6 +76,7 @@ FCT_LABEL_MATURATION = _mart("fct_label_maturation")
 FCT_SAMPLING_POLICY_CURVES = _mart("fct_sampling_policy_curves")
 FCT_SAMPLING_POLICY_SCORES = _mart("fct_sampling_policy_scores")
 FCT_FEEDBACK_LATENCY = _mart("fct_feedback_latency")
+RPT_WEAK_LABELS = _mart("rpt_weak_labels")
 # experience replay
 FCT_REPLAY_TRANSITIONS = _mart("fct_replay_transitions")
 # preferences and the reward model

@@ -25,6 +25,7 @@ from feedback_flywheel.dashboard.queries.calibration import (
     label_maturation,
     sampling_policy_curves,
     sampling_policy_scores,
+    weak_labels,
 )
 from feedback_flywheel.dashboard.queries.common import (
     KPI_METRICS,
@@ -102,5 +103,6 @@ __all__ = [
     "sampling_policy_scores",
     "snapshot_info",
     "training_runs",
+    "weak_labels",
     "weekday_profile",
 ]

@@ -3,7 +3,8 @@ truth (``rpt_feedback_fidelity``), overall and week by week; label coverage by a
 (``fct_label_coverage``) and the label maturation window (``fct_label_maturation``); the
 sampling policy chosen for the next training sample and its evidence
 (``fct_sampling_policy_scores``, ``fct_sampling_policy_curves``); the loop's latency per stage
-(``fct_feedback_latency``)."""
+(``fct_feedback_latency``); the weak labels implicit signals give where a label is missing
+(``rpt_weak_labels``)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from feedback_flywheel.warehouse.catalogue import (
     FCT_SAMPLING_POLICY_CURVES,
     FCT_SAMPLING_POLICY_SCORES,
     RPT_FEEDBACK_FIDELITY,
+    RPT_WEAK_LABELS,
 )
 
 #: the columns a page shows of a fidelity row
@@ -153,5 +155,19 @@ def feedback_latency(con: duckdb.DuckDBPyConnection, model_name: str) -> pd.Data
         f"p99_seconds / 3600 as p99_hours, is_bottleneck from {FCT_FEEDBACK_LATENCY} "
         "where model_name = ? and breakdown = 'overall' "
         "order by event_type <> '__labels__', event_type, stage_order",
+        [model_name],
+    ).df()
+
+
+def weak_labels(con: duckdb.DuckDBPyConnection, model_name: str) -> pd.DataFrame:
+    """The model's weak-label fidelity of the latest batch: one row per implicit signal and
+    polarity, with whether it is usable (and why not) and the weak labels it holds and formed."""
+    if not has_table(con, RPT_WEAK_LABELS):
+        return pd.DataFrame()
+    return con.execute(
+        "select signal_name, signal_polarity, weak_label_rule, overlap_count, fidelity_rate, "
+        "fidelity_rate_lower, fidelity_rate_upper, usability, is_usable, current_weak_labels, "
+        f"weak_labels_formed, batch_id from {RPT_WEAK_LABELS} where model_name = ? "
+        "order by signal_name, signal_polarity desc",
         [model_name],
     ).df()

@@ -3,7 +3,9 @@ week by week, and by model version and segment; how long labels take to arrive (
 by age, fct_label_coverage) and the maturation window the performance checks use
 (fct_label_maturation); how long each stage of the loop takes, from serving to deployment
 (fct_feedback_latency); which labels the next training sample takes: the query policy chosen
-from the offline label-efficiency curves, and why (fct_sampling_policy_scores, _curves)."""
+from the offline label-efficiency curves, and why (fct_sampling_policy_scores, _curves); and the
+weak labels implicit signals give where a label is missing, weighted by their measured fidelity
+(rpt_weak_labels)."""
 
 import altair as alt
 import pandas as pd
@@ -306,4 +308,35 @@ else:
     st.altair_chart(alt.layer(band, lines), width="stretch")
     common.table(
         policy_scores.drop(columns=["sampling_policy"]), "Every policy of the latest evaluation"
+    )
+
+st.subheader("Weak labels: signals standing in for a missing label")
+weak: pd.DataFrame = common.load(queries.weak_labels, model_name)
+if weak.empty:
+    st.caption("No weak-label fidelity yet: it appears once a batch has built it.")
+else:
+    usable = weak[weak.is_usable]
+    left, right = st.columns(2)
+    left.metric(
+        "Weak labels in use",
+        f"{int(weak.current_weak_labels.sum()):,}",
+        f"{int(weak.weak_labels_formed.sum()):,} formed in batch {weak.batch_id.iloc[0]}",
+        delta_color="off",
+        help="Predictions without a label whose implicit signal stands in for it "
+        "(fct_weak_label_examples, current); each is weighted by its signal's fidelity.",
+    )
+    right.metric(
+        "Usable signals",
+        f"{len(usable)} of {len(weak)}",
+        "weak_label_signals names none: off"
+        if (weak.usability == "not_configured").all()
+        else "signal and polarity pairs",
+        delta_color="off",
+        help="A signal is usable when weak_label_signals names it, the model is two-class (for "
+        "a negative signal), it overlaps enough labels in the window and the lower end of its "
+        "fidelity's 95% interval reaches weak_label_min_fidelity.",
+    )
+    common.table(
+        weak.drop(columns=["batch_id"]),
+        "Fidelity of each signal as a weak label (the chance it is right), latest batch",
     )

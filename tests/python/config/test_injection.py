@@ -54,6 +54,7 @@ REFUSED: dict[str, Any] = {
     "lookback_days": "3; drop table raw.inference_log",
     "bias_alpha": "0.05 or 1=1",
     "label_maturation_days": "auto; drop table raw.inference_log",
+    "weak_label_signals": ["thumbs", INJECTION],
 }
 
 
@@ -140,6 +141,13 @@ def test_no_model_or_macro_reads_a_var_except_through_the_validated_accessors() 
         ("label_coverage_max_days", 0, "a whole number >= 1"),
         ("sampling_budget_tolerance", -0.1, "a number in [0, 1]"),
         ("sampling_policy", "sometimes", "fixed (the configured sample) or auto"),
+        (
+            "weak_label_signals",
+            ["thumbs", "rating"],  # an explicit signal is no weak label
+            "a list of implicit signals (click, conversion, thumbs, dwell_seconds); [] for none",
+        ),
+        ("weak_label_min_fidelity", 0, "a number in (0, 1]"),
+        ("weak_label_budget", -1, "a whole number >= 0"),
     ],
 )
 def test_dbt_refuses_a_var_out_of_its_range_as_python_does(

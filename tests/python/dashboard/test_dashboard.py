@@ -666,6 +666,8 @@ def test_feedback_loop_page_shows_fidelity_maturation_and_the_sampling_policy(
         "Gain over random (AULC)",
         "Bottleneck",
         "Examples no training run used yet",
+        "Weak labels in use",
+        "Usable signals",
     }
     for row in overall.itertuples(index=False):
         assert metrics[row.signal_name].value == f"kappa {row.cohen_kappa:.2f}"
@@ -696,6 +698,17 @@ def test_feedback_loop_page_shows_fidelity_maturation_and_the_sampling_policy(
     ).itertuples(index=False)
     assert metrics["Bottleneck"].value == common.md(slowest.stage.replace("_", " "))
     assert metrics["Bottleneck"].delta == f"median {slowest.p50_seconds / 3600:,.1f} h"
+    weak = _read(
+        source_db,
+        "select * from marts.rpt_weak_labels "
+        "where model_name = (select min(model_name) from marts.rpt_kpi_daily)",
+    )
+    assert len(weak) == 8  # four implicit signals, each positive and negative
+    assert metrics["Weak labels in use"].value == f"{weak.current_weak_labels.sum():,}"
+    # the shipped weak_label_signals is empty: no signal is usable, and the page says it is off
+    assert (weak.usability == "not_configured").all()
+    assert metrics["Usable signals"].value == "0 of 8"
+    assert "off" in metrics["Usable signals"].delta
 
 
 def test_without_a_snapshot_the_dashboard_says_what_to_run(
