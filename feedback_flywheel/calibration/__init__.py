@@ -1,5 +1,6 @@
 """Feedback-loop calibration, the Python side: the offline evaluation of query policies
-(:mod:`.policies`, :mod:`.evaluation`) and its reads and writes (:mod:`.store`). Fidelity, label
+(:mod:`.policies`, :mod:`.evaluation`), the Exp3 bandit over the policies across cycles
+(:mod:`.bandit`) and their reads and writes (:mod:`.store`). Fidelity, label
 coverage and the maturation window are dbt models (``models/marts/calibration``); which policy the
 next training sample uses is the mart ``fct_sampling_policy_scores``."""
 

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 import duckdb
 import pandas as pd
 
-from feedback_flywheel.calibration import evaluation
+from feedback_flywheel.calibration import bandit, evaluation
 from feedback_flywheel.config.vars import FlywheelVars
 from feedback_flywheel.warehouse import schema
 from feedback_flywheel.warehouse.catalogue import (
@@ -128,7 +128,8 @@ def evaluate_batch(
             "computed_at": now,
         }
         curves.append(evaluation.curves(per_seed).assign(**common))
-        scores.append(evaluation.scores(per_seed).assign(**common))
+        model_scores = evaluation.scores(per_seed).assign(**common)
+        scores.append(with_bandit_round(con, model_scores, batch_id, model_name, settings))
     if curves:
         # One transaction: a crash leaves both tables as they were, and the re-run evaluates.
         con.execute("begin transaction")
@@ -141,3 +142,55 @@ def evaluate_batch(
             con.execute("rollback")
             raise
     return EvaluationOutcome(batch_id, tuple(frame["model_name"].iloc[0] for frame in scores))
+
+
+def previous_round(
+    con: duckdb.DuckDBPyConnection, model_name: str, batch_id: str
+) -> bandit.PreviousRound | None:
+    """The model's last bandit round before ``batch_id`` (None: this is its first)."""
+    rows = con.execute(
+        f"select policy, exp3_log_weight, exp3_probability, is_exp3_draw "
+        f"from {SAMPLING_POLICY_SCORES} where model_name = ? and batch_id = ("
+        f"select max(batch_id) from {SAMPLING_POLICY_SCORES} where model_name = ? "
+        "and batch_id < ? and exp3_probability is not null) order by policy",
+        [model_name, model_name, batch_id],
+    ).fetchall()
+    drawn = [policy for policy, _, _, is_drawn in rows if is_drawn]
+    if not drawn:
+        return None
+    return bandit.PreviousRound(
+        log_weights={policy: weight for policy, weight, _, _ in rows},
+        probabilities={policy: probability for policy, _, probability, _ in rows},
+        drawn=drawn[0],
+    )
+
+
+def with_bandit_round(
+    con: duckdb.DuckDBPyConnection,
+    model_scores: pd.DataFrame,
+    batch_id: str,
+    model_name: str,
+    settings: FlywheelVars,
+) -> pd.DataFrame:
+    """The model's scores of this evaluation with the Exp3 round it plays beside each policy."""
+    gamma = settings.sampling_policy_exp3_gamma
+    played = bandit.exp3_round(
+        model_scores["policy"].tolist(),
+        dict(zip(model_scores["policy"], model_scores["aulc_mean"], strict=True)),
+        previous_round(con, model_name, batch_id),
+        gamma,
+        bandit.draw_key(model_name, batch_id, settings.sampling_seed),
+    )
+    rounds = pd.DataFrame(
+        {
+            "policy": played.policies,
+            "exp3_log_weight": played.log_weights,
+            "exp3_probability": played.probabilities,
+            "exp3_reward": [
+                played.reward if policy == played.credited else None for policy in played.policies
+            ],
+            "is_exp3_draw": [policy == played.drawn for policy in played.policies],
+            "exp3_gamma": gamma,
+        }
+    )
+    return model_scores.merge(rounds, on="policy", how="left", validate="one_to_one")

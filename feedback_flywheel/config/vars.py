@@ -105,6 +105,13 @@ class FlywheelVars(BaseModel):
     sampling_budget_tolerance: float = Field(
         ge=0, le=1, description="Policy choice: the smallest budget within this of the best."
     )
+    sampling_policy_chooser: Literal["rule", "exp3"] = Field(
+        description="Policy choice: the documented rule (best AULC that beats random), or the "
+        "Exp3 bandit's draw across cycles (marts.fct_sampling_policy_scores)."
+    )
+    sampling_policy_exp3_gamma: float = Field(
+        gt=0, le=1, description="Exp3 bandit over the policies: the exploration share gamma."
+    )
     weak_label_signals: list[Literal["click", "conversion", "thumbs", "dwell_seconds"]] = Field(
         max_length=4,
         description="Implicit signals that stand in for a missing label, weighted by their "

@@ -2,8 +2,10 @@
 
 Each batch evaluates the query policies offline on the model's last labelled batches: the
 label-efficiency curve of every policy (``sampling_policy_curves``) and its area and gain over
-random (``sampling_policy_scores``). The mart ``fct_sampling_policy_scores`` chooses from them by
-a documented rule; the next batch's ``fct_training_sample`` reads the choice.
+random (``sampling_policy_scores``), with the round of the Exp3 bandit over the policies
+(:mod:`feedback_flywheel.calibration.bandit`) beside each score. The mart
+``fct_sampling_policy_scores`` chooses from them by a documented rule (or the bandit's draw); the
+next batch's ``fct_training_sample`` reads the choice.
 """
 
 from __future__ import annotations
@@ -61,6 +63,16 @@ SAMPLING_POLICY_SCORES = MlTable(
         _c("gain_lower", "double", "Lower bound of the gain's 95% t interval (null: one seed)."),
         _c("gain_upper", "double", "Upper bound of the gain's 95% t interval (null: one seed)."),
         *_EVALUATED,
+        _c("exp3_log_weight", "double", "Exp3: the policy's log weight after this round (max 0)."),
+        _c("exp3_probability", "double", "Exp3: the probability this round draws the policy."),
+        _c(
+            "exp3_reward",
+            "double",
+            "Exp3: the realised gain (this round's AULC) credited to the previous round's draw "
+            "(null on every other row).",
+        ),
+        _c("is_exp3_draw", "boolean", "Exp3: whether this round drew the policy."),
+        _c("exp3_gamma", "double", "Exp3: the exploration share the round used."),
         _c("computed_at", "timestamp", "When the row was written (UTC).", False),
     ),
     primary_key=("batch_id", "model_name", "policy"),

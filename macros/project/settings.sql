@@ -26,6 +26,8 @@
         'uncertainty_method': 'uncertainty_method',
         'uncertainty_budget': 'count',
         'sampling_policy': 'sampling_policy',
+        'sampling_policy_chooser': 'sampling_policy_chooser',
+        'sampling_policy_exp3_gamma': 'share',
         'sampling_budget_tolerance': 'share_or_zero',
         'weak_label_signals': 'weak_label_signals',
         'weak_label_min_fidelity': 'share',
@@ -144,6 +146,10 @@
     {%- elif kind == 'sampling_policy' -%}
         {%- if value not in ['fixed', 'auto'] -%}
             {{ return("fixed (the configured sample) or auto (the evaluated policy)") }}
+        {%- endif -%}
+    {%- elif kind == 'sampling_policy_chooser' -%}
+        {%- if value not in ['rule', 'exp3'] -%}
+            {{ return("rule (the best AULC that beats random) or exp3 (the bandit's draw)") }}
         {%- endif -%}
     {%- elif kind == 'weak_label_signals' -%}
         {%- set implicit = ['click', 'conversion', 'thumbs', 'dwell_seconds'] -%}

@@ -110,7 +110,8 @@ def label_maturation(con: duckdb.DuckDBPyConnection, model_name: str) -> pd.Data
 
 def sampling_policy_scores(con: duckdb.DuckDBPyConnection, model_name: str) -> pd.DataFrame:
     """The model's latest evaluation of the query policies: one row per policy (the chosen one
-    first), with its AULC, gain over random, budget and why it was or was not chosen; and the
+    first), with its AULC, gain over random, budget, its Exp3 bandit probability and draw, and
+    why it was or was not chosen (by the rule or the bandit: ``chooser``); and the
     sampling mode of the latest dataset version (``sampling_policy``)."""
     if not has_table(con, FCT_SAMPLING_POLICY_SCORES):
         return pd.DataFrame()
@@ -123,7 +124,8 @@ def sampling_policy_scores(con: duckdb.DuckDBPyConnection, model_name: str) -> p
     return con.execute(
         "select batch_id, policy, is_chosen, aulc_mean, aulc_lower, aulc_upper, gain_mean, "
         "gain_lower, gain_upper, chosen_budget, beats_random, choice_reason, "
-        "first_train_batch_id, last_test_batch_id, pairs, seeds, ? as sampling_policy "
+        "first_train_batch_id, last_test_batch_id, pairs, seeds, exp3_probability, "
+        "is_exp3_draw, chooser, ? as sampling_policy "
         f"from {FCT_SAMPLING_POLICY_SCORES} where model_name = ? and batch_id = "
         f"(select max(batch_id) from {FCT_SAMPLING_POLICY_SCORES} where model_name = ?) "
         "order by is_chosen desc, aulc_mean desc, policy",

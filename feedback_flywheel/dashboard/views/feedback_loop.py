@@ -259,7 +259,9 @@ else:
         if mode == "auto"
         else "advice only (sampling_policy: fixed keeps the configured sample)",
         delta_color="off",
-        help="The largest area under the label-efficiency curve among random and the policies "
+        help="The draw of the Exp3 bandit over the policies (sampling_policy_chooser: exp3)."
+        if chosen.chooser == "exp3"
+        else "The largest area under the label-efficiency curve among random and the policies "
         "whose gain over random has a 95% interval above 0.",
     )
     if pd.notna(chosen.gain_lower):

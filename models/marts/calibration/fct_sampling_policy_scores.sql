@@ -15,6 +15,9 @@
 --   - the chosen policy is the candidate with the largest mean AULC (ties: the policy name);
 --   - its budget is the smallest evaluated budget whose mean accuracy is within var
 --     sampling_budget_tolerance of the policy's best.
+-- Under var sampling_policy_chooser: exp3 the chosen policy is instead the draw of the Exp3
+-- bandit's round that the evaluation played (feedback_flywheel/calibration/bandit.py), at the
+-- budget above; an evaluation without a bandit round falls back to the rule.
 -- One row per (evaluation batch, model, policy), the chosen one flagged, each with why.
 -- fct_training_sample (var sampling_policy: auto) uses the latest chosen row before its batch.
 -- Incremental: an evaluation's choice is made once, by the first build after it, and kept (a
@@ -22,6 +25,8 @@
 
 {%- set batch_id = feedback_flywheel.batch_param('batch_id') %}
 {%- set tolerance = feedback_flywheel.setting('sampling_budget_tolerance') %}
+{%- set exp3 = feedback_flywheel.setting('sampling_policy_chooser') == 'exp3' %}
+{%- set by_draw = 'true' if exp3 else 'false' %}
 {#- a number as text with three decimals (n/a for null), for choice_reason -#}
 {%- set number_text = "coalesce(cast(cast(round(VALUE, 3) as decimal(18, 3)) as "
     ~ dbt.type_string() ~ "), 'n/a')" %}
@@ -96,7 +101,11 @@ ranked as (
         *,
         row_number() over (
             partition by batch_id, model_name
-            order by case when is_candidate then 0 else 1 end asc, aulc_mean desc, policy asc
+            order by
+                case when {{ by_draw }} and coalesce(is_exp3_draw, false) then 0 else 1 end asc,
+                case when is_candidate then 0 else 1 end asc,
+                aulc_mean desc,
+                policy asc
         ) as choice_rank,
         sum(case when beats_random then 1 else 0 end) over (
             partition by batch_id, model_name
@@ -110,7 +119,8 @@ chosen as (
     select
         batch_id,
         model_name,
-        policy as chosen_policy
+        policy as chosen_policy,
+        coalesce(is_exp3_draw, false) as is_drawn
     from ranked
     where choice_rank = 1
 
@@ -138,6 +148,13 @@ final as (
         || ' (95% CI ' || {{ number_text | replace('VALUE', 'ranked.gain_lower') }} || ' to '
         || {{ number_text | replace('VALUE', 'ranked.gain_upper') }} || '); '
         || case
+            when {{ by_draw }} and ranked.choice_rank = 1 and chosen.is_drawn
+                then 'chosen: drawn by the Exp3 bandit (probability '
+                    || {{ number_text | replace('VALUE', 'ranked.exp3_probability') }} || ')'
+            when {{ by_draw }} and chosen.is_drawn
+                then 'not chosen: the Exp3 bandit drew ' || chosen.chosen_policy
+                    || ' (this one''s probability '
+                    || {{ number_text | replace('VALUE', 'ranked.exp3_probability') }} || ')'
             when ranked.choice_rank = 1 and ranked.policy = 'random'
                 then 'chosen: no policy''s gain interval over random is above 0'
             when ranked.choice_rank = 1
@@ -153,7 +170,13 @@ final as (
         ranked.first_train_batch_id,
         ranked.last_test_batch_id,
         ranked.pairs,
-        ranked.seeds
+        ranked.seeds,
+        ranked.exp3_log_weight,
+        ranked.exp3_probability,
+        ranked.exp3_reward,
+        ranked.is_exp3_draw,
+        ranked.exp3_gamma,
+        {{ feedback_flywheel.sql_string('exp3' if exp3 else 'rule') }} as chooser
     from ranked
     inner join chosen
         on ranked.batch_id = chosen.batch_id and ranked.model_name = chosen.model_name

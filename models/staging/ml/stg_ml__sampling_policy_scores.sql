@@ -1,5 +1,6 @@
 -- One row per (batch, model, query policy) the policy evaluation scored
--- (ml.sampling_policy_scores: its AULC and its gain over random), as written.
+-- (ml.sampling_policy_scores: its AULC and its gain over random, and the Exp3 bandit's round),
+-- as written.
 with
 
 source as (
@@ -26,6 +27,11 @@ renamed as (
         last_test_batch_id,
         pairs,
         seeds,
+        exp3_log_weight,
+        exp3_probability,
+        exp3_reward,
+        is_exp3_draw,
+        exp3_gamma,
         computed_at
     from source
 

@@ -29,9 +29,10 @@ import pytest
 from scipy import stats
 
 from feedback_flywheel import batches, demo, warehouse
-from feedback_flywheel.calibration import evaluation, policies
+from feedback_flywheel.calibration import bandit, evaluation, policies
 from feedback_flywheel.curation import datasets
 from tests.python.calibration import latency_reference, weak_label_reference
+from tests.python.calibration.exp3_reference import reference_exp3
 from tests.python.helpers import (
     copy_warehouse,
     ingest_demo,
@@ -607,3 +608,30 @@ def test_the_latency_of_each_stage_is_a_recount_of_its_rows(world) -> None:
     assert stages.pending_count.sum()["received_to_dataset"] > 0  # labels still settling
     assert (stages.pending_share.min()["dataset_to_training"]) == 1.0
     assert overall.is_bottleneck.sum() == overall.model_name.nunique()
+
+
+def test_each_evaluation_plays_one_exp3_round_from_the_one_before(world) -> None:
+    settings = project_vars(OVERRIDES)
+    with duckdb.connect(str(world["db_path"]), read_only=True) as con:
+        rounds = con.execute(
+            "select * from ml.sampling_policy_scores order by model_name, batch_id, policy"
+        ).df()
+    assert rounds.batch_id.nunique() >= 2  # at least one round credits the one before
+    for model_name, played in rounds.groupby("model_name"):
+        batches = sorted(played.batch_id.unique())
+        names = sorted(played.policy.unique())
+        aulc = [
+            played[played.batch_id == batch].set_index("policy").aulc_mean.to_dict()
+            for batch in batches
+        ]
+        keys = [bandit.draw_key(model_name, batch, settings.sampling_seed) for batch in batches]
+        expected = reference_exp3(names, aulc, keys, settings.sampling_policy_exp3_gamma)
+        for batch, (probabilities, drawn, credited) in zip(batches, expected, strict=True):
+            rows = played[played.batch_id == batch].set_index("policy").loc[names]
+            assert rows.exp3_probability.tolist() == pytest.approx(probabilities, rel=1e-9)
+            assert rows.index[rows.is_exp3_draw].tolist() == [drawn]
+            assert rows.exp3_reward.dropna().tolist() == ([] if credited is None else [credited])
+    # the shipped chooser is the rule: the bandit's draw is beside it, not in force
+    scores = _marts(world["db_path"])["scores"]
+    assert (scores.chooser == "rule").all()
+    assert scores.exp3_probability.notna().all()
