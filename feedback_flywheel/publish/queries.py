@@ -84,13 +84,13 @@ def quarantine_reasons(
 
 
 def dataset_version_of_batch(con: duckdb.DuckDBPyConnection, batch_id: str) -> list[tuple]:
-    """(version, examples, added, sample, stratified, uncertainty, by policy) of the batch's
-    version."""
+    """(version, examples, added, sample, stratified, uncertainty, by policy, weak labels) of the
+    batch's version."""
     return rows(
         con,
         f"""
         select dataset_version, example_count, examples_added, sample_count, stratified_count,
-            uncertainty_count, policy_count
+            uncertainty_count, policy_count, weak_label_count
         from {FCT_DATASET_VERSIONS} where batch_id = ?
         """,
         [batch_id],

@@ -132,11 +132,12 @@ def run_summary(con: duckdb.DuckDBPyConnection, db_path: Path, serving_path: Pat
     ]
     examples = queries.dataset_version_of_batch(con, last_batch)
     if examples:
-        version, total, added, sample, stratified, uncertain, by_policy = examples[0]
+        version, total, added, sample, stratified, uncertain, by_policy, weak = examples[0]
         lines.append(
             f"  dataset {version}: {total:,} training examples ({added:,} new), training sample "
             f"{sample:,} ({stratified:,} stratified, {uncertain:,} uncertainty"
-            + (f", {by_policy:,} by the evaluated policy)" if by_policy else ")")
+            + (f", {by_policy:,} by the evaluated policy" if by_policy else "")
+            + (f", {weak:,} weak labels weighted by their signal's fidelity)" if weak else ")")
         )
     for model, evaluated, policy, budget, _ in queries.sampling_policies_in_force(con):
         lines.append(

@@ -31,6 +31,7 @@ from scipy import stats
 from feedback_flywheel import batches, demo, warehouse
 from feedback_flywheel.calibration import bandit, evaluation, policies
 from feedback_flywheel.curation import datasets
+from feedback_flywheel.publish.summary import run_summary
 from tests.python.calibration import latency_reference, weak_label_reference
 from tests.python.calibration.exp3_reference import reference_exp3
 from tests.python.helpers import (
@@ -589,6 +590,10 @@ def test_each_sample_takes_the_weak_labels_by_hash_up_to_the_budget(world) -> No
             assert np.allclose(got.sample_weight, expected.sample_weight, rtol=0, atol=1e-12)
         assert versions.loc[batch_id].weak_label_count == len(taken) > 0
         assert versions.loc[batch_id].weak_label_signals == "thumbs,click"
+    with duckdb.connect(str(world["db_path"]), read_only=True) as con:
+        said = run_summary(con, world["db_path"], world["db_path"])
+    last = versions.loc[world["windows"][-1].batch_id]
+    assert f"{last.weak_label_count:,} weak labels weighted by their signal's fidelity" in said
 
 
 # --- the loop's latency -------------------------------------------------------------------------
