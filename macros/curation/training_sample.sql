@@ -77,12 +77,7 @@ examples_as_of as (
         strata.stratify_value
     from {{ training_examples }} as examples
     left join strata on examples.inference_id = strata.inference_id
-    where
-        examples.batch_id <= {{ feedback_flywheel.sql_string(dataset_batch_id) }}
-        and (
-            examples.superseded_in_batch_id is null
-            or examples.superseded_in_batch_id > {{ feedback_flywheel.sql_string(dataset_batch_id) }}
-        )
+    where {{ feedback_flywheel.in_version_as_of('examples', dataset_batch_id) }}
 
 ),
 
@@ -306,12 +301,7 @@ sampled as (
             ) as strategy_rank
         from {{ weak_examples }} as weak
         left join strata on weak.inference_id = strata.inference_id
-        where
-            weak.batch_id <= {{ feedback_flywheel.sql_string(dataset_batch_id) }}
-            and (
-                weak.superseded_in_batch_id is null
-                or weak.superseded_in_batch_id > {{ feedback_flywheel.sql_string(dataset_batch_id) }}
-            )
+        where {{ feedback_flywheel.in_version_as_of('weak', dataset_batch_id) }}
 
     ),
 
@@ -396,4 +386,14 @@ final as (
 
 )
 
+{%- endmacro %}
+
+
+
+{#- Whether a row of a versioned mart (fct_training_examples, fct_weak_label_examples) is in the
+    dataset version of a batch: added by then, not superseded by then. -#}
+{% macro in_version_as_of(alias, dataset_batch_id) -%}
+    {%- set version = feedback_flywheel.sql_string(dataset_batch_id) -%}
+    ({{ alias }}.batch_id <= {{ version }} and ({{ alias }}.superseded_in_batch_id is null
+        or {{ alias }}.superseded_in_batch_id > {{ version }}))
 {%- endmacro %}

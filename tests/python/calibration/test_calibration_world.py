@@ -304,18 +304,26 @@ def _pool_as_of(examples: pd.DataFrame, model_name: str, batch_id: str) -> pd.Da
     return rows.sort_values("inference_id").reset_index(drop=True)
 
 
-def _marts(db_path) -> dict[str, pd.DataFrame]:
+def _read_all(db_path, relations: dict[str, str]) -> dict[str, pd.DataFrame]:
+    """Each named relation (or a relation with a filter), read whole."""
     with warehouse.connect(db_path, read_only=True) as con:
         return {
             name: con.execute(f"select * from {relation}").df()
-            for name, relation in (
-                ("scores", "marts.fct_sampling_policy_scores"),
-                ("curves", "marts.fct_sampling_policy_curves"),
-                ("ml_curves", "ml.sampling_policy_curves"),
-                ("sample", "marts.fct_training_sample"),
-                ("versions", "marts.fct_dataset_versions"),
-            )
+            for name, relation in relations.items()
         }
+
+
+def _marts(db_path) -> dict[str, pd.DataFrame]:
+    return _read_all(
+        db_path,
+        {
+            "scores": "marts.fct_sampling_policy_scores",
+            "curves": "marts.fct_sampling_policy_curves",
+            "ml_curves": "ml.sampling_policy_curves",
+            "sample": "marts.fct_training_sample",
+            "versions": "marts.fct_dataset_versions",
+        },
+    )
 
 
 def test_the_evaluation_is_a_recount_of_the_policies_on_the_labelled_batches(world) -> None:
@@ -470,18 +478,17 @@ def test_a_re_run_of_the_last_batch_changes_nothing(world) -> None:
 
 
 def _weak_tables(db_path) -> dict[str, pd.DataFrame]:
-    with warehouse.connect(db_path, read_only=True) as con:
-        return {
-            name: con.execute(f"select * from {relation}").df()
-            for name, relation in (
-                ("fidelity", "marts.fct_weak_label_fidelity"),
-                ("weak", "marts.fct_weak_label_examples"),
-                ("signals", "marts.fct_feedback_signals"),
-                ("examples", "marts.fct_training_examples where is_current"),
-                ("sample", "marts.fct_training_sample"),
-                ("versions", "marts.fct_dataset_versions"),
-            )
-        }
+    return _read_all(
+        db_path,
+        {
+            "fidelity": "marts.fct_weak_label_fidelity",
+            "weak": "marts.fct_weak_label_examples",
+            "signals": "marts.fct_feedback_signals",
+            "examples": "marts.fct_training_examples where is_current",
+            "sample": "marts.fct_training_sample",
+            "versions": "marts.fct_dataset_versions",
+        },
+    )
 
 
 def test_the_weak_label_fidelity_is_a_recount_of_the_signals(world) -> None:
