@@ -394,6 +394,7 @@ final as (
     dataset version of a batch: added by then, not superseded by then. -#}
 {% macro in_version_as_of(alias, dataset_batch_id) -%}
     {%- set version = feedback_flywheel.sql_string(dataset_batch_id) -%}
-    ({{ alias }}.batch_id <= {{ version }} and ({{ alias }}.superseded_in_batch_id is null
-        or {{ alias }}.superseded_in_batch_id > {{ version }}))
+    {%- set prefix = alias ~ '.' if alias else '' -%}
+    ({{ prefix }}batch_id <= {{ version }} and ({{ prefix }}superseded_in_batch_id is null
+        or {{ prefix }}superseded_in_batch_id > {{ version }}))
 {%- endmacro %}

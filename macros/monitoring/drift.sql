@@ -218,3 +218,98 @@ window_values as (
 
 ),
 {%- endmacro %}
+
+
+{#- How the drift windows split into days (see drift_window_bounds): `whole_day`, a where
+    condition over an int_drift_values_daily row aliased `daily` whose day lies wholly inside
+    [reference start, current end) and on one side of current start (a day summary serves it);
+    `edge`, a where condition over the logged_at of a typed value on a part day the bounds cut
+    (the first day from the reference start, the day current start cuts, the last day up to the
+    watermark), false before any row is read at a midnight watermark, when no day is cut. -#}
+{% macro drift_window_day_split() -%}
+    {%- set bounds = feedback_flywheel.drift_window_bounds() -%}
+    {%- set day_start = 'cast(daily.logged_date as timestamp)' -%}
+    {%- set day_end = dbt.dateadd('day', 1, day_start) -%}
+    {%- set whole_day -%}
+        {{ day_start }} >= {{ bounds.reference_start_at }}
+        and {{ day_end }} <= {{ bounds.current_end_at }}
+        and ({{ day_start }} >= {{ bounds.current_start_at }}
+            or {{ day_end }} <= {{ bounds.current_start_at }})
+    {%- endset -%}
+    {%- set edge -%}
+        {{ dbt.date_trunc('day', bounds.current_end_at) }} <> {{ bounds.current_end_at }}
+        and (
+            (
+                logged_at >= {{ bounds.reference_start_at }}
+                and logged_at < {{ dbt.dateadd(
+                    'day', 1, dbt.date_trunc('day', bounds.reference_start_at)
+                ) }}
+            )
+            or (
+                logged_at >= {{ dbt.date_trunc('day', bounds.current_start_at) }}
+                and logged_at < {{ dbt.dateadd(
+                    'day', 1, dbt.date_trunc('day', bounds.current_start_at)
+                ) }}
+            )
+            or (
+                logged_at >= {{ dbt.date_trunc('day', bounds.current_end_at) }}
+                and logged_at < {{ bounds.current_end_at }}
+            )
+        )
+    {%- endset -%}
+    {{ return({'whole_day': whole_day, 'edge': edge}) }}
+{%- endmacro %}
+
+
+{#- One CTE (window_values, followed by a comma): the counted values of the two drift windows
+    at the watermark, not merged: the day summaries of the whole days (int_drift_values_daily)
+    and the edge days' counts (int_drift_values_edge_counted), one row per (model, feature,
+    value, source day or edge side) with ref_count and cur_count, so a value may come in several
+    rows. A count over the rows is the window's; a caller that needs one row per value groups
+    them (int_drift_values_counted), one that only sums or orders them (the numeric statistics,
+    drift_numeric_distance_ctes) reads them as they are and skips the merge.
+    features: as drift_typed_feature_filter takes them. -#}
+{% macro drift_window_values(features) -%}
+    {%- set bounds = feedback_flywheel.drift_window_bounds() -%}
+    {%- set split = feedback_flywheel.drift_window_day_split() -%}
+
+window_values as (
+
+    select
+        daily.model_name,
+        daily.feature_name,
+        daily.feature_kind,
+        daily.value_type,
+        daily.string_value,
+        daily.numeric_value,
+        case
+            when cast(daily.logged_date as timestamp) < {{ bounds.current_start_at }}
+                then daily.value_count
+            else 0
+        end as ref_count,
+        case
+            when cast(daily.logged_date as timestamp) >= {{ bounds.current_start_at }}
+                then daily.value_count
+            else 0
+        end as cur_count
+    from {{ ref('int_drift_values_daily') }} as daily
+    where
+        {{ split.whole_day }}
+        and ({{ feedback_flywheel.drift_typed_feature_filter(features, 'daily') }})
+
+    union all
+
+    select
+        edge.model_name,
+        edge.feature_name,
+        edge.feature_kind,
+        edge.value_type,
+        edge.string_value,
+        edge.numeric_value,
+        case when edge.window_side = 'reference' then edge.value_count else 0 end as ref_count,
+        case when edge.window_side = 'current' then edge.value_count else 0 end as cur_count
+    from {{ ref('int_drift_values_edge_counted') }} as edge
+    where {{ feedback_flywheel.drift_typed_feature_filter(features, 'edge') }}
+
+),
+{%- endmacro %}

@@ -13,15 +13,18 @@
 
 {#- The CTEs (each followed by a comma) that turn counted values into the moments and exact
     ECDF distances of every group. value_counts: a CTE with the keys, feature_kind, numeric_value
-    (null: the missing values), ref_count and cur_count, one row per (keys, numeric_value). Defines
+    (null: the missing values), ref_count and cur_count; a value may come in several rows (one
+    per day summary, say): they need no merge first. Defines
     feature_counts, feature_scales, feature_sums, feature_means, feature_totals (n_ref, n_cur,
     missing_ref, missing_cur, min/max, ref_mean, cur_mean, n_ref_compared, n_cur_compared) and
     ecdf_distances (ks_d, wasserstein, ref_std), all keyed by keys. How: one window pass gives both
-    empirical CDFs after each distinct value (right-continuous, as scipy evaluates them) and the
-    gap to the next distinct value; KS D is the largest |F_ref - F_cur|, maximised in integers
-    (max |c_ref * n_cur - c_cur * n_ref| / (n_ref * n_cur), so it is the correctly rounded exact
-    value), W1 the sum of |F_ref - F_cur| times the gap. Every floating-point sum is an exact_sum,
-    so a re-run is identical bit for bit. -#}
+    empirical CDFs after each distinct value (right-continuous, as scipy evaluates them: the
+    frame is a range, so every row of a value sees the counts of all its rows) and the gap to the
+    next distinct value (lead() is the same value, a gap of 0, on every row of a value but one);
+    KS D is the largest |F_ref - F_cur|, maximised in integers (max |c_ref * n_cur - c_cur *
+    n_ref| / (n_ref * n_cur), so it is the correctly rounded exact value), W1 the sum of
+    |F_ref - F_cur| times the gap. Every floating-point sum is an exact_sum, so a re-run is
+    identical bit for bit. -#}
 {% macro drift_numeric_distance_ctes(value_counts, keys) -%}
     {%- set key_list = keys | join(', ') -%}
 
@@ -123,12 +126,12 @@ value_ecdf as (
         sum(ref_count) over (
             partition by {{ key_list }}
             order by numeric_value
-            rows between unbounded preceding and current row
+            range between unbounded preceding and current row
         ) as ref_cumulative,
         sum(cur_count) over (
             partition by {{ key_list }}
             order by numeric_value
-            rows between unbounded preceding and current row
+            range between unbounded preceding and current row
         ) as cur_cumulative,
         lead(numeric_value) over (
             partition by {{ key_list }}

@@ -5,13 +5,15 @@
 -- days long and meet at current_start_at, so the three bounds share their time of day; when the
 -- watermark is not midnight, the days they cut (the first day from the reference start, the day
 -- current start cuts, the last day up to the watermark) are not whole days of either window, and
--- int_drift_values_counted takes them from here instead of from the day summaries. At a midnight
--- watermark this is empty and reads nothing (the condition is false before any row is read). A
--- view: only int_drift_values_counted reads it, once per batch.
+-- the drift windows (macro drift_window_values) take them from here instead of from the day
+-- summaries (macro drift_window_day_split says which days are cut). At a midnight watermark this
+-- is empty and reads nothing (the condition is false before any row is read). A view: the
+-- categorical counts and the numeric drift read it, once each per batch.
 
 {%- set inputs = feedback_flywheel.drift_input_features() %}
 {%- set builtins = feedback_flywheel.drift_builtin_features() %}
 {%- set bounds = feedback_flywheel.drift_window_bounds() %}
+{%- set split = feedback_flywheel.drift_window_day_split() %}
 
 with
 
@@ -30,25 +32,7 @@ edge_values as (
         end as window_side
     from {{ ref('int_drift_values_typed') }}
     where
-        {{ dbt.date_trunc('day', bounds.current_end_at) }} <> {{ bounds.current_end_at }}
-        and (
-            (
-                logged_at >= {{ bounds.reference_start_at }}
-                and logged_at < {{ dbt.dateadd(
-                    'day', 1, dbt.date_trunc('day', bounds.reference_start_at)
-                ) }}
-            )
-            or (
-                logged_at >= {{ dbt.date_trunc('day', bounds.current_start_at) }}
-                and logged_at < {{ dbt.dateadd(
-                    'day', 1, dbt.date_trunc('day', bounds.current_start_at)
-                ) }}
-            )
-            or (
-                logged_at >= {{ dbt.date_trunc('day', bounds.current_end_at) }}
-                and logged_at < {{ bounds.current_end_at }}
-            )
-        )
+        {{ split.edge }}
         and ({{ feedback_flywheel.drift_typed_feature_filter(inputs + builtins[:2]) }})
 
 ),

@@ -39,9 +39,7 @@ version_rows as (
             'substr(' ~ dbt.hash('training_example_id') ~ ', 1, 8)'
         ) }}) as example_fingerprint
     from examples
-    where
-        batch_id <= '{{ batch_id }}'
-        and (superseded_in_batch_id is null or superseded_in_batch_id > '{{ batch_id }}')
+    where {{ feedback_flywheel.in_version_as_of(none, batch_id) }}
 
 ),
 

@@ -344,6 +344,71 @@ def test_numeric_statistics_equal_scipy(drift_build: DriftBuild) -> None:
     assert mart.loc[("m1", "x_int"), "ks_d"] > 0.1, "the shifted feature drifts"
 
 
+NOON = {
+    "FLYWHEEL_BATCH_ID": "b20260301T120000",
+    "FLYWHEEL_BATCH_START": "2026-01-01 00:00:00",
+    "FLYWHEEL_BATCH_END": "2026-03-01 12:00:00",
+}
+
+
+@pytest.fixture(scope="module")
+def noon_build(drift_build: DriftBuild, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The same inferences with the watermark at noon: every window bound cuts a day, so the
+    windows are whole days' summaries plus the part days counted from their typed values."""
+    tmp = tmp_path_factory.mktemp("drift-noon")
+    db_path = tmp / "noon.duckdb"
+    shutil.copyfile(drift_build.db_path, db_path)
+    dbt(
+        ["run", "--select", "+fct_drift_numeric", "--full-refresh"],
+        dbt_vars=DBT_VARS,
+        db_path=db_path,
+        target_path=tmp / "target",
+        extra_env={**NOON, "DBT_LOG_PATH": str(tmp / "logs")},
+    )
+    return db_path
+
+
+def test_numeric_statistics_equal_scipy_at_a_noon_watermark(
+    drift_build: DriftBuild, noon_build: Path
+) -> None:
+    """Current [02-28 12:00, 03-01 12:00), reference the 14 days before: the statistics over
+    the merged day summaries and edge counts equal scipy's on the raw values of those windows."""
+    end = datetime(2026, 3, 1, 12)
+    current_start, reference_start = end - timedelta(days=1), end - timedelta(days=15)
+    rows = drift_build.rows.copy()
+    logged = rows["logged_at"]
+    rows["side"] = np.select(
+        [
+            (logged >= current_start) & (logged < end),
+            (logged >= reference_start) & (logged < current_start),
+        ],
+        ["current", "reference"],
+        default="outside",
+    )
+    mart = numeric_mart(noon_build)
+    assert set(mart["batch_id"]) == {NOON["FLYWHEEL_BATCH_ID"]}
+    for feature in ["x_int", "x_float", "x_sparse", "predicted_score"]:
+        ref = numeric_values(rows, "m1", feature, "reference")
+        cur = numeric_values(rows, "m1", feature, "current")
+        got = mart.loc[("m1", feature)]
+        assert (got["n_ref"], got["n_cur"]) == (len(ref), len(cur)), feature
+        assert got["missing_cur"] == window_rows(rows, "m1", "current") - len(cur), feature
+        expected = {
+            "ks_d": stats.ks_2samp(ref, cur).statistic,
+            "wasserstein": stats.wasserstein_distance(ref, cur),
+            "ref_mean": np.mean(ref),
+            "ref_std": np.std(ref, ddof=1),
+            "cur_mean": np.mean(cur),
+        }
+        for column, value in expected.items():
+            assert got[column] == pytest.approx(value, abs=TOLERANCE, rel=TOLERANCE), (
+                feature,
+                column,
+            )
+    current_days = rows.loc[rows["side"] == "current", "logged_at"].dt.normalize().nunique()
+    assert current_days == 2, "the current window cuts two days"
+
+
 def _day_windows(rows: pd.DataFrame, model: str, day: datetime) -> pd.DataFrame:
     """The model's rows of the windows of timeline day ``day`` (side: reference or current)."""
     logged = rows["logged_at"]

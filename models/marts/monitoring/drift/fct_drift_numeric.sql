@@ -11,12 +11,13 @@
 -- window against the reference window, with exact two-sample statistics equal to scipy's on the
 -- same values: KS D (scipy.stats.ks_2samp), W1 (scipy.stats.wasserstein_distance), and PSI and
 -- JS distance over the frozen reference bins (fct_drift_reference_bins).
--- How: the values come counted by (feature, value) with a count per window
--- (int_drift_values_counted: ties collapsed, the missing values in the null row); one window pass
--- over that much smaller table gives both empirical CDFs after each distinct value
--- (right-continuous, as scipy evaluates them) and the gap to the next distinct value. KS D is the
--- largest |F_ref - F_cur| at a distinct value, W1 the sum of |F_ref - F_cur| times the gap. No
--- self-join, no per-feature query. That SQL is the macro drift_numeric_distance_ctes, which the
+-- How: the values come counted per window from the day summaries of the whole days and the
+-- counts of the cut edge days (macro drift_window_values: a value may come in several rows, one
+-- per day, the missing values in the null rows), not merged first; one window pass over those
+-- rows, with every row of a value in its frame, gives both empirical CDFs after each distinct
+-- value (right-continuous, as scipy evaluates them) and the gap to the next distinct value. KS D
+-- is the largest |F_ref - F_cur| at a distinct value, W1 the sum of |F_ref - F_cur| times the gap.
+-- No self-join, no per-feature query. That SQL is the macro drift_numeric_distance_ctes, which the
 -- drift timeline (fct_drift_timeline_numeric) shares.
 -- D is maximised in integers, max |c_ref * n_cur - c_cur * n_ref| / (n_ref * n_cur) (c the
 -- cumulative counts), so it is the correctly rounded exact value: bit for bit what ks_2samp
@@ -30,8 +31,14 @@
 
 {%- set batch_id = feedback_flywheel.batch_param('batch_id') %}
 {%- set bounds = feedback_flywheel.drift_window_bounds() %}
+{%- set inputs = feedback_flywheel.drift_input_features() %}
+{%- set builtins = feedback_flywheel.drift_builtin_features() %}
+{%- set features = (inputs + builtins[:1])
+    | selectattr('value_type', 'equalto', 'numeric') | list %}
 
 with
+
+{{ feedback_flywheel.drift_window_values(features) }}
 
 value_counts as (
 
@@ -42,8 +49,7 @@ value_counts as (
         numeric_value,
         ref_count,
         cur_count
-    from {{ ref('int_drift_values_counted') }}
-    where value_type = 'numeric'
+    from window_values
 
 ),
 

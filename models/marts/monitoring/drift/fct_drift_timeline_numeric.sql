@@ -27,22 +27,7 @@ with
 
 {{ feedback_flywheel.drift_timeline_window_values(features) }}
 
-value_counts as (
-
-    select
-        model_name,
-        evaluation_date,
-        feature_name,
-        feature_kind,
-        numeric_value,
-        sum(ref_count) as ref_count,
-        sum(cur_count) as cur_count
-    from window_values
-    group by model_name, evaluation_date, feature_name, feature_kind, numeric_value
-
-),
-
-{{ feedback_flywheel.drift_numeric_distance_ctes('value_counts', keys) }}
+{{ feedback_flywheel.drift_numeric_distance_ctes('window_values', keys) }}
 
 final as (
 
