@@ -243,6 +243,18 @@ def numeric_values(rows: pd.DataFrame, model: str, feature: str, side: str) -> n
     return np.array([value for value in values if isinstance(value, int | float)], dtype=float)
 
 
+def scipy_statistics(ref: np.ndarray, cur: np.ndarray) -> dict[str, float]:
+    """KS D, W1, the means and the reference's sample standard deviation, as scipy and numpy
+    compute them on the two windows' values."""
+    return {
+        "ks_d": stats.ks_2samp(ref, cur).statistic,
+        "wasserstein": stats.wasserstein_distance(ref, cur),
+        "ref_mean": np.mean(ref),
+        "ref_std": np.std(ref, ddof=1),
+        "cur_mean": np.mean(cur),
+    }
+
+
 def window_rows(rows: pd.DataFrame, model: str, side: str) -> int:
     return int(((rows["model_name"] == model) & (rows["side"] == side)).sum())
 
@@ -322,14 +334,8 @@ def test_numeric_statistics_equal_scipy(drift_build: DriftBuild) -> None:
         assert got["missing_ref"] == window_rows(rows, "m1", "reference") - len(ref), feature
         assert got["missing_cur"] == window_rows(rows, "m1", "current") - len(cur), feature
         assert len(np.unique(np.concatenate([ref, cur]))) < len(ref) + len(cur), "want ties"
-        expected = {
-            "ks_d": stats.ks_2samp(ref, cur).statistic,
-            "wasserstein": stats.wasserstein_distance(ref, cur),
-            "ref_mean": np.mean(ref),
-            "ref_std": np.std(ref, ddof=1),
-            "cur_mean": np.mean(cur),
-            "wasserstein_norm": stats.wasserstein_distance(ref, cur) / np.std(ref, ddof=1),
-        }
+        expected = scipy_statistics(ref, cur)
+        expected["wasserstein_norm"] = expected["wasserstein"] / expected["ref_std"]
         cut_points = reference_cut_points(ref)
         ref_counts, cur_counts = binned(ref, cut_points), binned(cur, cut_points)
         if feature == "predicted_score":
@@ -393,13 +399,7 @@ def test_numeric_statistics_equal_scipy_at_a_noon_watermark(
         got = mart.loc[("m1", feature)]
         assert (got["n_ref"], got["n_cur"]) == (len(ref), len(cur)), feature
         assert got["missing_cur"] == window_rows(rows, "m1", "current") - len(cur), feature
-        expected = {
-            "ks_d": stats.ks_2samp(ref, cur).statistic,
-            "wasserstein": stats.wasserstein_distance(ref, cur),
-            "ref_mean": np.mean(ref),
-            "ref_std": np.std(ref, ddof=1),
-            "cur_mean": np.mean(cur),
-        }
+        expected = scipy_statistics(ref, cur)
         for column, value in expected.items():
             assert got[column] == pytest.approx(value, abs=TOLERANCE, rel=TOLERANCE), (
                 feature,
